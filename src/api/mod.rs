@@ -1,0 +1,331 @@
+//! HTTP surface: the WebSocket endpoint, the server API under `/api/v1` for backends,
+//! metrics, probes, the dev token endpoint and the demo page.
+
+mod error;
+
+pub use error::ApiError;
+
+use crate::features::Gateway;
+use crate::protocol::{ErrorCode, Member, RoomId, UserId};
+use crate::session;
+use crate::transport::ws::{HARD_LIMIT_FACTOR, WsTransport};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub gw: Arc<Gateway>,
+    /// Tracks connection tasks so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    pub draining: CancellationToken,
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/rooms/{room}/publish", post(publish))
+        .route("/rooms/{room}/presence", get(room_presence))
+        .route("/users/{user}/send", post(send))
+        .route("/users/{user}/disconnect", post(disconnect))
+        .route("/broadcast", post(broadcast))
+        .route("/online", get(online))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_api_key,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ));
+    Router::new()
+        .route("/", get(index))
+        .route("/ws", get(ws_upgrade))
+        .route("/dev/token", get(dev_token))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .nest("/api/v1", api)
+        .layer(DefaultBodyLimit::max(state.gw.config.max_frame_bytes))
+        .with_state(state)
+}
+
+async fn index() -> Html<&'static str> {
+    Html(include_str!("index.html"))
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    if st.gw.is_accepting() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.gw.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Browsers always send `Origin`; only listed origins (or the same host) may connect,
+/// so a page on another site cannot ride on a user's cookies or network position.
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
+}
+
+async fn ws_upgrade(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !st.gw.is_accepting() {
+        return ApiError::new(ErrorCode::Unavailable, "server draining").into_response();
+    }
+    if !origin_allowed(&st.gw.config.allowed_origins, &headers) {
+        return ApiError::new(ErrorCode::Forbidden, "origin not allowed").into_response();
+    }
+    let cfg = &st.gw.config;
+    let hard_limit = cfg.max_frame_bytes.saturating_mul(HARD_LIMIT_FACTOR);
+    let io = cfg.io_buffer_bytes;
+    let max_frame = cfg.max_frame_bytes;
+    ws.read_buffer_size(io)
+        .write_buffer_size(io)
+        .max_write_buffer_size(io.saturating_mul(64).max(hard_limit))
+        .max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .on_upgrade(move |socket| {
+            let transport = WsTransport::new(socket, max_frame);
+            st.tracker
+                .track_future(session::run(st.gw.clone(), transport, st.draining.clone()))
+        })
+}
+
+#[derive(Deserialize)]
+struct DevTokenQuery {
+    user: String,
+    name: Option<String>,
+}
+
+async fn dev_token(State(st): State<AppState>, Query(q): Query<DevTokenQuery>) -> Response {
+    if !st.gw.verifier.is_dev() {
+        return ApiError::new(ErrorCode::NotFound, "dev mode is off").into_response();
+    }
+    if UserId::new(&q.user).is_err() {
+        return ApiError::new(ErrorCode::BadRequest, "invalid user id").into_response();
+    }
+    match st
+        .gw
+        .verifier
+        .dev_token(&q.user, q.name.as_deref(), Duration::from_secs(24 * 3600))
+    {
+        Some(token) => token.into_response(),
+        None => ApiError::new(ErrorCode::Internal, "cannot mint").into_response(),
+    }
+}
+
+/// Constant-time comparison, so response timing does not leak the key.
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_api_key(State(st): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(key) = st.gw.config.api_key.as_deref() else {
+        return ApiError::new(
+            ErrorCode::Unavailable,
+            "HTTP API disabled: set SWITCHBOARD_API_KEY",
+        )
+        .into_response();
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(p) if same_key(p.as_bytes(), key.as_bytes()) => next.run(request).await,
+        _ => ApiError::new(ErrorCode::Unauthorized, "missing or wrong API key").into_response(),
+    }
+}
+
+async fn count_requests(State(st): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = format!("{}xx", response.status().as_u16() / 100);
+    st.gw
+        .metrics
+        .api_requests
+        .with_label_values(&[&route, &status])
+        .inc();
+    response
+}
+
+/// Body of publish/send/broadcast calls.
+#[derive(Deserialize)]
+struct Push {
+    data: Value,
+    /// Sender id shown to recipients; `server` when absent.
+    #[serde(default)]
+    from: Option<UserId>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+impl Push {
+    fn from_body(body: Result<Json<Push>, JsonRejection>) -> Result<Push, ApiError> {
+        body.map(|Json(p)| p).map_err(|rejection| {
+            let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ErrorCode::TooLarge
+            } else {
+                ErrorCode::BadRequest
+            };
+            ApiError::new(code, rejection.body_text())
+        })
+    }
+
+    fn sender(&self) -> (UserId, String) {
+        let from = self.from.clone().unwrap_or_else(UserId::server);
+        let name = self.name.clone().unwrap_or_else(|| from.to_string());
+        (from, name)
+    }
+}
+
+fn room_param(room: &str) -> Result<RoomId, ApiError> {
+    RoomId::new(room).map_err(|m| ApiError::new(ErrorCode::BadRequest, m))
+}
+
+fn user_param(user: &str) -> Result<UserId, ApiError> {
+    UserId::new(user).map_err(|m| ApiError::new(ErrorCode::BadRequest, m))
+}
+
+async fn publish(
+    State(st): State<AppState>,
+    Path(room): Path<String>,
+    body: Result<Json<Push>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let room = room_param(&room)?;
+    let push = Push::from_body(body)?;
+    let (from, name) = push.sender();
+    let seq = st.gw.publish(&room, &from, &name, push.data, true).await?;
+    Ok(Json(json!({"room": room, "seq": seq})))
+}
+
+async fn send(
+    State(st): State<AppState>,
+    Path(user): Path<String>,
+    body: Result<Json<Push>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let to = user_param(&user)?;
+    let push = Push::from_body(body)?;
+    let (from, name) = push.sender();
+    let seq = st.gw.send_direct(&to, &from, &name, push.data).await?;
+    Ok(Json(json!({"user": to, "seq": seq})))
+}
+
+async fn broadcast(
+    State(st): State<AppState>,
+    body: Result<Json<Push>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let push = Push::from_body(body)?;
+    let (from, name) = push.sender();
+    st.gw.broadcast(&from, &name, push.data).await?;
+    Ok(Json(json!({})))
+}
+
+async fn room_presence(
+    State(st): State<AppState>,
+    Path(room): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let room = room_param(&room)?;
+    let (members, count): (Vec<Member>, usize) = st.gw.presence(&room).await?;
+    Ok(Json(
+        json!({"room": room, "members": members, "count": count}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct OnlineQuery {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn online(
+    State(st): State<AppState>,
+    Query(q): Query<OnlineQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let page = st.gw.who(q.cursor.as_deref(), q.limit).await?;
+    Ok(Json(
+        json!({"users": page.users, "count": page.count, "next": page.next}),
+    ))
+}
+
+async fn disconnect(
+    State(st): State<AppState>,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let user = user_param(&user)?;
+    st.gw.disconnect_user(&user).await?;
+    Ok(Json(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn origins() {
+        let mut h = HeaderMap::new();
+        assert!(
+            origin_allowed(&[], &h),
+            "non-browser clients send no Origin"
+        );
+        h.insert(header::HOST, HeaderValue::from_static("gw.example:8080"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://gw.example:8080"),
+        );
+        assert!(origin_allowed(&[], &h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(!origin_allowed(&[], &h));
+        assert!(origin_allowed(&["https://evil.example".into()], &h));
+        assert!(origin_allowed(&["*".into()], &h));
+    }
+
+    #[test]
+    fn key_comparison() {
+        assert!(same_key(b"abc", b"abc"));
+        assert!(!same_key(b"abc", b"abd"));
+        assert!(!same_key(b"abc", b"abcd"));
+    }
+}

@@ -1,0 +1,136 @@
+//! Wiring: binds listeners, serves HTTP/WebSocket and TCP, and drains gracefully on
+//! shutdown: readiness off, no new connections, every client told to reconnect and
+//! closed spread over the drain period, then exit.
+
+use crate::api::{self, AppState};
+use crate::features::Gateway;
+use crate::protocol::close;
+use crate::session;
+use crate::transport::tcp::TcpTransport;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Extra time past the drain timeout for the last closes to be written.
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
+/// Share of the drain period over which closes are spread; the rest lets them finish.
+const DRAIN_SPREAD: f64 = 0.75;
+
+/// The sockets the gateway serves, bound before `run` so tests can use port 0.
+pub struct Listeners {
+    pub http: TcpListener,
+    pub tcp: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(http: SocketAddr, tcp: Option<SocketAddr>) -> io::Result<Self> {
+        let http = TcpListener::bind(http).await?;
+        let tcp = match tcp {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        Ok(Listeners { http, tcp })
+    }
+}
+
+/// Serves until `shutdown` resolves, then drains and returns.
+pub async fn run(
+    gw: Arc<Gateway>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()> {
+    let tracker = TaskTracker::new();
+    let draining = CancellationToken::new();
+    let state = AppState {
+        gw: gw.clone(),
+        tracker: tracker.clone(),
+        draining: draining.clone(),
+    };
+    let router = api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    let http_addr = listeners.http.local_addr()?;
+    let http = tokio::spawn(
+        axum::serve(listeners.http, router)
+            .with_graceful_shutdown(draining.clone().cancelled_owned())
+            .into_future(),
+    );
+    let tcp = match listeners.tcp {
+        Some(listener) => {
+            tracing::info!(addr = %listener.local_addr()?, "tcp transport listening");
+            Some(tokio::spawn(accept_tcp(
+                listener,
+                gw.clone(),
+                tracker.clone(),
+                draining.clone(),
+            )))
+        }
+        None => None,
+    };
+    tracing::info!(addr = %http_addr, replica = %gw.replica, "switchboard listening");
+
+    shutdown.await;
+    let started = Instant::now();
+    let deadline = started + gw.config.drain_timeout;
+    tracing::info!(sessions = gw.hub.session_count(), drain = ?gw.config.drain_timeout, "draining");
+    gw.stop_accepting();
+    draining.cancel();
+
+    let sessions = gw.hub.sessions();
+    let spread = gw.config.drain_timeout.mul_f64(DRAIN_SPREAD);
+    let n = sessions.len().max(1) as f64;
+    for (i, handle) in sessions.iter().enumerate() {
+        sleep_until(started + spread.mul_f64(i as f64 / n)).await;
+        handle.close(close::DRAINING);
+    }
+    tracker.close();
+    if timeout_at(deadline + DRAIN_MARGIN, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = tracker.len(),
+            "drain timeout reached with connections still open"
+        );
+    }
+    if let Some(tcp) = tcp {
+        tcp.abort();
+    }
+    match timeout(DRAIN_MARGIN, http).await {
+        Ok(Ok(Err(err))) => tracing::warn!(cause = %err, "http server ended with an error"),
+        Err(_) => tracing::debug!("http server still closing idle connections"),
+        _ => {}
+    }
+    tracing::info!(took = ?started.elapsed(), "drained");
+    Ok(())
+}
+
+async fn accept_tcp(
+    listener: TcpListener,
+    gw: Arc<Gateway>,
+    tracker: TaskTracker,
+    draining: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = draining.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                let transport =
+                    TcpTransport::new(stream, gw.config.max_frame_bytes, gw.config.io_buffer_bytes);
+                tracker.spawn(session::run(gw.clone(), transport, draining.clone()));
+            }
+            Err(err) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!(cause = %err, "tcp accept failed");
+                sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! Single-node backend: the bus loops events straight back to the local hub, logs and
+//! presence live in process memory. The default for `cargo run` and most tests.
+
+use super::{BackendError, Bus, Event, EventSink, OnlinePage, Presence, Replay, Topic};
+use crate::metrics::Metrics;
+use crate::protocol::{Member, RoomId, UserId};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// Locks a mutex even if a panicking thread poisoned it: the data are plain maps
+/// whose invariants hold between statements.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An ordered, bounded log of one topic.
+#[derive(Default)]
+struct Log {
+    last_seq: u64,
+    entries: VecDeque<Event>,
+    /// For user topics: highest seq handed to a session.
+    delivered: u64,
+}
+
+pub struct MemoryBus {
+    sink: Arc<dyn EventSink>,
+    logs: RwLock<HashMap<Topic, Arc<Mutex<Log>>>>,
+    history_size: usize,
+    inbox_size: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl MemoryBus {
+    pub fn new(
+        sink: Arc<dyn EventSink>,
+        history_size: usize,
+        inbox_size: usize,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        MemoryBus {
+            sink,
+            logs: RwLock::default(),
+            history_size,
+            inbox_size,
+            metrics,
+        }
+    }
+
+    fn log(&self, topic: &Topic) -> Arc<Mutex<Log>> {
+        if let Some(log) = self
+            .logs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+        {
+            return log.clone();
+        }
+        self.logs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(topic.clone())
+            .or_default()
+            .clone()
+    }
+
+    fn existing_log(&self, topic: &Topic) -> Option<Arc<Mutex<Log>>> {
+        self.logs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+            .cloned()
+    }
+}
+
+#[async_trait]
+impl Bus for MemoryBus {
+    async fn publish(&self, topic: &Topic, event: Event) -> Result<(), BackendError> {
+        self.sink.dispatch(topic, &event);
+        Ok(())
+    }
+
+    async fn publish_logged(&self, topic: &Topic, mut event: Event) -> Result<u64, BackendError> {
+        let cap = match topic {
+            Topic::User(_) => self.inbox_size,
+            _ => self.history_size,
+        };
+        let log = self.log(topic);
+        // Dispatch under the topic lock so local delivery order equals seq order.
+        let mut log = lock(&log);
+        log.last_seq += 1;
+        let seq = log.last_seq;
+        event.set_seq(seq);
+        let delivered = self.sink.dispatch(topic, &event);
+        if delivered > 0 && matches!(topic, Topic::User(_)) {
+            log.delivered = seq;
+        }
+        if cap > 0 {
+            log.entries.push_back(event);
+            self.metrics.log_entries.inc();
+            while log.entries.len() > cap {
+                log.entries.pop_front();
+                self.metrics.log_entries.dec();
+            }
+        }
+        Ok(seq)
+    }
+
+    async fn replay(
+        &self,
+        topic: &Topic,
+        after: u64,
+        limit: usize,
+    ) -> Result<Replay, BackendError> {
+        let Some(log) = self.existing_log(topic) else {
+            return Ok(Replay {
+                events: Vec::new(),
+                complete: after == 0,
+            });
+        };
+        let log = lock(&log);
+        if after >= log.last_seq {
+            return Ok(Replay {
+                events: Vec::new(),
+                complete: after == log.last_seq,
+            });
+        }
+        let first_kept = log.last_seq + 1 - log.entries.len() as u64;
+        let missed = log.last_seq - after;
+        let skip = log.entries.len().saturating_sub(missed as usize);
+        let newer: Vec<Event> = log.entries.iter().skip(skip).cloned().collect();
+        let take_from = newer.len().saturating_sub(limit);
+        Ok(Replay {
+            complete: after + 1 >= first_kept && take_from == 0,
+            events: newer.into_iter().skip(take_from).collect(),
+        })
+    }
+
+    async fn delivered(&self, user: &UserId) -> Result<u64, BackendError> {
+        Ok(self
+            .existing_log(&Topic::User(user.clone()))
+            .map(|log| lock(&log).delivered)
+            .unwrap_or(0))
+    }
+
+    async fn subscribe(&self, _topic: &Topic) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, _topic: &Topic) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct PresenceState {
+    /// Online users: name and session ids.
+    users: BTreeMap<UserId, OnlineUser>,
+    /// Room -> user -> that user's sessions in the room.
+    rooms: HashMap<RoomId, BTreeMap<UserId, HashSet<String>>>,
+}
+
+struct OnlineUser {
+    name: String,
+    sessions: HashSet<String>,
+    rooms: HashSet<RoomId>,
+}
+
+#[derive(Default)]
+pub struct MemoryPresence {
+    state: Mutex<PresenceState>,
+}
+
+impl MemoryPresence {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl Presence for MemoryPresence {
+    async fn connect(
+        &self,
+        user: &UserId,
+        name: &str,
+        session: &str,
+    ) -> Result<usize, BackendError> {
+        let mut st = lock(&self.state);
+        let entry = st.users.entry(user.clone()).or_insert_with(|| OnlineUser {
+            name: name.to_owned(),
+            sessions: HashSet::new(),
+            rooms: HashSet::new(),
+        });
+        let before = entry.sessions.len();
+        if before == 0 {
+            entry.name = name.to_owned();
+        }
+        entry.sessions.insert(session.to_owned());
+        Ok(before)
+    }
+
+    async fn disconnect(&self, user: &UserId, session: &str) -> Result<(), BackendError> {
+        let mut st = lock(&self.state);
+        if let Some(entry) = st.users.get_mut(user) {
+            entry.sessions.remove(session);
+            if entry.sessions.is_empty() {
+                st.users.remove(user);
+            }
+        }
+        Ok(())
+    }
+
+    async fn session_count(&self, user: &UserId) -> Result<usize, BackendError> {
+        Ok(lock(&self.state)
+            .users
+            .get(user)
+            .map_or(0, |u| u.sessions.len()))
+    }
+
+    async fn join(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        session: &str,
+    ) -> Result<bool, BackendError> {
+        let mut st = lock(&self.state);
+        let sessions = st
+            .rooms
+            .entry(room.clone())
+            .or_default()
+            .entry(user.clone())
+            .or_default();
+        let first = sessions.is_empty();
+        sessions.insert(session.to_owned());
+        if let Some(u) = st.users.get_mut(user) {
+            u.rooms.insert(room.clone());
+        }
+        Ok(first)
+    }
+
+    async fn leave(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        session: &str,
+    ) -> Result<bool, BackendError> {
+        let mut st = lock(&self.state);
+        let Some(members) = st.rooms.get_mut(room) else {
+            return Ok(false);
+        };
+        let Some(sessions) = members.get_mut(user) else {
+            return Ok(false);
+        };
+        let removed = sessions.remove(session);
+        let last = removed && sessions.is_empty();
+        if sessions.is_empty() {
+            members.remove(user);
+            if members.is_empty() {
+                st.rooms.remove(room);
+            }
+            if let Some(u) = st.users.get_mut(user) {
+                u.rooms.remove(room);
+            }
+        }
+        Ok(last)
+    }
+
+    async fn members(
+        &self,
+        room: &RoomId,
+        limit: usize,
+    ) -> Result<(Vec<Member>, usize), BackendError> {
+        let st = lock(&self.state);
+        let Some(members) = st.rooms.get(room) else {
+            return Ok((Vec::new(), 0));
+        };
+        let list = members
+            .keys()
+            .take(limit)
+            .map(|user| Member {
+                user: user.clone(),
+                name: st
+                    .users
+                    .get(user)
+                    .map_or_else(|| user.to_string(), |u| u.name.clone()),
+            })
+            .collect();
+        Ok((list, members.len()))
+    }
+
+    async fn online(&self, cursor: Option<&str>, limit: usize) -> Result<OnlinePage, BackendError> {
+        let st = lock(&self.state);
+        let lower = match cursor {
+            Some(c) => Bound::Excluded(c),
+            None => Bound::Unbounded,
+        };
+        let mut users: Vec<Member> = st
+            .users
+            .range::<str, _>((lower, Bound::Unbounded))
+            .take(limit + 1)
+            .map(|(user, u)| Member {
+                user: user.clone(),
+                name: u.name.clone(),
+            })
+            .collect();
+        let next = if users.len() > limit {
+            users.truncate(limit);
+            users.last().map(|m| m.user.to_string())
+        } else {
+            None
+        };
+        Ok(OnlinePage {
+            users,
+            count: st.users.len(),
+            next,
+        })
+    }
+
+    async fn rename(&self, user: &UserId, name: &str) -> Result<Vec<RoomId>, BackendError> {
+        let mut st = lock(&self.state);
+        Ok(match st.users.get_mut(user) {
+            Some(u) => {
+                u.name = name.to_owned();
+                u.rooms.iter().cloned().collect()
+            }
+            None => Vec::new(),
+        })
+    }
+}

@@ -1,0 +1,171 @@
+//! What replicas share, behind small traits: the event `Bus` (publish/subscribe with
+//! per-topic logs for resume and offline delivery) and `Presence`.
+//!
+//! `memory` is the single-node implementation. A Redis implementation plugs in behind
+//! the same traits; the rules in `features` never know which one runs.
+
+pub mod memory;
+
+use crate::protocol::{Member, RoomId, UserId};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Where an event goes: every replica delivers it to its local sessions of the topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Room(RoomId),
+    User(UserId),
+    All,
+}
+
+/// What travels between replicas. Each replica turns it into a client frame once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum Event {
+    Message {
+        room: RoomId,
+        from: UserId,
+        name: String,
+        data: Value,
+        seq: u64,
+        ts: u64,
+        /// Set when the sender asked for no echo: its own sessions are skipped.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        skip: Option<UserId>,
+    },
+    Direct {
+        to: UserId,
+        from: UserId,
+        name: String,
+        data: Value,
+        seq: u64,
+        ts: u64,
+    },
+    Broadcast {
+        from: UserId,
+        name: String,
+        data: Value,
+        ts: u64,
+    },
+    MemberJoined {
+        room: RoomId,
+        user: UserId,
+        name: String,
+    },
+    MemberLeft {
+        room: RoomId,
+        user: UserId,
+        name: String,
+    },
+    MemberRenamed {
+        room: RoomId,
+        user: UserId,
+        name: String,
+    },
+    /// Close the user's sessions (but `except`) with `code`: kick policy, API disconnect.
+    Kick {
+        user: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        except: Option<String>,
+        code: u16,
+    },
+    /// The user's display name changed; its sessions use the new one from now on.
+    Renamed { user: UserId, name: String },
+}
+
+impl Event {
+    /// Stores the seq a logged topic assigned.
+    pub fn set_seq(&mut self, value: u64) {
+        if let Event::Message { seq, .. } | Event::Direct { seq, .. } = self {
+            *seq = value;
+        }
+    }
+}
+
+/// Result of reading a topic's log after a seq.
+#[derive(Debug, Default)]
+pub struct Replay {
+    pub events: Vec<Event>,
+    /// False when messages after `since` were dropped from retention or beyond the
+    /// replay cap: the client has a gap and should refetch its state.
+    pub complete: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The shared store cannot be reached right now; callers answer `unavailable`.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Receives events for topics this replica subscribed to: the local hub.
+pub trait EventSink: Send + Sync {
+    /// Delivers to local sessions; returns how many received it.
+    fn dispatch(&self, topic: &Topic, event: &Event) -> usize;
+}
+
+/// Topic-based publish/subscribe across replicas, with ordered logs for room messages
+/// and direct messages.
+#[async_trait]
+pub trait Bus: Send + Sync {
+    /// Publishes without logging (presence events, broadcast, control).
+    async fn publish(&self, topic: &Topic, event: Event) -> Result<(), BackendError>;
+    /// Assigns the topic's next seq, appends to its bounded log, then publishes;
+    /// delivery order on every replica equals seq order.
+    async fn publish_logged(&self, topic: &Topic, event: Event) -> Result<u64, BackendError>;
+    /// Logged events with seq > `after`, at most `limit` (the newest ones if more).
+    async fn replay(&self, topic: &Topic, after: u64, limit: usize)
+    -> Result<Replay, BackendError>;
+    /// Highest direct-message seq handed to any session of `user`: where a login
+    /// without an explicit cursor resumes.
+    async fn delivered(&self, user: &UserId) -> Result<u64, BackendError>;
+    /// Starts receiving a topic on this replica (called on the first local interest).
+    async fn subscribe(&self, topic: &Topic) -> Result<(), BackendError>;
+    /// Stops receiving a topic (called when the last local interest goes).
+    async fn unsubscribe(&self, topic: &Topic) -> Result<(), BackendError>;
+}
+
+/// Who is online and in which rooms, across replicas.
+#[async_trait]
+pub trait Presence: Send + Sync {
+    /// Marks a session online; returns how many sessions the user had before it.
+    async fn connect(
+        &self,
+        user: &UserId,
+        name: &str,
+        session: &str,
+    ) -> Result<usize, BackendError>;
+    /// Marks a session offline.
+    async fn disconnect(&self, user: &UserId, session: &str) -> Result<(), BackendError>;
+    /// Sessions the user has on all replicas.
+    async fn session_count(&self, user: &UserId) -> Result<usize, BackendError>;
+    /// Puts a session in a room; true when it is the user's first session there.
+    async fn join(&self, room: &RoomId, user: &UserId, session: &str)
+    -> Result<bool, BackendError>;
+    /// Takes a session out of a room; true when it was the user's last session there.
+    async fn leave(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        session: &str,
+    ) -> Result<bool, BackendError>;
+    /// Up to `limit` members of a room with their names, and the exact member count.
+    async fn members(
+        &self,
+        room: &RoomId,
+        limit: usize,
+    ) -> Result<(Vec<Member>, usize), BackendError>;
+    /// Online users ordered by id after `cursor`, the total count, and the next cursor.
+    async fn online(&self, cursor: Option<&str>, limit: usize) -> Result<OnlinePage, BackendError>;
+    /// Changes the user's display name; returns the rooms the user is in.
+    async fn rename(&self, user: &UserId, name: &str) -> Result<Vec<RoomId>, BackendError>;
+}
+
+/// One page of online users.
+#[derive(Debug, Default)]
+pub struct OnlinePage {
+    pub users: Vec<Member>,
+    pub count: usize,
+    pub next: Option<String>,
+}

@@ -1,0 +1,348 @@
+//! Every setting, from command-line flags and `SWITCHBOARD_*` environment variables,
+//! checked once at startup so a bad value fails fast with the setting's name.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+/// Horizontally scaled real-time gateway: WebSocket and TCP clients, rooms, direct
+/// messages, presence and broadcast, with an HTTP API for backends.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a signed HS* token for trying things out.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// User id (`sub` claim).
+    #[arg(long)]
+    pub sub: String,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// HMAC secret the gateway is configured with.
+    #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
+    pub secret: String,
+    #[arg(long, value_enum, default_value = "hs256")]
+    pub alg: JwtAlg,
+    /// Ranked-play rating claim.
+    #[arg(long)]
+    pub rating: Option<i64>,
+    /// Permission to grant (repeatable), e.g. `broadcast`.
+    #[arg(long = "perm")]
+    pub perms: Vec<String>,
+    /// Room glob the user may join (repeatable); no `--room` means any room.
+    #[arg(long = "room")]
+    pub rooms: Vec<String>,
+    /// Lifetime of the token.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    #[arg(long)]
+    pub issuer: Option<String>,
+    #[arg(long)]
+    pub audience: Option<String>,
+}
+
+/// JWT signature algorithms the gateway accepts (exactly one is configured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JwtAlg {
+    #[value(name = "HS256", alias = "hs256")]
+    Hs256,
+    #[value(name = "HS384", alias = "hs384")]
+    Hs384,
+    #[value(name = "HS512", alias = "hs512")]
+    Hs512,
+    #[value(name = "RS256", alias = "rs256")]
+    Rs256,
+    #[value(name = "RS384", alias = "rs384")]
+    Rs384,
+    #[value(name = "RS512", alias = "rs512")]
+    Rs512,
+    #[value(name = "PS256", alias = "ps256")]
+    Ps256,
+    #[value(name = "PS384", alias = "ps384")]
+    Ps384,
+    #[value(name = "PS512", alias = "ps512")]
+    Ps512,
+    #[value(name = "ES256", alias = "es256")]
+    Es256,
+    #[value(name = "ES384", alias = "es384")]
+    Es384,
+    #[value(name = "EdDSA", alias = "eddsa")]
+    EdDsa,
+}
+
+impl JwtAlg {
+    pub fn is_hmac(self) -> bool {
+        matches!(self, JwtAlg::Hs256 | JwtAlg::Hs384 | JwtAlg::Hs512)
+    }
+}
+
+/// What happens when a user who already has a session logs in again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DuplicateLogin {
+    /// Keep all sessions (several devices).
+    Multi,
+    /// Refuse the new login with `conflict`.
+    Reject,
+    /// Close the older sessions with 4003.
+    Kick,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Gateway settings. Defaults work on a laptop.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// HTTP address: WebSocket endpoint `/ws`, API, metrics and probes.
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Raw TCP transport address (newline-delimited JSON); off when unset.
+    #[arg(long, env = "SWITCHBOARD_TCP_LISTEN")]
+    pub tcp_listen: Option<SocketAddr>,
+
+    /// HMAC secret for HS256/384/512 tokens. Without a secret or public key the
+    /// gateway runs in dev mode with a random secret and `/dev/token`.
+    #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM public key for RS*/PS*/ES*/EdDSA tokens.
+    #[arg(long, env = "SWITCHBOARD_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// The one accepted token algorithm.
+    #[arg(long, env = "SWITCHBOARD_JWT_ALG", value_enum, default_value = "HS256")]
+    pub jwt_alg: JwtAlg,
+    /// Required `iss` claim.
+    #[arg(long, env = "SWITCHBOARD_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim.
+    #[arg(long, env = "SWITCHBOARD_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Clock skew tolerated on `exp`/`nbf`.
+    #[arg(long, env = "SWITCHBOARD_JWT_LEEWAY", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub jwt_leeway: Duration,
+
+    /// Bearer key for the HTTP API under /api/v1; the API answers 503 without one.
+    #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Browser origins allowed to open WebSockets (comma separated, `*` for any).
+    /// Empty: same origin as the Host header only. Non-browser clients send no Origin.
+    #[arg(long, env = "SWITCHBOARD_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Redis URL (`redis://`, `rediss://`); the in-memory single-node backend when unset.
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Namespace for every Redis key and channel.
+    #[arg(long, env = "SWITCHBOARD_REDIS_PREFIX", default_value = "sb")]
+    pub redis_prefix: String,
+
+    /// Time a new connection has to send its `login` frame.
+    #[arg(long, env = "SWITCHBOARD_LOGIN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub login_timeout: Duration,
+    /// Interval of server pings (WebSocket ping, `{"type":"ping"}` over TCP).
+    #[arg(long, env = "SWITCHBOARD_HEARTBEAT", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+    /// A connection that sends nothing (not even a pong) for this long is closed.
+    #[arg(long, env = "SWITCHBOARD_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// A write to a client that takes longer closes it as a slow consumer.
+    #[arg(long, env = "SWITCHBOARD_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+    /// Largest accepted inbound frame (bytes); larger ones get `too_large`.
+    #[arg(long, env = "SWITCHBOARD_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+    /// Per-connection read/write buffer size (bytes); small keeps idle connections cheap.
+    #[arg(long, env = "SWITCHBOARD_IO_BUFFER_BYTES", default_value_t = 4096)]
+    pub io_buffer_bytes: usize,
+    /// Outbound frames queued per session before it is closed as a slow consumer (4009).
+    #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+    /// Sustained inbound frames per second per connection.
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT", default_value_t = 50.0)]
+    pub rate_limit: f64,
+    /// Inbound frames a connection may send in a burst.
+    #[arg(long, env = "SWITCHBOARD_RATE_BURST", default_value_t = 100.0)]
+    pub rate_burst: f64,
+    /// Rate-limited frames (net of a 10/s allowance) after which the connection is closed (4008).
+    #[arg(long, env = "SWITCHBOARD_RATE_ABUSE_LIMIT", default_value_t = 200.0)]
+    pub rate_abuse_limit: f64,
+
+    /// Policy for a second login of the same user.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DUPLICATE_LOGIN",
+        value_enum,
+        default_value = "multi"
+    )]
+    pub duplicate_login: DuplicateLogin,
+    /// Rooms one session may be in at once.
+    #[arg(long, env = "SWITCHBOARD_MAX_ROOMS_PER_SESSION", default_value_t = 100)]
+    pub max_rooms_per_session: usize,
+    /// Room messages kept per room for resume (`join` with `since`).
+    #[arg(long, env = "SWITCHBOARD_HISTORY_SIZE", default_value_t = 100)]
+    pub history_size: usize,
+    /// Most messages replayed for one `join` with `since`.
+    #[arg(long, env = "SWITCHBOARD_REPLAY_LIMIT", default_value_t = 100)]
+    pub replay_limit: usize,
+    /// Direct messages kept per user for offline delivery.
+    #[arg(long, env = "SWITCHBOARD_INBOX_SIZE", default_value_t = 100)]
+    pub inbox_size: usize,
+    /// Members listed in a `presence` reply (the count is always exact).
+    #[arg(long, env = "SWITCHBOARD_PRESENCE_LIMIT", default_value_t = 1000)]
+    pub presence_limit: usize,
+    /// Default and largest page of a `who` reply.
+    #[arg(long, env = "SWITCHBOARD_WHO_PAGE", default_value_t = 100)]
+    pub who_page: usize,
+    /// Longest display name, in characters.
+    #[arg(long, env = "SWITCHBOARD_MAX_NAME_CHARS", default_value_t = 64)]
+    pub max_name_chars: usize,
+
+    /// On SIGTERM, clients are told to reconnect and closed spread over this period.
+    #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Log output format.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    /// The defaults, as if started with no flags (environment variables still apply).
+    fn default() -> Self {
+        Cli::try_parse_from(["switchboard"])
+            .map(|cli| cli.config)
+            .unwrap_or_else(|err| panic!("built-in defaults must parse: {err}"))
+    }
+}
+
+impl Config {
+    /// Checks relations between settings that clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("SWITCHBOARD_LOGIN_TIMEOUT", self.login_timeout),
+            ("SWITCHBOARD_HEARTBEAT", self.heartbeat),
+            ("SWITCHBOARD_IDLE_TIMEOUT", self.idle_timeout),
+            ("SWITCHBOARD_WRITE_TIMEOUT", self.write_timeout),
+        ];
+        for (name, d) in positive {
+            if d.is_zero() {
+                return Err(format!("{name} must be greater than zero"));
+            }
+        }
+        let counts = [
+            ("SWITCHBOARD_MAX_FRAME_BYTES", self.max_frame_bytes),
+            ("SWITCHBOARD_IO_BUFFER_BYTES", self.io_buffer_bytes),
+            ("SWITCHBOARD_OUTBOUND_QUEUE", self.outbound_queue),
+            (
+                "SWITCHBOARD_MAX_ROOMS_PER_SESSION",
+                self.max_rooms_per_session,
+            ),
+            ("SWITCHBOARD_WHO_PAGE", self.who_page),
+            ("SWITCHBOARD_MAX_NAME_CHARS", self.max_name_chars),
+        ];
+        for (name, n) in counts {
+            if n == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        let rates = [
+            ("SWITCHBOARD_RATE_LIMIT", self.rate_limit),
+            ("SWITCHBOARD_RATE_BURST", self.rate_burst),
+            ("SWITCHBOARD_RATE_ABUSE_LIMIT", self.rate_abuse_limit),
+        ];
+        for (name, r) in rates {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(format!("{name} must be a positive number"));
+            }
+        }
+        if self.idle_timeout <= self.heartbeat {
+            return Err(
+                "SWITCHBOARD_IDLE_TIMEOUT must be longer than SWITCHBOARD_HEARTBEAT".to_owned(),
+            );
+        }
+        if self.jwt_secret.is_some() && self.jwt_public_key_file.is_some() {
+            return Err(
+                "set only one of SWITCHBOARD_JWT_SECRET and SWITCHBOARD_JWT_PUBLIC_KEY_FILE"
+                    .to_owned(),
+            );
+        }
+        if self.jwt_secret.as_deref().is_some_and(str::is_empty) {
+            return Err("SWITCHBOARD_JWT_SECRET must not be empty".to_owned());
+        }
+        if self.jwt_secret.is_some() && !self.jwt_alg.is_hmac() {
+            return Err(
+                "SWITCHBOARD_JWT_ALG must be HS256/HS384/HS512 with SWITCHBOARD_JWT_SECRET"
+                    .to_owned(),
+            );
+        }
+        if self.jwt_public_key_file.is_some() && self.jwt_alg.is_hmac() {
+            return Err(
+                "SWITCHBOARD_JWT_ALG must be an asymmetric algorithm with SWITCHBOARD_JWT_PUBLIC_KEY_FILE"
+                    .to_owned(),
+            );
+        }
+        if self.api_key.as_deref().is_some_and(str::is_empty) {
+            return Err("SWITCHBOARD_API_KEY must not be empty".to_owned());
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}', ' ']) {
+            return Err("SWITCHBOARD_REDIS_PREFIX must be non-empty without spaces or {}".into());
+        }
+        Ok(())
+    }
+
+    /// Dev mode: no key configured, so a random secret is used and `/dev/token` mints tokens.
+    pub fn dev_mode(&self) -> bool {
+        self.jwt_secret.is_none() && self.jwt_public_key_file.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let mut all = vec!["switchboard"];
+        all.extend_from_slice(args);
+        let cli = Cli::try_parse_from(all).map_err(|e| e.to_string())?;
+        cli.config.validate()?;
+        Ok(cli.config)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = parse(&[]).expect("defaults");
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.login_timeout, Duration::from_secs(5));
+        assert_eq!(c.outbound_queue, 1024);
+        assert!(c.dev_mode());
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let err = parse(&["--login-timeout", "soon"]).expect_err("bad duration");
+        assert!(err.contains("login-timeout"), "{err}");
+        let err = parse(&["--outbound-queue", "0"]).expect_err("zero queue");
+        assert!(err.contains("SWITCHBOARD_OUTBOUND_QUEUE"), "{err}");
+        let err = parse(&["--jwt-secret", "s", "--jwt-alg", "RS256"]).expect_err("alg");
+        assert!(err.contains("SWITCHBOARD_JWT_ALG"), "{err}");
+        let err = parse(&["--heartbeat", "90s"]).expect_err("idle<hb");
+        assert!(err.contains("SWITCHBOARD_IDLE_TIMEOUT"), "{err}");
+    }
+}

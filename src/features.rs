@@ -1,0 +1,328 @@
+//! The gateway's rules, written once against the backend traits and shared by client
+//! sessions and the HTTP API: login registration, rooms, direct messages, broadcast,
+//! presence and renames.
+
+use crate::auth::{Identity, Verifier};
+use crate::backend::memory::{MemoryBus, MemoryPresence};
+use crate::backend::{BackendError, Bus, Event, OnlinePage, Presence, Replay, Topic};
+use crate::config::{Config, DuplicateLogin};
+use crate::hub::{Delivery, Hub, SessionHandle};
+use crate::metrics::Metrics;
+use crate::protocol::{ErrorCode, Member, Reply, RoomId, UserId, close};
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio::sync::mpsc;
+
+impl From<BackendError> for Reply {
+    fn from(err: BackendError) -> Self {
+        tracing::warn!(cause = %err, "backend call failed");
+        Reply::new(ErrorCode::Unavailable, "backend unavailable, try again")
+    }
+}
+
+/// Everything a session or API handler needs, shared by reference.
+pub struct Gateway {
+    pub config: Config,
+    /// Short random id of this process, part of every session id.
+    pub replica: String,
+    pub hub: Arc<Hub>,
+    pub bus: Arc<dyn Bus>,
+    pub presence: Arc<dyn Presence>,
+    pub metrics: Arc<Metrics>,
+    pub verifier: Verifier,
+    next_session: AtomicU64,
+    /// False once draining started: `/readyz` fails and new logins are refused.
+    accepting: AtomicBool,
+}
+
+/// A registered session and where its direct-message replay starts.
+pub struct Registered {
+    pub handle: Arc<SessionHandle>,
+    pub dm_after: u64,
+}
+
+impl Gateway {
+    /// Builds the gateway with the in-memory backend.
+    pub fn new(config: Config) -> Result<Arc<Self>, String> {
+        config.validate()?;
+        let verifier = Verifier::from_config(&config)?;
+        let metrics = Arc::new(Metrics::new());
+        let hub = Arc::new(Hub::new(metrics.clone()));
+        let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(
+            hub.clone(),
+            config.history_size,
+            config.inbox_size,
+            metrics.clone(),
+        ));
+        let presence: Arc<dyn Presence> = Arc::new(MemoryPresence::new());
+        let replica = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+        Ok(Arc::new(Gateway {
+            config,
+            replica,
+            hub,
+            bus,
+            presence,
+            metrics,
+            verifier,
+            next_session: AtomicU64::new(1),
+            accepting: AtomicBool::new(true),
+        }))
+    }
+
+    pub fn is_accepting(&self) -> bool {
+        self.accepting.load(Ordering::Acquire)
+    }
+
+    pub fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::Release);
+    }
+
+    /// Applies the duplicate-login policy and registers the session everywhere.
+    pub async fn register(
+        &self,
+        identity: &Identity,
+        tx: mpsc::Sender<Arc<Delivery>>,
+        dm_since: Option<u64>,
+    ) -> Result<Registered, Reply> {
+        if !self.is_accepting() {
+            return Err(Reply::new(ErrorCode::Unavailable, "server draining"));
+        }
+        let user = &identity.user;
+        if self.config.duplicate_login == DuplicateLogin::Reject
+            && self.presence.session_count(user).await? > 0
+        {
+            return Err(Reply::new(
+                ErrorCode::Conflict,
+                "user already has a session (duplicate logins are rejected)",
+            ));
+        }
+        // Read the watermark before registering, so DMs arriving from now on are either
+        // queued live or replayed, never skipped.
+        let dm_after = match dm_since {
+            Some(seq) => seq,
+            None => self.bus.delivered(user).await?,
+        };
+        let n = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let handle = SessionHandle::new(
+            format!("{}-{n}", self.replica),
+            user.clone(),
+            &identity.name,
+            tx,
+        );
+        if self.hub.add_session(&handle)
+            && let Err(err) = self.bus.subscribe(&Topic::User(user.clone())).await
+        {
+            self.hub.remove_session(&handle);
+            return Err(err.into());
+        }
+        if let Err(err) = self
+            .presence
+            .connect(user, &identity.name, &handle.id)
+            .await
+        {
+            self.unregister(&handle, &[]).await;
+            return Err(err.into());
+        }
+        if self.config.duplicate_login == DuplicateLogin::Kick {
+            let kick = Event::Kick {
+                user: user.clone(),
+                except: Some(handle.id.clone()),
+                code: close::REPLACED,
+            };
+            self.bus.publish(&Topic::User(user.clone()), kick).await?;
+        }
+        Ok(Registered { handle, dm_after })
+    }
+
+    /// Undoes `register` and leaves every room; best effort when the backend is down
+    /// (presence entries of a lost replica expire on their own).
+    pub async fn unregister(&self, handle: &Arc<SessionHandle>, rooms: &[RoomId]) {
+        for room in rooms {
+            if let Err(err) = self.leave(handle, room).await {
+                tracing::debug!(session = %handle.id, %room, cause = %err, "leave on close failed");
+            }
+        }
+        if self.hub.remove_session(handle) {
+            let _ = self
+                .bus
+                .unsubscribe(&Topic::User(handle.user.clone()))
+                .await;
+        }
+        if let Err(err) = self.presence.disconnect(&handle.user, &handle.id).await {
+            tracing::debug!(session = %handle.id, cause = %err, "presence disconnect failed");
+        }
+    }
+
+    /// Puts a session into a room and announces the user's arrival on first join.
+    pub async fn join(&self, handle: &Arc<SessionHandle>, room: &RoomId) -> Result<(), Reply> {
+        let topic = Topic::Room(room.clone());
+        if self.hub.join(room, handle)
+            && let Err(err) = self.bus.subscribe(&topic).await
+        {
+            self.hub.leave(room, handle);
+            return Err(err.into());
+        }
+        let first = match self.presence.join(room, &handle.user, &handle.id).await {
+            Ok(first) => first,
+            Err(err) => {
+                if self.hub.leave(room, handle) {
+                    let _ = self.bus.unsubscribe(&topic).await;
+                }
+                return Err(err.into());
+            }
+        };
+        if first {
+            let event = Event::MemberJoined {
+                room: room.clone(),
+                user: handle.user.clone(),
+                name: handle.name().to_string(),
+            };
+            self.bus.publish(&topic, event).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes a session out of a room and announces the user's departure on last leave.
+    pub async fn leave(&self, handle: &Arc<SessionHandle>, room: &RoomId) -> Result<(), Reply> {
+        let topic = Topic::Room(room.clone());
+        let last = self.presence.leave(room, &handle.user, &handle.id).await;
+        if let Ok(true) = last {
+            let event = Event::MemberLeft {
+                room: room.clone(),
+                user: handle.user.clone(),
+                name: handle.name().to_string(),
+            };
+            // Announce before unsubscribing so other local members still get it.
+            self.bus.publish(&topic, event).await?;
+        }
+        if self.hub.leave(room, handle) {
+            self.bus.unsubscribe(&topic).await?;
+        }
+        last.map(|_| ()).map_err(Reply::from)
+    }
+
+    /// Room messages the session missed since `after`.
+    pub async fn room_replay(&self, room: &RoomId, after: u64) -> Result<Replay, Reply> {
+        Ok(self
+            .bus
+            .replay(&Topic::Room(room.clone()), after, self.config.replay_limit)
+            .await?)
+    }
+
+    /// Direct messages of `user` after `after`.
+    pub async fn dm_replay(&self, user: &UserId, after: u64) -> Result<Replay, Reply> {
+        Ok(self
+            .bus
+            .replay(&Topic::User(user.clone()), after, self.config.inbox_size)
+            .await?)
+    }
+
+    pub async fn publish(
+        &self,
+        room: &RoomId,
+        from: &UserId,
+        name: &str,
+        data: Value,
+        echo: bool,
+    ) -> Result<u64, Reply> {
+        let event = Event::Message {
+            room: room.clone(),
+            from: from.clone(),
+            name: name.to_owned(),
+            data,
+            seq: 0,
+            ts: crate::auth::unix_millis(),
+            skip: (!echo).then(|| from.clone()),
+        };
+        Ok(self
+            .bus
+            .publish_logged(&Topic::Room(room.clone()), event)
+            .await?)
+    }
+
+    /// Sends to every session of `to`; kept in the user's log when nobody is online.
+    pub async fn send_direct(
+        &self,
+        to: &UserId,
+        from: &UserId,
+        name: &str,
+        data: Value,
+    ) -> Result<u64, Reply> {
+        let event = Event::Direct {
+            to: to.clone(),
+            from: from.clone(),
+            name: name.to_owned(),
+            data,
+            seq: 0,
+            ts: crate::auth::unix_millis(),
+        };
+        Ok(self
+            .bus
+            .publish_logged(&Topic::User(to.clone()), event)
+            .await?)
+    }
+
+    pub async fn broadcast(&self, from: &UserId, name: &str, data: Value) -> Result<(), Reply> {
+        let event = Event::Broadcast {
+            from: from.clone(),
+            name: name.to_owned(),
+            data,
+            ts: crate::auth::unix_millis(),
+        };
+        Ok(self.bus.publish(&Topic::All, event).await?)
+    }
+
+    pub async fn presence(&self, room: &RoomId) -> Result<(Vec<Member>, usize), Reply> {
+        Ok(self
+            .presence
+            .members(room, self.config.presence_limit)
+            .await?)
+    }
+
+    pub async fn who(
+        &self,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<OnlinePage, Reply> {
+        let limit = limit
+            .unwrap_or(self.config.who_page)
+            .clamp(1, self.config.who_page);
+        Ok(self.presence.online(cursor, limit).await?)
+    }
+
+    /// Changes a user's display name everywhere and tells the rooms it is in.
+    pub async fn rename(&self, user: &UserId, name: &str) -> Result<String, Reply> {
+        let name = crate::auth::clean_name(name, self.config.max_name_chars);
+        if name.is_empty() {
+            return Err(Reply::new(ErrorCode::BadRequest, "name must not be empty"));
+        }
+        let rooms = self.presence.rename(user, &name).await?;
+        let renamed = Event::Renamed {
+            user: user.clone(),
+            name: name.clone(),
+        };
+        self.bus
+            .publish(&Topic::User(user.clone()), renamed)
+            .await?;
+        for room in rooms {
+            let event = Event::MemberRenamed {
+                room: room.clone(),
+                user: user.clone(),
+                name: name.clone(),
+            };
+            self.bus.publish(&Topic::Room(room), event).await?;
+        }
+        Ok(name)
+    }
+
+    /// Closes every session of `user` on every replica.
+    pub async fn disconnect_user(&self, user: &UserId) -> Result<(), Reply> {
+        let event = Event::Kick {
+            user: user.clone(),
+            except: None,
+            code: close::DISCONNECTED,
+        };
+        Ok(self.bus.publish(&Topic::User(user.clone()), event).await?)
+    }
+}

@@ -1,0 +1,338 @@
+//! This replica's registry of local sessions by user and room, and fan-out: each
+//! event is encoded once and the shared bytes are queued to every local recipient.
+
+use crate::backend::{Event, EventSink, Topic};
+use crate::metrics::Metrics;
+use crate::protocol::{Encoded, RoomId, ServerFrame, UserId, close};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// One encoded frame on its way to a session, shared by all its recipients.
+#[derive(Debug)]
+pub struct Delivery {
+    pub frame: Encoded,
+    /// Position in an ordered stream, so a session can drop what a replay already sent.
+    pub order: Option<Ordered>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ordered {
+    Room(RoomId, u64),
+    Direct(u64),
+}
+
+impl Delivery {
+    /// Encodes the client frame for an event; `None` for control events.
+    pub fn for_event(event: &Event) -> Option<Delivery> {
+        let (frame, order) = match event {
+            Event::Kick { .. } | Event::Renamed { .. } => return None,
+            Event::Message {
+                room,
+                from,
+                name,
+                data,
+                seq,
+                ts,
+                ..
+            } => (
+                ServerFrame::Message {
+                    room: room.as_str(),
+                    from: from.as_str(),
+                    name,
+                    data,
+                    seq: *seq,
+                    ts: *ts,
+                }
+                .encode(),
+                Some(Ordered::Room(room.clone(), *seq)),
+            ),
+            Event::Direct {
+                from,
+                name,
+                data,
+                seq,
+                ts,
+                ..
+            } => (
+                ServerFrame::Direct {
+                    from: from.as_str(),
+                    name,
+                    data,
+                    seq: *seq,
+                    ts: *ts,
+                }
+                .encode(),
+                Some(Ordered::Direct(*seq)),
+            ),
+            Event::Broadcast {
+                from,
+                name,
+                data,
+                ts,
+            } => (
+                ServerFrame::Broadcast {
+                    from: from.as_str(),
+                    name,
+                    data,
+                    ts: *ts,
+                }
+                .encode(),
+                None,
+            ),
+            Event::MemberJoined { room, user, name } => (
+                ServerFrame::MemberJoined {
+                    room: room.as_str(),
+                    user: user.as_str(),
+                    name,
+                }
+                .encode(),
+                None,
+            ),
+            Event::MemberLeft { room, user, name } => (
+                ServerFrame::MemberLeft {
+                    room: room.as_str(),
+                    user: user.as_str(),
+                    name,
+                }
+                .encode(),
+                None,
+            ),
+            Event::MemberRenamed { room, user, name } => (
+                ServerFrame::MemberRenamed {
+                    room: room.as_str(),
+                    user: user.as_str(),
+                    name,
+                }
+                .encode(),
+                None,
+            ),
+        };
+        Some(Delivery { frame, order })
+    }
+}
+
+/// The hub's view of one live session: its queue and how to close it.
+pub struct SessionHandle {
+    /// Unique across replicas: `<replica>-<n>`.
+    pub id: String,
+    pub user: UserId,
+    name: Mutex<Arc<str>>,
+    tx: mpsc::Sender<Arc<Delivery>>,
+    closer: CancellationToken,
+    close_code: AtomicU16,
+}
+
+impl SessionHandle {
+    pub fn new(id: String, user: UserId, name: &str, tx: mpsc::Sender<Arc<Delivery>>) -> Arc<Self> {
+        Arc::new(SessionHandle {
+            id,
+            user,
+            name: Mutex::new(Arc::from(name)),
+            tx,
+            closer: CancellationToken::new(),
+            close_code: AtomicU16::new(0),
+        })
+    }
+
+    pub fn name(&self) -> Arc<str> {
+        self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_name(&self, name: &str) {
+        *self.name.lock().unwrap_or_else(|e| e.into_inner()) = Arc::from(name);
+    }
+
+    /// Asks the session to close with `code`; the first reason wins.
+    pub fn close(&self, code: u16) {
+        let _ = self
+            .close_code
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+        self.closer.cancel();
+    }
+
+    /// Resolves when someone asked this session to close.
+    pub fn closed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.closer.cancelled()
+    }
+
+    pub fn close_code(&self) -> u16 {
+        match self.close_code.load(Ordering::Acquire) {
+            0 => close::NORMAL,
+            code => code,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    sessions: HashMap<String, Arc<SessionHandle>>,
+    users: HashMap<UserId, Vec<Arc<SessionHandle>>>,
+    rooms: HashMap<RoomId, HashMap<String, Arc<SessionHandle>>>,
+}
+
+pub struct Hub {
+    registry: RwLock<Registry>,
+    metrics: Arc<Metrics>,
+}
+
+impl Hub {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Hub {
+            registry: RwLock::default(),
+            metrics,
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a logged-in session; true when it is the user's first here.
+    pub fn add_session(&self, handle: &Arc<SessionHandle>) -> bool {
+        let mut reg = self.write();
+        reg.sessions.insert(handle.id.clone(), handle.clone());
+        let list = reg.users.entry(handle.user.clone()).or_default();
+        list.push(handle.clone());
+        list.len() == 1
+    }
+
+    /// Unregisters a session; true when it was the user's last here.
+    pub fn remove_session(&self, handle: &SessionHandle) -> bool {
+        let mut reg = self.write();
+        reg.sessions.remove(&handle.id);
+        let Some(list) = reg.users.get_mut(&handle.user) else {
+            return false;
+        };
+        list.retain(|h| h.id != handle.id);
+        if list.is_empty() {
+            reg.users.remove(&handle.user);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Adds a session to a room; true when it is the room's first local session.
+    pub fn join(&self, room: &RoomId, handle: &Arc<SessionHandle>) -> bool {
+        let mut reg = self.write();
+        let members = reg.rooms.entry(room.clone()).or_default();
+        members.insert(handle.id.clone(), handle.clone());
+        members.len() == 1
+    }
+
+    /// Removes a session from a room; true when it was the room's last local session.
+    pub fn leave(&self, room: &RoomId, handle: &SessionHandle) -> bool {
+        let mut reg = self.write();
+        let Some(members) = reg.rooms.get_mut(room) else {
+            return false;
+        };
+        if members.remove(&handle.id).is_none() {
+            return false;
+        }
+        if members.is_empty() {
+            reg.rooms.remove(room);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Every local session, for draining.
+    pub fn sessions(&self) -> Vec<Arc<SessionHandle>> {
+        self.read().sessions.values().cloned().collect()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.read().sessions.len()
+    }
+
+    /// Queues one shared frame to each recipient; a full queue closes that session
+    /// as a slow consumer instead of slowing down anyone else.
+    fn fan_out<'a>(
+        &self,
+        recipients: impl Iterator<Item = &'a Arc<SessionHandle>>,
+        delivery: Delivery,
+    ) -> usize {
+        let kind = delivery.frame.kind();
+        let delivery = Arc::new(delivery);
+        let mut sent = 0;
+        for handle in recipients {
+            match handle.tx.try_send(delivery.clone()) {
+                Ok(()) => sent += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    if !handle.closer.is_cancelled() {
+                        self.metrics.slow_consumer_closes.inc();
+                        tracing::info!(session = %handle.id, user = %handle.user, "slow consumer: outbound queue full");
+                    }
+                    handle.close(close::SLOW_CONSUMER);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        if sent > 0 {
+            self.metrics.deliveries.inc_by(sent as u64);
+            self.metrics.outbound_queued.add(sent as i64);
+            self.metrics
+                .frames_out
+                .with_label_values(&[kind])
+                .inc_by(sent as u64);
+        }
+        sent
+    }
+}
+
+impl EventSink for Hub {
+    fn dispatch(&self, topic: &Topic, event: &Event) -> usize {
+        let started = Instant::now();
+        let reg = self.read();
+        match event {
+            Event::Kick { user, except, code } => {
+                for h in reg.users.get(user).into_iter().flatten() {
+                    if except.as_deref() != Some(h.id.as_str()) {
+                        h.close(*code);
+                    }
+                }
+                return 0;
+            }
+            Event::Renamed { user, name } => {
+                for h in reg.users.get(user).into_iter().flatten() {
+                    h.set_name(name);
+                }
+                return 0;
+            }
+            _ => {}
+        }
+        let Some(delivery) = Delivery::for_event(event) else {
+            return 0;
+        };
+        let skip = match event {
+            Event::Message { skip, .. } => skip.as_ref(),
+            _ => None,
+        };
+        let sent = match topic {
+            Topic::Room(room) => match reg.rooms.get(room) {
+                Some(members) => {
+                    self.fan_out(members.values().filter(|h| Some(&h.user) != skip), delivery)
+                }
+                None => 0,
+            },
+            Topic::User(user) => match reg.users.get(user) {
+                Some(list) => self.fan_out(list.iter(), delivery),
+                None => 0,
+            },
+            Topic::All => self.fan_out(reg.sessions.values(), delivery),
+        };
+        self.metrics
+            .fanout_seconds
+            .observe(started.elapsed().as_secs_f64());
+        sent
+    }
+}

@@ -1,0 +1,109 @@
+//! Entry point: parse settings, set up logging, bind, run until SIGTERM/SIGINT.
+
+use clap::Parser;
+use std::process::ExitCode;
+use switchboard::app::{self, Listeners};
+use switchboard::auth::{self, Claims};
+use switchboard::config::{Cli, Command, Config, LogFormat, TokenArgs};
+use switchboard::features::Gateway;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(args)) => print_token(&args),
+        None => serve(cli.config),
+    }
+}
+
+fn print_token(args: &TokenArgs) -> ExitCode {
+    let claims = Claims {
+        sub: args.sub.clone(),
+        exp: auth::unix_now() + args.ttl.as_secs(),
+        name: args.name.clone(),
+        rating: args.rating,
+        perms: args.perms.clone(),
+        rooms: (!args.rooms.is_empty()).then(|| args.rooms.clone()),
+        iss: args.issuer.clone(),
+        aud: args.audience.clone(),
+    };
+    match auth::sign_hmac(args.alg, args.secret.as_bytes(), &claims) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("switchboard token: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn serve(config: Config) -> ExitCode {
+    init_tracing(config.log_format);
+    let gw = match Gateway::new(config) {
+        Ok(gw) => gw,
+        Err(err) => {
+            eprintln!("switchboard: invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if gw.verifier.is_dev() {
+        tracing::warn!(
+            "DEV MODE: no SWITCHBOARD_JWT_SECRET or SWITCHBOARD_JWT_PUBLIC_KEY_FILE set; \
+             using a random secret and serving GET /dev/token. Never run this in production."
+        );
+    }
+    let listeners = match Listeners::bind(gw.config.listen, gw.config.tcp_listen).await {
+        Ok(l) => l,
+        Err(err) => {
+            tracing::error!(cause = %err, "cannot bind listeners");
+            return ExitCode::FAILURE;
+        }
+    };
+    match app::run(gw, listeners, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(cause = %err, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(cause = %err, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(cause = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,142 @@
+//! The Prometheus registry and every named metric. Shared by reference; no locks.
+//! Labels never carry user or room ids, so cardinality stays fixed.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Open connections by transport (`ws`, `tcp`), logged in or not.
+    pub connections: IntGaugeVec,
+    /// Login attempts by result (`ok`, `invalid`, `timeout`, `not_login`, `conflict`, ...).
+    pub logins: IntCounterVec,
+    /// Inbound client frames by type.
+    pub frames_in: IntCounterVec,
+    /// Outbound frames by type (each recipient counts once).
+    pub frames_out: IntCounterVec,
+    /// Frames handed to local sessions' queues by fan-out.
+    pub deliveries: IntCounter,
+    /// Time to hand one event to all its local recipients.
+    pub fanout_seconds: Histogram,
+    /// Sessions closed because their outbound queue overflowed or a write timed out.
+    pub slow_consumer_closes: IntCounter,
+    /// Inbound frames refused by the rate limiter.
+    pub rate_limited: IntCounter,
+    /// Frames waiting in all sessions' outbound queues on this replica.
+    pub outbound_queued: IntGauge,
+    /// Depth of a session's queue each time its writer wakes up.
+    pub outbound_queue_depth: Histogram,
+    /// Inbound frames answered with `error`, by code.
+    pub errors: IntCounterVec,
+    /// Sessions closed, by close code.
+    pub closes: IntCounterVec,
+    /// Entries kept in memory-backend logs (room history and DM inboxes).
+    pub log_entries: IntGauge,
+    /// HTTP API requests by route and status class.
+    pub api_requests: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("switchboard".into()), None)
+            .unwrap_or_else(|_| Registry::new());
+        macro_rules! reg {
+            ($m:expr) => {{
+                let m = $m.unwrap_or_else(|e| panic!("metric definition is static: {e}"));
+                registry
+                    .register(Box::new(m.clone()))
+                    .unwrap_or_else(|e| panic!("metric names are unique: {e}"));
+                m
+            }};
+        }
+        let latency_buckets = vec![
+            0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+        ];
+        Metrics {
+            connections: reg!(IntGaugeVec::new(
+                Opts::new("connections", "Open client connections"),
+                &["transport"]
+            )),
+            logins: reg!(IntCounterVec::new(
+                Opts::new("logins_total", "Login attempts by result"),
+                &["result"]
+            )),
+            frames_in: reg!(IntCounterVec::new(
+                Opts::new("frames_in_total", "Inbound client frames by type"),
+                &["type"]
+            )),
+            frames_out: reg!(IntCounterVec::new(
+                Opts::new("frames_out_total", "Outbound frames by type"),
+                &["type"]
+            )),
+            deliveries: reg!(IntCounter::new(
+                "deliveries_total",
+                "Frames handed to local session queues by fan-out"
+            )),
+            fanout_seconds: reg!(Histogram::with_opts(
+                HistogramOpts::new(
+                    "fanout_seconds",
+                    "Time to hand one event to all local recipients"
+                )
+                .buckets(latency_buckets)
+            )),
+            slow_consumer_closes: reg!(IntCounter::new(
+                "slow_consumer_closes_total",
+                "Sessions closed because they did not read fast enough"
+            )),
+            rate_limited: reg!(IntCounter::new(
+                "rate_limited_frames_total",
+                "Inbound frames refused by the rate limiter"
+            )),
+            outbound_queued: reg!(IntGauge::new(
+                "outbound_queued_frames",
+                "Frames waiting in outbound queues on this replica"
+            )),
+            outbound_queue_depth: reg!(Histogram::with_opts(
+                HistogramOpts::new(
+                    "outbound_queue_depth",
+                    "Session queue depth when its writer wakes"
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0])
+            )),
+            errors: reg!(IntCounterVec::new(
+                Opts::new("errors_total", "Error replies by code"),
+                &["code"]
+            )),
+            closes: reg!(IntCounterVec::new(
+                Opts::new("closes_total", "Sessions closed by close code"),
+                &["code"]
+            )),
+            log_entries: reg!(IntGauge::new(
+                "memory_log_entries",
+                "Entries in in-memory room histories and DM inboxes"
+            )),
+            api_requests: reg!(IntCounterVec::new(
+                Opts::new("api_requests_total", "HTTP API requests"),
+                &["route", "status"]
+            )),
+            registry,
+        }
+    }
+
+    /// Prometheus text exposition of every registered metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(cause = %err, "encoding metrics failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,579 @@
+//! One client connection's life, whatever the transport: first-frame login with a
+//! timeout, registration, one `select!` loop over inbound frames, the outbound queue,
+//! heartbeat/idle timers and close requests, then clean teardown.
+
+mod ratelimit;
+
+use crate::auth::Identity;
+use crate::backend::Replay;
+use crate::features::Gateway;
+use crate::hub::{Delivery, Ordered, SessionHandle};
+use crate::protocol::{
+    ClientFrame, Encoded, ErrorCode, OkDetail, Reply, Request, RoomId, ServerFrame, close,
+    parse_request,
+};
+use crate::transport::{Inbound, Transport};
+use ratelimit::TokenBucket;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+
+/// Frames written per wake-up of the writer before one flush.
+const WRITE_BATCH: usize = 64;
+/// Rate-limited frames forgiven per second when judging sustained abuse.
+const ABUSE_FORGIVE_PER_S: f64 = 10.0;
+
+/// Runs a connection to its end. `draining` fires when the replica shuts down.
+pub async fn run<T: Transport>(gw: Arc<Gateway>, mut transport: T, draining: CancellationToken) {
+    let gauge = gw.metrics.connections.with_label_values(&[T::KIND]);
+    gauge.inc();
+    let code = match login(&gw, &mut transport, &draining).await {
+        Ok((identity, dm_since)) => serve(&gw, &mut transport, identity, dm_since).await,
+        Err(code) => code,
+    };
+    gw.metrics
+        .closes
+        .with_label_values(&[&code.to_string()])
+        .inc();
+    let _ = timeout(
+        gw.config.write_timeout.min(Duration::from_secs(2)),
+        transport.close(code, close::reason(code)),
+    )
+    .await;
+    gauge.dec();
+}
+
+/// Writes one reply frame straight to the transport (bounded by the write timeout).
+async fn write_now<T: Transport>(gw: &Gateway, t: &mut T, frame: ServerFrame<'_>) -> bool {
+    let encoded = frame.encode();
+    gw.metrics
+        .frames_out
+        .with_label_values(&[encoded.kind()])
+        .inc();
+    let write = async {
+        t.feed(&encoded).await?;
+        t.flush().await
+    };
+    matches!(timeout(gw.config.write_timeout, write).await, Ok(Ok(())))
+}
+
+async fn write_error<T: Transport>(
+    gw: &Gateway,
+    t: &mut T,
+    id: Option<&Value>,
+    code: ErrorCode,
+    message: &str,
+) -> bool {
+    gw.metrics.errors.with_label_values(&[code.as_str()]).inc();
+    write_now(gw, t, ServerFrame::Error { id, code, message }).await
+}
+
+/// Waits for the `login` frame and verifies its token; `Err` carries the close code.
+async fn login<T: Transport>(
+    gw: &Gateway,
+    t: &mut T,
+    draining: &CancellationToken,
+) -> Result<(Identity, Option<u64>), u16> {
+    let deadline = Instant::now() + gw.config.login_timeout;
+    let text = loop {
+        let inbound = tokio::select! {
+            inbound = t.recv() => inbound,
+            _ = sleep_until(deadline) => {
+                gw.metrics.logins.with_label_values(&["timeout"]).inc();
+                write_error(gw, t, None, ErrorCode::Unauthorized, "login timeout").await;
+                return Err(close::LOGIN_TIMEOUT);
+            }
+            _ = draining.cancelled() => return Err(close::DRAINING),
+        };
+        match inbound {
+            Inbound::Text(text) => break text,
+            Inbound::Activity => continue,
+            Inbound::Closed => return Err(close::NORMAL),
+            Inbound::TooLarge { .. } | Inbound::InvalidUtf8 => {
+                gw.metrics.logins.with_label_values(&["not_login"]).inc();
+                write_error(
+                    gw,
+                    t,
+                    None,
+                    ErrorCode::Unauthorized,
+                    "first frame must be login",
+                )
+                .await;
+                return Err(close::UNAUTHORIZED);
+            }
+        }
+    };
+    gw.metrics.frames_in.with_label_values(&["login"]).inc();
+    let (id, token, dm_since) = match parse_request(&text) {
+        Ok(Request {
+            id,
+            frame: ClientFrame::Login { token, dm_since },
+        }) => (id, token, dm_since),
+        Ok(Request { id, .. }) | Err((id, _)) => {
+            gw.metrics.logins.with_label_values(&["not_login"]).inc();
+            write_error(
+                gw,
+                t,
+                id.as_ref(),
+                ErrorCode::Unauthorized,
+                "first frame must be login",
+            )
+            .await;
+            return Err(close::UNAUTHORIZED);
+        }
+    };
+    match gw.verifier.verify(&token) {
+        Ok(identity) => Ok((identity, dm_since)),
+        Err(err) => {
+            gw.metrics.logins.with_label_values(&["invalid"]).inc();
+            tracing::debug!(cause = %err, transport = T::KIND, "login refused");
+            write_error(
+                gw,
+                t,
+                id.as_ref(),
+                ErrorCode::Unauthorized,
+                &err.to_string(),
+            )
+            .await;
+            Err(close::UNAUTHORIZED)
+        }
+    }
+}
+
+/// A logged-in session's state inside its loop.
+struct Session<'a, T: Transport> {
+    gw: &'a Gateway,
+    t: &'a mut T,
+    identity: Identity,
+    handle: Arc<SessionHandle>,
+    rx: mpsc::Receiver<Arc<Delivery>>,
+    /// Joined rooms with the highest message seq written for each (drops replay overlap).
+    rooms: HashMap<RoomId, u64>,
+    /// Highest direct-message seq written.
+    dm_seq: u64,
+    limiter: TokenBucket,
+    abuse: TokenBucket,
+    last_seen: Instant,
+}
+
+/// Registers the session, then runs its loop; returns the close code.
+async fn serve<T: Transport>(
+    gw: &Gateway,
+    t: &mut T,
+    identity: Identity,
+    dm_since: Option<u64>,
+) -> u16 {
+    let (tx, rx) = mpsc::channel(gw.config.outbound_queue);
+    let registered = match gw.register(&identity, tx, dm_since).await {
+        Ok(r) => r,
+        Err(reply) => {
+            let result = if reply.code == ErrorCode::Conflict {
+                "conflict"
+            } else {
+                "unavailable"
+            };
+            gw.metrics.logins.with_label_values(&[result]).inc();
+            write_error(gw, t, None, reply.code, &reply.message).await;
+            return if reply.code == ErrorCode::Conflict {
+                close::REPLACED
+            } else {
+                close::DRAINING
+            };
+        }
+    };
+    gw.metrics.logins.with_label_values(&["ok"]).inc();
+    let handle = registered.handle;
+    tracing::debug!(session = %handle.id, user = %identity.user, transport = T::KIND, "logged in");
+    let mut session = Session {
+        gw,
+        t,
+        identity,
+        handle: handle.clone(),
+        rx,
+        rooms: HashMap::new(),
+        dm_seq: registered.dm_after,
+        limiter: TokenBucket::new(gw.config.rate_limit, gw.config.rate_burst),
+        abuse: TokenBucket::new(ABUSE_FORGIVE_PER_S, gw.config.rate_abuse_limit),
+        last_seen: Instant::now(),
+    };
+    let code = session.run().await;
+    let rooms: Vec<RoomId> = session.rooms.keys().cloned().collect();
+    // Frames still queued will never be written: take them off the gauge.
+    let pending = session.rx.len();
+    session.rx.close();
+    gw.metrics.outbound_queued.sub(pending as i64);
+    gw.unregister(&handle, &rooms).await;
+    tracing::debug!(session = %handle.id, code, "session closed");
+    code
+}
+
+impl<T: Transport> Session<'_, T> {
+    async fn run(&mut self) -> u16 {
+        let welcome = ServerFrame::Welcome {
+            user: self.identity.user.as_str(),
+            name: &self.identity.name,
+            session: &self.handle.id,
+            replica: &self.gw.replica,
+            heartbeat_s: self.gw.config.heartbeat.as_secs(),
+        };
+        if !write_now(self.gw, self.t, welcome).await {
+            return close::NORMAL;
+        }
+        match self.gw.dm_replay(&self.identity.user, self.dm_seq).await {
+            Ok(replay) => {
+                if !self.write_replay(replay).await {
+                    return close::SLOW_CONSUMER;
+                }
+            }
+            Err(reply) => {
+                write_error(
+                    self.gw,
+                    self.t,
+                    None,
+                    reply.code,
+                    "direct messages not replayed",
+                )
+                .await;
+            }
+        }
+        let heartbeat = self.gw.config.heartbeat;
+        let idle = self.gw.config.idle_timeout;
+        let mut next_ping = Instant::now() + heartbeat;
+        let handle = self.handle.clone();
+        loop {
+            let wake = next_ping.min(self.last_seen + idle);
+            tokio::select! {
+                biased;
+                _ = handle.closed() => return self.closing(handle.close_code()).await,
+                Some(first) = self.rx.recv() => {
+                    if !self.write_queued(first).await {
+                        self.gw.metrics.slow_consumer_closes.inc();
+                        return close::SLOW_CONSUMER;
+                    }
+                }
+                inbound = self.t.recv() => {
+                    self.last_seen = Instant::now();
+                    match inbound {
+                        Inbound::Text(text) => {
+                            if let Some(code) = self.on_text(&text).await {
+                                return code;
+                            }
+                        }
+                        Inbound::Activity => {}
+                        Inbound::TooLarge { fatal } => {
+                            self.error(None, ErrorCode::TooLarge, "frame too large").await;
+                            if fatal {
+                                return close::TOO_BIG;
+                            }
+                        }
+                        Inbound::InvalidUtf8 => {
+                            self.error(None, ErrorCode::BadRequest, "frame is not valid UTF-8").await;
+                        }
+                        Inbound::Closed => return close::NORMAL,
+                    }
+                }
+                _ = sleep_until(wake) => {
+                    let now = Instant::now();
+                    if now >= self.last_seen + idle {
+                        return close::IDLE;
+                    }
+                    if now >= next_ping {
+                        let ping = timeout(self.gw.config.write_timeout, self.t.ping()).await;
+                        if !matches!(ping, Ok(Ok(()))) {
+                            return close::NORMAL;
+                        }
+                        next_ping = now + heartbeat;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Last words before a requested close.
+    async fn closing(&mut self, code: u16) -> u16 {
+        if code == close::DRAINING {
+            let after_ms = rand::random_range(0..=2000);
+            let frame = ServerFrame::Reconnect {
+                reason: "server draining",
+                after_ms,
+            };
+            write_now(self.gw, self.t, frame).await;
+        }
+        code
+    }
+
+    /// Writes the first queued frame and whatever else is ready, then flushes once.
+    async fn write_queued(&mut self, first: Arc<Delivery>) -> bool {
+        self.gw
+            .metrics
+            .outbound_queue_depth
+            .observe((self.rx.len() + 1) as f64);
+        let mut batch = vec![first];
+        while batch.len() < WRITE_BATCH {
+            match self.rx.try_recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
+        }
+        self.gw.metrics.outbound_queued.sub(batch.len() as i64);
+        let frames: Vec<&Encoded> = batch
+            .iter()
+            .filter(|d| self.fresh(d.order.as_ref()))
+            .map(|d| &d.frame)
+            .collect();
+        if frames.is_empty() {
+            return true;
+        }
+        let t = &mut *self.t;
+        let write = async {
+            for frame in frames {
+                t.feed(frame).await?;
+            }
+            t.flush().await
+        };
+        matches!(
+            timeout(self.gw.config.write_timeout, write).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// False for a frame already written by a replay or for a room already left.
+    fn fresh(&mut self, order: Option<&Ordered>) -> bool {
+        match order {
+            None => true,
+            Some(Ordered::Room(room, seq)) => match self.rooms.get_mut(room) {
+                Some(last) if *seq > *last => {
+                    *last = *seq;
+                    true
+                }
+                _ => false,
+            },
+            Some(Ordered::Direct(seq)) => {
+                if *seq > self.dm_seq {
+                    self.dm_seq = *seq;
+                    true
+                } else {
+                    false
+                }
+            }
+        }
+    }
+
+    /// Writes replayed events in order, skipping what this session already has.
+    async fn write_replay(&mut self, replay: Replay) -> bool {
+        let deliveries: Vec<Delivery> = replay
+            .events
+            .iter()
+            .filter_map(Delivery::for_event)
+            .collect();
+        if deliveries.is_empty() {
+            return true;
+        }
+        let mut frames = Vec::with_capacity(deliveries.len());
+        for d in &deliveries {
+            if self.fresh(d.order.as_ref()) {
+                frames.push(&d.frame);
+            }
+        }
+        let t = &mut *self.t;
+        let write = async {
+            for frame in &frames {
+                t.feed(frame).await?;
+            }
+            t.flush().await
+        };
+        let ok = matches!(
+            timeout(self.gw.config.write_timeout, write).await,
+            Ok(Ok(()))
+        );
+        if ok {
+            self.gw
+                .metrics
+                .frames_out
+                .with_label_values(&["message"])
+                .inc_by(frames.len() as u64);
+        }
+        ok
+    }
+
+    async fn error(&mut self, id: Option<&Value>, code: ErrorCode, message: &str) {
+        write_error(self.gw, self.t, id, code, message).await;
+    }
+
+    async fn ok(&mut self, id: Option<&Value>, detail: OkDetail<'_>) {
+        write_now(self.gw, self.t, ServerFrame::Ok { id, detail }).await;
+    }
+
+    /// Handles one inbound text frame; `Some(code)` ends the session.
+    async fn on_text(&mut self, text: &str) -> Option<u16> {
+        let now = std::time::Instant::now();
+        if !self.limiter.try_take(now) {
+            self.gw.metrics.rate_limited.inc();
+            if !self.abuse.try_take(now) {
+                self.error(None, ErrorCode::RateLimited, "sustained flooding, closing")
+                    .await;
+                return Some(close::POLICY);
+            }
+            self.error(None, ErrorCode::RateLimited, "too many frames, slow down")
+                .await;
+            return None;
+        }
+        let request = match parse_request(text) {
+            Ok(request) => request,
+            Err((id, message)) => {
+                self.gw
+                    .metrics
+                    .frames_in
+                    .with_label_values(&["invalid"])
+                    .inc();
+                self.error(id.as_ref(), ErrorCode::BadRequest, &message)
+                    .await;
+                return None;
+            }
+        };
+        self.gw
+            .metrics
+            .frames_in
+            .with_label_values(&[request.frame.kind()])
+            .inc();
+        let id = request.id;
+        if let Err(reply) = self.handle_frame(id.as_ref(), request.frame).await {
+            self.error(id.as_ref(), reply.code, &reply.message).await;
+        }
+        None
+    }
+
+    async fn handle_frame(&mut self, id: Option<&Value>, frame: ClientFrame) -> Result<(), Reply> {
+        let gw = self.gw;
+        match frame {
+            ClientFrame::Login { .. } => {
+                return Err(Reply::new(ErrorCode::BadRequest, "already logged in"));
+            }
+            ClientFrame::Join { room, since } => return self.join(id, room, since).await,
+            ClientFrame::Leave { room } => {
+                if self.rooms.remove(&room).is_none() {
+                    return Err(Reply::new(ErrorCode::NotFound, "not in that room"));
+                }
+                gw.leave(&self.handle, &room).await?;
+                self.ok(
+                    id,
+                    OkDetail::Left {
+                        room: room.as_str(),
+                    },
+                )
+                .await;
+            }
+            ClientFrame::Publish { room, data, echo } => {
+                if !self.rooms.contains_key(&room) {
+                    return Err(Reply::new(
+                        ErrorCode::Forbidden,
+                        "join the room before publishing",
+                    ));
+                }
+                let name = self.handle.name();
+                let seq = gw
+                    .publish(&room, &self.identity.user, &name, data, echo)
+                    .await?;
+                self.ok(id, OkDetail::Seq { seq }).await;
+            }
+            ClientFrame::Send { to, data } => {
+                let name = self.handle.name();
+                let seq = gw
+                    .send_direct(&to, &self.identity.user, &name, data)
+                    .await?;
+                self.ok(id, OkDetail::Seq { seq }).await;
+            }
+            ClientFrame::Broadcast { data } => {
+                if !self.identity.may("broadcast") {
+                    return Err(Reply::new(
+                        ErrorCode::Forbidden,
+                        "needs the broadcast permission",
+                    ));
+                }
+                let name = self.handle.name();
+                gw.broadcast(&self.identity.user, &name, data).await?;
+                self.ok(id, OkDetail::None {}).await;
+            }
+            ClientFrame::Presence { room } => {
+                let (members, count) = gw.presence(&room).await?;
+                let frame = ServerFrame::Presence {
+                    id,
+                    room: room.as_str(),
+                    members: &members,
+                    count,
+                };
+                write_now(gw, self.t, frame).await;
+            }
+            ClientFrame::Who { cursor, limit } => {
+                let page = gw.who(cursor.as_deref(), limit).await?;
+                let frame = ServerFrame::Who {
+                    id,
+                    users: &page.users,
+                    count: page.count,
+                    next: page.next.as_deref(),
+                };
+                write_now(gw, self.t, frame).await;
+            }
+            ClientFrame::Rename { name } => {
+                let name = gw.rename(&self.identity.user, &name).await?;
+                self.ok(id, OkDetail::Renamed { name: &name }).await;
+            }
+            ClientFrame::Ping => {
+                write_now(gw, self.t, ServerFrame::Pong { id }).await;
+            }
+            ClientFrame::Pong => {}
+        }
+        Ok(())
+    }
+
+    async fn join(
+        &mut self,
+        id: Option<&Value>,
+        room: RoomId,
+        since: Option<u64>,
+    ) -> Result<(), Reply> {
+        if !self.identity.may_join(room.as_str()) {
+            return Err(Reply::new(
+                ErrorCode::Forbidden,
+                "token does not allow this room",
+            ));
+        }
+        let newly = !self.rooms.contains_key(&room);
+        if newly {
+            if self.rooms.len() >= self.gw.config.max_rooms_per_session {
+                return Err(Reply::new(
+                    ErrorCode::Forbidden,
+                    "too many rooms for one session",
+                ));
+            }
+            self.gw.join(&self.handle, &room).await?;
+            self.rooms.insert(room.clone(), since.unwrap_or(0));
+        }
+        let (recovered, replayed) = match since {
+            Some(since) => {
+                if let Some(last) = self.rooms.get_mut(&room) {
+                    *last = (*last).min(since);
+                }
+                let replay = self.gw.room_replay(&room, since).await?;
+                let complete = replay.complete;
+                let count = replay.events.len();
+                if !self.write_replay(replay).await {
+                    return Err(Reply::new(ErrorCode::Internal, "replay write failed"));
+                }
+                (Some(complete), Some(count))
+            }
+            None => (None, None),
+        };
+        let detail = OkDetail::Joined {
+            room: room.as_str(),
+            recovered,
+            replayed,
+        };
+        self.ok(id, detail).await;
+        Ok(())
+    }
+}

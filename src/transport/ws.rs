@@ -1,0 +1,94 @@
+//! WebSocket transport on top of axum's upgraded socket.
+
+use super::{Inbound, Transport};
+use crate::protocol::Encoded;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
+use futures_util::SinkExt;
+use std::io;
+
+pub struct WsTransport {
+    socket: WebSocket,
+    max_frame_bytes: usize,
+}
+
+impl WsTransport {
+    pub fn new(socket: WebSocket, max_frame_bytes: usize) -> Self {
+        WsTransport {
+            socket,
+            max_frame_bytes,
+        }
+    }
+}
+
+/// Frames up to this many times the limit are read and refused with `too_large`
+/// while the connection stays usable; larger ones end it (close 1009).
+pub const HARD_LIMIT_FACTOR: usize = 4;
+
+fn to_io(err: axum::Error) -> io::Error {
+    io::Error::other(err)
+}
+
+impl Transport for WsTransport {
+    const KIND: &'static str = "ws";
+
+    async fn recv(&mut self) -> Inbound {
+        match self.socket.recv().await {
+            None => Inbound::Closed,
+            Some(Ok(Message::Text(text))) if text.len() > self.max_frame_bytes => {
+                Inbound::TooLarge { fatal: false }
+            }
+            Some(Ok(Message::Text(text))) => Inbound::Text(text),
+            Some(Ok(Message::Binary(bin))) if bin.len() > self.max_frame_bytes => {
+                Inbound::TooLarge { fatal: false }
+            }
+            Some(Ok(Message::Binary(bin))) => match Utf8Bytes::try_from(bin) {
+                Ok(text) => Inbound::Text(text),
+                Err(_) => Inbound::InvalidUtf8,
+            },
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Inbound::Activity,
+            Some(Ok(Message::Close(_))) => Inbound::Closed,
+            Some(Err(err)) => {
+                let text = err.to_string();
+                if text.contains("too long") || text.contains("Space limit") {
+                    Inbound::TooLarge { fatal: true }
+                } else if text.contains("UTF-8") || text.contains("utf-8") {
+                    Inbound::InvalidUtf8
+                } else {
+                    Inbound::Closed
+                }
+            }
+        }
+    }
+
+    async fn feed(&mut self, frame: &Encoded) -> io::Result<()> {
+        self.socket
+            .feed(Message::Text(frame.to_ws_text()))
+            .await
+            .map_err(to_io)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        SinkExt::<Message>::flush(&mut self.socket)
+            .await
+            .map_err(to_io)
+    }
+
+    async fn ping(&mut self) -> io::Result<()> {
+        self.socket
+            .send(Message::Ping(Bytes::new()))
+            .await
+            .map_err(to_io)
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) -> io::Result<()> {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason),
+        };
+        self.socket
+            .send(Message::Close(Some(frame)))
+            .await
+            .map_err(to_io)
+    }
+}
