@@ -144,6 +144,14 @@ impl Bus for MemoryBus {
             .unwrap_or(0))
     }
 
+    async fn mark_delivered(&self, user: &UserId, seq: u64) -> Result<(), BackendError> {
+        if let Some(log) = self.existing_log(&Topic::User(user.clone())) {
+            let mut log = lock(&log);
+            log.delivered = log.delivered.max(seq);
+        }
+        Ok(())
+    }
+
     async fn subscribe(&self, _topic: &Topic) -> Result<(), BackendError> {
         Ok(())
     }

@@ -120,6 +120,8 @@ pub trait Bus: Send + Sync {
     /// Highest direct-message seq handed to any session of `user`: where a login
     /// without an explicit cursor resumes.
     async fn delivered(&self, user: &UserId) -> Result<u64, BackendError>;
+    /// Records that direct messages up to `seq` reached a session of `user` (replays).
+    async fn mark_delivered(&self, user: &UserId, seq: u64) -> Result<(), BackendError>;
     /// Starts receiving a topic on this replica (called on the first local interest).
     async fn subscribe(&self, topic: &Topic) -> Result<(), BackendError>;
     /// Stops receiving a topic (called when the last local interest goes).

@@ -228,6 +228,9 @@ impl<T: Transport> Session<'_, T> {
                 if !self.write_replay(replay).await {
                     return close::SLOW_CONSUMER;
                 }
+                if let Err(err) = self.gw.bus.mark_delivered(&self.identity.user, self.dm_seq).await {
+                    tracing::debug!(cause = %err, "marking replayed direct messages failed");
+                }
             }
             Err(reply) => {
                 write_error(

@@ -1,0 +1,361 @@
+//! One harness for every integration test: a real gateway on ephemeral ports with an
+//! injected shutdown, and WebSocket/TCP clients that speak the wire protocol.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard::app::{self, Listeners};
+use switchboard::auth::{self, Claims};
+use switchboard::config::{Config, JwtAlg};
+use switchboard::features::Gateway;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const SECRET: &str = "test-secret-of-reasonable-length";
+pub const API_KEY: &str = "test-api-key";
+/// How long a test waits for an expected frame before failing.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub struct TestServer {
+    pub http: SocketAddr,
+    pub tcp: SocketAddr,
+    pub gw: Arc<Gateway>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn spawn() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// Starts a gateway with test defaults, adjusted by `tweak`.
+    pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::default();
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        config.tcp_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        config.jwt_secret = Some(SECRET.into());
+        config.api_key = Some(API_KEY.into());
+        config.drain_timeout = Duration::from_secs(1);
+        tweak(&mut config);
+        let gw = Gateway::new(config).expect("valid test config");
+        let listeners = Listeners::bind(gw.config.listen, gw.config.tcp_listen)
+            .await
+            .expect("bind");
+        let http = listeners.http.local_addr().expect("addr");
+        let tcp = listeners
+            .tcp
+            .as_ref()
+            .map(|l| l.local_addr().expect("addr"))
+            .unwrap_or(http);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app::run(gw.clone(), listeners, async move {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            http,
+            tcp,
+            gw,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Signals shutdown and waits for `run` to return; returns how long it took.
+    pub async fn shutdown(&mut self) -> Duration {
+        let started = Instant::now();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("run ok");
+        }
+        started.elapsed()
+    }
+
+    /// A WebSocket client that logged in as `user`, with the welcome consumed.
+    pub async fn ws(&self, user: &str) -> Client {
+        let mut c = self.ws_raw().await;
+        c.login(&token(user)).await;
+        c
+    }
+
+    pub async fn ws_raw(&self) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.http))
+            .await
+            .expect("ws connect");
+        Client::Ws(Box::new(ws))
+    }
+
+    pub async fn tcp(&self, user: &str) -> Client {
+        let mut c = self.tcp_raw().await;
+        c.login(&token(user)).await;
+        c
+    }
+
+    pub async fn tcp_raw(&self) -> Client {
+        let stream = TcpStream::connect(self.tcp).await.expect("tcp connect");
+        let (r, w) = stream.into_split();
+        Client::Tcp {
+            lines: BufReader::new(r).lines(),
+            writer: w,
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+pub fn claims(user: &str) -> Claims {
+    Claims {
+        sub: user.into(),
+        exp: auth::unix_now() + 3600,
+        name: Some(format!("{user} name")),
+        rating: None,
+        perms: Vec::new(),
+        rooms: None,
+        iss: None,
+        aud: None,
+    }
+}
+
+pub fn sign(claims: &Claims) -> String {
+    auth::sign_hmac(JwtAlg::Hs256, SECRET.as_bytes(), claims).expect("sign")
+}
+
+pub fn token(user: &str) -> String {
+    sign(&claims(user))
+}
+
+/// What a client observed next.
+#[derive(Debug)]
+pub enum Seen {
+    Frame(Value),
+    Closed(Option<u16>),
+}
+
+pub enum Client {
+    Ws(Box<WebSocketStream<MaybeTlsStream<TcpStream>>>),
+    Tcp {
+        lines: Lines<BufReader<OwnedReadHalf>>,
+        writer: OwnedWriteHalf,
+    },
+}
+
+impl Client {
+    pub async fn login(&mut self, token: &str) -> Value {
+        self.send(json!({"type": "login", "token": token})).await;
+        let welcome = self.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        welcome
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(&frame.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        match self {
+            Client::Ws(ws) => ws
+                .send(Message::text(text.to_owned()))
+                .await
+                .expect("ws send"),
+            Client::Tcp { writer, .. } => {
+                writer.write_all(text.as_bytes()).await.expect("tcp send");
+                writer.write_all(b"\n").await.expect("tcp send");
+            }
+        }
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        match self {
+            Client::Ws(ws) => ws
+                .send(Message::binary(bytes.to_vec()))
+                .await
+                .expect("ws send"),
+            Client::Tcp { writer, .. } => writer.write_all(bytes).await.expect("tcp send"),
+        }
+    }
+
+    /// Next frame (server pings skipped) or the close, within `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Seen> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let seen = match self {
+                Client::Ws(ws) => {
+                    match tokio::time::timeout_at(deadline, ws.next()).await.ok()? {
+                        Some(Ok(Message::Text(t))) => {
+                            Seen::Frame(serde_json::from_str(&t).expect("server sent JSON"))
+                        }
+                        Some(Ok(Message::Close(frame))) => {
+                            Seen::Closed(frame.map(|f| u16::from(f.code)))
+                        }
+                        Some(Ok(_)) => continue,
+                        Some(Err(_)) | None => Seen::Closed(None),
+                    }
+                }
+                Client::Tcp { lines, .. } => {
+                    match tokio::time::timeout_at(deadline, lines.next_line()).await.ok()? {
+                        Ok(Some(line)) => {
+                            let v: Value = serde_json::from_str(&line).expect("server sent JSON");
+                            if v["type"] == "close" {
+                                Seen::Closed(v["code"].as_u64().map(|c| c as u16))
+                            } else {
+                                Seen::Frame(v)
+                            }
+                        }
+                        Ok(None) | Err(_) => Seen::Closed(None),
+                    }
+                }
+            };
+            if let Seen::Frame(v) = &seen
+                && v["type"] == "ping"
+            {
+                continue;
+            }
+            return Some(seen);
+        }
+    }
+
+    /// Next frame; fails the test on close or timeout.
+    pub async fn recv(&mut self) -> Value {
+        match self.next_within(WAIT).await {
+            Some(Seen::Frame(v)) => v,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// Skips frames until one of type `ty` arrives.
+    pub async fn recv_type(&mut self, ty: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_within(left).await {
+                Some(Seen::Frame(v)) if v["type"] == ty => return v,
+                Some(Seen::Frame(_)) => continue,
+                other => panic!("expected a {ty} frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Sends a request and returns the reply carrying its id (skipping other frames).
+    pub async fn request(&mut self, mut frame: Value) -> Value {
+        let id = rand_id();
+        frame["id"] = json!(id);
+        self.send(frame).await;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_within(left).await {
+                Some(Seen::Frame(v)) if v["id"] == json!(id) => return v,
+                Some(Seen::Frame(_)) => continue,
+                other => panic!("expected a reply to {id}, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the connection closes; returns the close code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_within(left).await {
+                Some(Seen::Closed(code)) => return code,
+                Some(Seen::Frame(_)) => continue,
+                None => panic!("connection did not close in time"),
+            }
+        }
+    }
+
+    /// Asserts that no frame arrives for `wait`.
+    pub async fn quiet(&mut self, wait: Duration) {
+        if let Some(seen) = self.next_within(wait).await {
+            panic!("expected silence, got {seen:?}");
+        }
+    }
+}
+
+fn rand_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("r{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Minimal HTTP/1.1 client for the API tests: one request per connection.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let body = body.unwrap_or("");
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut raw))
+        .await
+        .expect("http response in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, dechunk(&body))
+}
+
+/// Undoes chunked transfer encoding when the server used it.
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            return body.to_owned();
+        };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_owned();
+        };
+        if n == 0 {
+            return out;
+        }
+        if after.len() < n {
+            return body.to_owned();
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+}
+
+/// Polls `check` until it holds or `WAIT` passes.
+pub async fn eventually<F: FnMut() -> bool>(what: &str, mut check: F) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: real gateways on ephemeral ports, real sockets.
+#![allow(unreachable_pub)] // test modules share helpers; nothing here is a public API
+
+mod api;
+mod chat;
+mod harness;
+mod limits;
+mod login;
+mod shutdown;
