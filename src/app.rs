@@ -85,7 +85,7 @@ pub async fn run(
     let n = sessions.len().max(1) as f64;
     for (i, handle) in sessions.iter().enumerate() {
         sleep_until(started + spread.mul_f64(i as f64 / n)).await;
-        handle.close(close::DRAINING);
+        let _ = handle.close(close::DRAINING);
     }
     tracker.close();
     if timeout_at(deadline + DRAIN_MARGIN, tracker.wait())

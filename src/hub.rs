@@ -146,12 +146,15 @@ impl SessionHandle {
         *self.name.lock().unwrap_or_else(|e| e.into_inner()) = Arc::from(name);
     }
 
-    /// Asks the session to close with `code`; the first reason wins.
-    pub fn close(&self, code: u16) {
-        let _ = self
+    /// Asks the session to close with `code`; the first reason wins. True when this
+    /// call decided the reason, so an event is counted once.
+    pub fn close(&self, code: u16) -> bool {
+        let first = self
             .close_code
-            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
         self.closer.cancel();
+        first
     }
 
     /// Resolves when someone asked this session to close.
@@ -268,11 +271,10 @@ impl Hub {
             match handle.tx.try_send(delivery.clone()) {
                 Ok(()) => sent += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    if !handle.closer.is_cancelled() {
+                    if handle.close(close::SLOW_CONSUMER) {
                         self.metrics.slow_consumer_closes.inc();
                         tracing::info!(session = %handle.id, user = %handle.user, "slow consumer: outbound queue full");
                     }
-                    handle.close(close::SLOW_CONSUMER);
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
@@ -297,7 +299,7 @@ impl EventSink for Hub {
             Event::Kick { user, except, code } => {
                 for h in reg.users.get(user).into_iter().flatten() {
                     if except.as_deref() != Some(h.id.as_str()) {
-                        h.close(*code);
+                        let _ = h.close(*code);
                     }
                 }
                 return 0;
@@ -313,8 +315,10 @@ impl EventSink for Hub {
         let Some(delivery) = Delivery::for_event(event) else {
             return 0;
         };
+        // No echo when asked, and nobody is told about their own arrival or departure.
         let skip = match event {
             Event::Message { skip, .. } => skip.as_ref(),
+            Event::MemberJoined { user, .. } | Event::MemberLeft { user, .. } => Some(user),
             _ => None,
         };
         let sent = match topic {

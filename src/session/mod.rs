@@ -144,6 +144,15 @@ async fn login<T: Transport>(
     }
 }
 
+/// Outcome of writing queued frames.
+enum Written {
+    Ok,
+    /// The client did not take the bytes in time: a slow consumer.
+    TimedOut,
+    /// The connection is gone.
+    Broken,
+}
+
 /// A logged-in session's state inside its loop.
 struct Session<'a, T: Transport> {
     gw: &'a Gateway,
@@ -228,7 +237,12 @@ impl<T: Transport> Session<'_, T> {
                 if !self.write_replay(replay).await {
                     return close::SLOW_CONSUMER;
                 }
-                if let Err(err) = self.gw.bus.mark_delivered(&self.identity.user, self.dm_seq).await {
+                if let Err(err) = self
+                    .gw
+                    .bus
+                    .mark_delivered(&self.identity.user, self.dm_seq)
+                    .await
+                {
                     tracing::debug!(cause = %err, "marking replayed direct messages failed");
                 }
             }
@@ -253,9 +267,16 @@ impl<T: Transport> Session<'_, T> {
                 biased;
                 _ = handle.closed() => return self.closing(handle.close_code()).await,
                 Some(first) = self.rx.recv() => {
-                    if !self.write_queued(first).await {
-                        self.gw.metrics.slow_consumer_closes.inc();
-                        return close::SLOW_CONSUMER;
+                    match self.write_queued(first).await {
+                        Written::Ok => {}
+                        Written::TimedOut => {
+                            if self.handle.close(close::SLOW_CONSUMER) {
+                                self.gw.metrics.slow_consumer_closes.inc();
+                                tracing::info!(session = %self.handle.id, "slow consumer: write timed out");
+                            }
+                            return self.handle.close_code();
+                        }
+                        Written::Broken => return close::NORMAL,
                     }
                 }
                 inbound = self.t.recv() => {
@@ -310,7 +331,7 @@ impl<T: Transport> Session<'_, T> {
     }
 
     /// Writes the first queued frame and whatever else is ready, then flushes once.
-    async fn write_queued(&mut self, first: Arc<Delivery>) -> bool {
+    async fn write_queued(&mut self, first: Arc<Delivery>) -> Written {
         self.gw
             .metrics
             .outbound_queue_depth
@@ -329,7 +350,7 @@ impl<T: Transport> Session<'_, T> {
             .map(|d| &d.frame)
             .collect();
         if frames.is_empty() {
-            return true;
+            return Written::Ok;
         }
         let t = &mut *self.t;
         let write = async {
@@ -338,10 +359,11 @@ impl<T: Transport> Session<'_, T> {
             }
             t.flush().await
         };
-        matches!(
-            timeout(self.gw.config.write_timeout, write).await,
-            Ok(Ok(()))
-        )
+        match timeout(self.gw.config.write_timeout, write).await {
+            Ok(Ok(())) => Written::Ok,
+            Ok(Err(_)) => Written::Broken,
+            Err(_) => Written::TimedOut,
+        }
     }
 
     /// False for a frame already written by a replay or for a room already left.

@@ -29,7 +29,9 @@ async fn api_pushes_reach_clients() {
     let s = TestServer::spawn().await;
     let mut alice = s.ws("alice").await;
     let mut bob = s.tcp("bob").await;
-    alice.request(json!({"type": "join", "room": "lobby"})).await;
+    alice
+        .request(json!({"type": "join", "room": "lobby"}))
+        .await;
 
     let (status, body) = http(
         s.http,
@@ -42,7 +44,10 @@ async fn api_pushes_reach_clients() {
     assert_eq!(status, 200, "{body}");
     let seq = parse(&body)["seq"].as_u64().expect("seq");
     let m = alice.recv_type("message").await;
-    assert_eq!((m["from"].clone(), m["seq"].clone()), (json!("server"), json!(seq)));
+    assert_eq!(
+        (m["from"].clone(), m["seq"].clone()),
+        (json!("server"), json!(seq))
+    );
     assert_eq!(m["data"], json!({"score": 3}));
 
     let (status, _) = http(
@@ -55,14 +60,31 @@ async fn api_pushes_reach_clients() {
     .await;
     assert_eq!(status, 200);
     let d = bob.recv_type("direct").await;
-    assert_eq!((d["from"].clone(), d["name"].clone()), (json!("billing"), json!("Billing")));
+    assert_eq!(
+        (d["from"].clone(), d["name"].clone()),
+        (json!("billing"), json!("Billing"))
+    );
 
-    let (status, _) = http(s.http, "POST", "/api/v1/broadcast", Some(API_KEY), Some(r#"{"data":1}"#)).await;
+    let (status, _) = http(
+        s.http,
+        "POST",
+        "/api/v1/broadcast",
+        Some(API_KEY),
+        Some(r#"{"data":1}"#),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(alice.recv_type("broadcast").await["data"], 1);
     assert_eq!(bob.recv_type("broadcast").await["data"], 1);
 
-    let (status, body) = http(s.http, "GET", "/api/v1/rooms/lobby/presence", Some(API_KEY), None).await;
+    let (status, body) = http(
+        s.http,
+        "GET",
+        "/api/v1/rooms/lobby/presence",
+        Some(API_KEY),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let p = parse(&body);
     assert_eq!(p["count"], 1);
@@ -74,7 +96,14 @@ async fn api_pushes_reach_clients() {
     assert_eq!(o["users"].as_array().map(Vec::len), Some(1));
     assert_eq!(o["next"], "alice");
 
-    let (status, _) = http(s.http, "POST", "/api/v1/users/bob/disconnect", Some(API_KEY), None).await;
+    let (status, _) = http(
+        s.http,
+        "POST",
+        "/api/v1/users/bob/disconnect",
+        Some(API_KEY),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(bob.closed().await, Some(4004));
 }
@@ -83,10 +112,34 @@ async fn api_pushes_reach_clients() {
 async fn api_bad_input_gets_stable_codes() {
     let s = TestServer::spawn().await;
     let cases = [
-        ("POST", "/api/v1/rooms/lobby/publish", Some("{oops"), 400, "bad_request"),
-        ("POST", "/api/v1/rooms/lobby/publish", Some(r#"{"nodata":1}"#), 400, "bad_request"),
-        ("POST", "/api/v1/rooms/bad%20room/publish", Some(r#"{"data":1}"#), 400, "bad_request"),
-        ("POST", "/api/v1/users/bob/send", Some(r#"{"data":1,"from":"a b"}"#), 400, "bad_request"),
+        (
+            "POST",
+            "/api/v1/rooms/lobby/publish",
+            Some("{oops"),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/v1/rooms/lobby/publish",
+            Some(r#"{"nodata":1}"#),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/v1/rooms/bad%20room/publish",
+            Some(r#"{"data":1}"#),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/v1/users/bob/send",
+            Some(r#"{"data":1,"from":"a b"}"#),
+            400,
+            "bad_request",
+        ),
     ];
     for (method, path, body, status, code) in cases {
         let (got, text) = http(s.http, method, path, Some(API_KEY), body).await;
@@ -94,7 +147,14 @@ async fn api_bad_input_gets_stable_codes() {
         assert_eq!(parse(&text)["code"], code, "{path}");
     }
     let big = format!(r#"{{"data":"{}"}}"#, "x".repeat(100 * 1024));
-    let (got, text) = http(s.http, "POST", "/api/v1/broadcast", Some(API_KEY), Some(&big)).await;
+    let (got, text) = http(
+        s.http,
+        "POST",
+        "/api/v1/broadcast",
+        Some(API_KEY),
+        Some(&big),
+    )
+    .await;
     assert_eq!(got, 413, "{text}");
     assert_eq!(parse(&text)["code"], "too_large");
 }
@@ -108,28 +168,48 @@ async fn probes_dev_token_and_page() {
     assert_eq!(status, 200);
     assert!(page.contains("Switchboard"));
     // A secret is configured: no dev tokens.
-    assert_eq!(http(s.http, "GET", "/dev/token?user=a", None, None).await.0, 404);
+    assert_eq!(
+        http(s.http, "GET", "/dev/token?user=a", None, None).await.0,
+        404
+    );
 
     let dev = TestServer::with(|c| c.jwt_secret = None).await;
-    let (status, token) = http(dev.http, "GET", "/dev/token?user=alice&name=Alice", None, None).await;
+    let (status, token) = http(
+        dev.http,
+        "GET",
+        "/dev/token?user=alice&name=Alice",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let mut c = dev.ws_raw().await;
     let welcome = c.login(token.trim()).await;
-    assert_eq!((welcome["user"].clone(), welcome["name"].clone()), (json!("alice"), json!("Alice")));
+    assert_eq!(
+        (welcome["user"].clone(), welcome["name"].clone()),
+        (json!("alice"), json!("Alice"))
+    );
 }
 
 #[tokio::test]
 async fn websocket_origin_is_checked() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let s = TestServer::spawn().await;
-    let mut req = format!("ws://{}/ws", s.http).into_client_request().expect("request");
+    let mut req = format!("ws://{}/ws", s.http)
+        .into_client_request()
+        .expect("request");
     req.headers_mut()
         .insert("Origin", "https://evil.example".parse().expect("header"));
-    let err = tokio_tungstenite::connect_async(req).await.expect_err("refused");
+    let err = tokio_tungstenite::connect_async(req)
+        .await
+        .expect_err("refused");
     assert!(err.to_string().contains("403"), "{err}");
-    let mut req = format!("ws://{}/ws", s.http).into_client_request().expect("request");
+    let mut req = format!("ws://{}/ws", s.http)
+        .into_client_request()
+        .expect("request");
     let same = format!("http://{}", s.http);
-    req.headers_mut().insert("Origin", same.parse().expect("header"));
+    req.headers_mut()
+        .insert("Origin", same.parse().expect("header"));
     assert!(tokio_tungstenite::connect_async(req).await.is_ok());
 }
 
@@ -140,7 +220,8 @@ async fn metrics_expose_the_named_series() {
     let mut b = s.tcp("bob").await;
     a.request(json!({"type": "join", "room": "lobby"})).await;
     b.request(json!({"type": "join", "room": "lobby"})).await;
-    a.request(json!({"type": "publish", "room": "lobby", "data": 1})).await;
+    a.request(json!({"type": "publish", "room": "lobby", "data": 1}))
+        .await;
     b.recv_type("message").await;
     a.send_text("{bad").await;
     a.recv_type("error").await;

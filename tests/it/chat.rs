@@ -11,14 +11,18 @@ async fn rooms_publish_join_leave_across_users_and_transports() {
     let mut bob = s.tcp("bob").await;
     let mut carol = s.ws("carol").await;
 
-    let ok = alice.request(json!({"type": "join", "room": "lobby"})).await;
+    let ok = alice
+        .request(json!({"type": "join", "room": "lobby"}))
+        .await;
     assert_eq!(ok["type"], "ok");
     assert_eq!(ok["room"], "lobby");
     bob.request(json!({"type": "join", "room": "lobby"})).await;
     let joined = alice.recv_type("member.joined").await;
     assert_eq!(joined["user"], "bob");
     assert_eq!(joined["room"], "lobby");
-    carol.request(json!({"type": "join", "room": "other"})).await;
+    carol
+        .request(json!({"type": "join", "room": "other"}))
+        .await;
 
     // Alice (WS) publishes; Bob (TCP) and Alice herself receive it, Carol does not.
     let ok = alice
@@ -42,7 +46,15 @@ async fn rooms_publish_join_leave_across_users_and_transports() {
     let seq2 = ok["seq"].as_u64().expect("seq");
     assert!(seq2 > seq1);
     let m = alice.recv_type("message").await;
-    assert_eq!((m["from"].clone(), m["seq"].clone()), (json!("bob"), json!(seq2)));
+    assert_eq!(
+        (m["from"].clone(), m["seq"].clone()),
+        (json!("bob"), json!(seq2))
+    );
+    assert_eq!(
+        bob.recv_type("message").await["data"],
+        "hello back",
+        "own echo"
+    );
 
     // echo:false keeps it from the sender's own sessions.
     alice
@@ -84,7 +96,9 @@ async fn user_in_many_rooms_and_rooms_claim() {
     limited.login(&sign(&c)).await;
     let err = limited.request(json!({"type": "join", "room": "a"})).await;
     assert_eq!(err["code"], "forbidden");
-    let ok = limited.request(json!({"type": "join", "room": "team-red"})).await;
+    let ok = limited
+        .request(json!({"type": "join", "room": "team-red"}))
+        .await;
     assert_eq!(ok["type"], "ok");
     for room in ["a", "b", "c"] {
         alice
@@ -93,7 +107,12 @@ async fn user_in_many_rooms_and_rooms_claim() {
     }
     let mut got = Vec::new();
     for _ in 0..3 {
-        got.push(alice.recv_type("message").await["room"].as_str().unwrap_or("").to_owned());
+        got.push(
+            alice.recv_type("message").await["room"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        );
     }
     got.sort();
     assert_eq!(got, ["a", "b", "c"]);
@@ -171,16 +190,22 @@ async fn presence_who_and_rename() {
     let mut alice = s.ws("alice").await;
     let mut bob = s.tcp("bob").await;
     let _carol = s.ws("carol").await;
-    alice.request(json!({"type": "join", "room": "lobby"})).await;
+    alice
+        .request(json!({"type": "join", "room": "lobby"}))
+        .await;
     bob.request(json!({"type": "join", "room": "lobby"})).await;
-    let p = alice.request(json!({"type": "presence", "room": "lobby"})).await;
+    let p = alice
+        .request(json!({"type": "presence", "room": "lobby"}))
+        .await;
     assert_eq!(p["type"], "presence");
     assert_eq!(p["count"], 2);
     assert_eq!(
         p["members"],
         json!([{"user": "alice", "name": "alice name"}, {"user": "bob", "name": "bob name"}])
     );
-    let empty = alice.request(json!({"type": "presence", "room": "nobody"})).await;
+    let empty = alice
+        .request(json!({"type": "presence", "room": "nobody"}))
+        .await;
     assert_eq!(empty["count"], 0);
 
     let who = alice.request(json!({"type": "who"})).await;
@@ -188,16 +213,27 @@ async fn presence_who_and_rename() {
     assert_eq!(who["users"].as_array().map(Vec::len), Some(2));
     let next = who["next"].as_str().expect("cursor").to_owned();
     let who2 = alice.request(json!({"type": "who", "cursor": next})).await;
-    assert_eq!(who2["users"], json!([{"user": "carol", "name": "carol name"}]));
+    assert_eq!(
+        who2["users"],
+        json!([{"user": "carol", "name": "carol name"}])
+    );
     assert!(who2.get("next").is_none());
 
-    let ok = bob.request(json!({"type": "rename", "name": "  Bobby B. "})).await;
+    let ok = bob
+        .request(json!({"type": "rename", "name": "  Bobby B. "}))
+        .await;
     assert_eq!(ok["name"], "Bobby B.");
     let ev = alice.recv_type("member.renamed").await;
-    assert_eq!((ev["user"].clone(), ev["name"].clone()), (json!("bob"), json!("Bobby B.")));
-    let p = alice.request(json!({"type": "presence", "room": "lobby"})).await;
+    assert_eq!(
+        (ev["user"].clone(), ev["name"].clone()),
+        (json!("bob"), json!("Bobby B."))
+    );
+    let p = alice
+        .request(json!({"type": "presence", "room": "lobby"}))
+        .await;
     assert_eq!(p["members"][1]["name"], "Bobby B.");
-    bob.request(json!({"type": "publish", "room": "lobby", "data": 1})).await;
+    bob.request(json!({"type": "publish", "room": "lobby", "data": 1}))
+        .await;
     assert_eq!(alice.recv_type("message").await["name"], "Bobby B.");
     let err = bob.request(json!({"type": "rename", "name": "   "})).await;
     assert_eq!(err["code"], "bad_request");
@@ -213,7 +249,9 @@ async fn broadcast_needs_permission() {
     c.perms = vec!["broadcast".into()];
     let mut admin = s.tcp_raw().await;
     admin.login(&sign(&c)).await;
-    let ok = admin.request(json!({"type": "broadcast", "data": {"n": "maintenance"}})).await;
+    let ok = admin
+        .request(json!({"type": "broadcast", "data": {"n": "maintenance"}}))
+        .await;
     assert_eq!(ok["type"], "ok");
     let b = plain.recv_type("broadcast").await;
     assert_eq!(b["from"], "admin");
@@ -241,7 +279,9 @@ async fn resume_replays_missed_room_messages_without_gaps_or_duplicates() {
     assert_eq!(ok["replayed"], 2);
     // Replayed frames precede the ok; collect them from a fresh join instead.
     let mut carol = s.ws("carol").await;
-    carol.send(json!({"type": "join", "room": "r", "since": last - 1, "id": "j"})).await;
+    carol
+        .send(json!({"type": "join", "room": "r", "since": last - 1, "id": "j"}))
+        .await;
     let m = carol.recv_type("message").await;
     assert_eq!(m["seq"], last);
     assert_eq!(carol.recv_type("ok").await["id"], "j");
@@ -252,6 +292,8 @@ async fn resume_replays_missed_room_messages_without_gaps_or_duplicates() {
             .request(json!({"type": "publish", "room": "r", "data": i}))
             .await;
     }
-    let ok = dave.request(json!({"type": "join", "room": "r", "since": 1})).await;
+    let ok = dave
+        .request(json!({"type": "join", "room": "r", "since": 1}))
+        .await;
     assert_eq!(ok["recovered"], false);
 }

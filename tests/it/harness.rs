@@ -3,6 +3,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,12 +39,14 @@ impl TestServer {
 
     /// Starts a gateway with test defaults, adjusted by `tweak`.
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let mut config = Config::default();
-        config.listen = "127.0.0.1:0".parse().expect("addr");
-        config.tcp_listen = Some("127.0.0.1:0".parse().expect("addr"));
-        config.jwt_secret = Some(SECRET.into());
-        config.api_key = Some(API_KEY.into());
-        config.drain_timeout = Duration::from_secs(1);
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            tcp_listen: Some("127.0.0.1:0".parse().expect("addr")),
+            jwt_secret: Some(SECRET.into()),
+            api_key: Some(API_KEY.into()),
+            drain_timeout: Duration::from_secs(1),
+            ..Config::default()
+        };
         tweak(&mut config);
         let gw = Gateway::new(config).expect("valid test config");
         let listeners = Listeners::bind(gw.config.listen, gw.config.tcp_listen)
@@ -91,7 +94,7 @@ impl TestServer {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.http))
             .await
             .expect("ws connect");
-        Client::Ws(Box::new(ws))
+        Client::new(Conn::Ws(Box::new(ws)))
     }
 
     pub async fn tcp(&self, user: &str) -> Client {
@@ -103,10 +106,10 @@ impl TestServer {
     pub async fn tcp_raw(&self) -> Client {
         let stream = TcpStream::connect(self.tcp).await.expect("tcp connect");
         let (r, w) = stream.into_split();
-        Client::Tcp {
+        Client::new(Conn::Tcp {
             lines: BufReader::new(r).lines(),
             writer: w,
-        }
+        })
     }
 }
 
@@ -146,7 +149,14 @@ pub enum Seen {
     Closed(Option<u16>),
 }
 
-pub enum Client {
+/// A protocol client. Frames skipped while waiting for a reply are kept in `backlog`
+/// and returned first by later reads, so nothing is lost between helpers.
+pub struct Client {
+    conn: Conn,
+    backlog: VecDeque<Value>,
+}
+
+enum Conn {
     Ws(Box<WebSocketStream<MaybeTlsStream<TcpStream>>>),
     Tcp {
         lines: Lines<BufReader<OwnedReadHalf>>,
@@ -155,6 +165,13 @@ pub enum Client {
 }
 
 impl Client {
+    fn new(conn: Conn) -> Self {
+        Client {
+            conn,
+            backlog: VecDeque::new(),
+        }
+    }
+
     pub async fn login(&mut self, token: &str) -> Value {
         self.send(json!({"type": "login", "token": token})).await;
         let welcome = self.recv().await;
@@ -167,12 +184,12 @@ impl Client {
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        match self {
-            Client::Ws(ws) => ws
+        match &mut self.conn {
+            Conn::Ws(ws) => ws
                 .send(Message::text(text.to_owned()))
                 .await
                 .expect("ws send"),
-            Client::Tcp { writer, .. } => {
+            Conn::Tcp { writer, .. } => {
                 writer.write_all(text.as_bytes()).await.expect("tcp send");
                 writer.write_all(b"\n").await.expect("tcp send");
             }
@@ -180,34 +197,38 @@ impl Client {
     }
 
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
-        match self {
-            Client::Ws(ws) => ws
+        match &mut self.conn {
+            Conn::Ws(ws) => ws
                 .send(Message::binary(bytes.to_vec()))
                 .await
                 .expect("ws send"),
-            Client::Tcp { writer, .. } => writer.write_all(bytes).await.expect("tcp send"),
+            Conn::Tcp { writer, .. } => writer.write_all(bytes).await.expect("tcp send"),
         }
     }
 
     /// Next frame (server pings skipped) or the close, within `wait`.
     pub async fn next_within(&mut self, wait: Duration) -> Option<Seen> {
+        if let Some(v) = self.backlog.pop_front() {
+            return Some(Seen::Frame(v));
+        }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let seen = match self {
-                Client::Ws(ws) => {
-                    match tokio::time::timeout_at(deadline, ws.next()).await.ok()? {
-                        Some(Ok(Message::Text(t))) => {
-                            Seen::Frame(serde_json::from_str(&t).expect("server sent JSON"))
-                        }
-                        Some(Ok(Message::Close(frame))) => {
-                            Seen::Closed(frame.map(|f| u16::from(f.code)))
-                        }
-                        Some(Ok(_)) => continue,
-                        Some(Err(_)) | None => Seen::Closed(None),
+            let seen = match &mut self.conn {
+                Conn::Ws(ws) => match tokio::time::timeout_at(deadline, ws.next()).await.ok()? {
+                    Some(Ok(Message::Text(t))) => {
+                        Seen::Frame(serde_json::from_str(&t).expect("server sent JSON"))
                     }
-                }
-                Client::Tcp { lines, .. } => {
-                    match tokio::time::timeout_at(deadline, lines.next_line()).await.ok()? {
+                    Some(Ok(Message::Close(frame))) => {
+                        Seen::Closed(frame.map(|f| u16::from(f.code)))
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => Seen::Closed(None),
+                },
+                Conn::Tcp { lines, .. } => {
+                    match tokio::time::timeout_at(deadline, lines.next_line())
+                        .await
+                        .ok()?
+                    {
                         Ok(Some(line)) => {
                             let v: Value = serde_json::from_str(&line).expect("server sent JSON");
                             if v["type"] == "close" {
@@ -256,14 +277,17 @@ impl Client {
         frame["id"] = json!(id);
         self.send(frame).await;
         let deadline = Instant::now() + WAIT;
-        loop {
+        let mut skipped = Vec::new();
+        let reply = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.next_within(left).await {
-                Some(Seen::Frame(v)) if v["id"] == json!(id) => return v,
-                Some(Seen::Frame(_)) => continue,
+                Some(Seen::Frame(v)) if v["id"] == json!(id) => break v,
+                Some(Seen::Frame(v)) => skipped.push(v),
                 other => panic!("expected a reply to {id}, got {other:?}"),
             }
-        }
+        };
+        self.backlog.extend(skipped);
+        reply
     }
 
     /// Reads until the connection closes; returns the close code.
@@ -312,10 +336,13 @@ pub async fn http(
     );
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut raw))
-        .await
-        .expect("http response in time")
-        .expect("read");
+    tokio::time::timeout(
+        WAIT,
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut raw),
+    )
+    .await
+    .expect("http response in time")
+    .expect("read");
     let text = String::from_utf8_lossy(&raw).to_string();
     let status: u16 = text
         .split_whitespace()

@@ -25,7 +25,8 @@ async fn ws_and_tcp_login_get_welcome() {
 
 async fn refused(s: &TestServer, token: &str) {
     for mut c in [s.ws_raw().await, s.tcp_raw().await] {
-        c.send(json!({"type": "login", "token": token, "id": 1})).await;
+        c.send(json!({"type": "login", "token": token, "id": 1}))
+            .await;
         let err = c.recv().await;
         assert_eq!(err["type"], "error", "{err}");
         assert_eq!(err["code"], "unauthorized", "{err}");
@@ -124,7 +125,8 @@ async fn duplicate_login_reject_refuses_the_new_one() {
     let s = TestServer::with(|c| c.duplicate_login = DuplicateLogin::Reject).await;
     let mut a1 = s.ws("alice").await;
     let mut a2 = s.ws_raw().await;
-    a2.send(json!({"type": "login", "token": token("alice")})).await;
+    a2.send(json!({"type": "login", "token": token("alice")}))
+        .await;
     let err = a2.recv().await;
     assert_eq!(err["code"], "conflict", "{err}");
     assert!(a2.closed().await.is_some());

@@ -22,7 +22,10 @@ async fn shutdown_sends_reconnect_and_exits_in_time() {
     }
     assert_eq!(pending.closed().await, Some(1012));
     let took = took.await.expect("join");
-    assert!(took < Duration::from_millis(800) + Duration::from_millis(1500), "took {took:?}");
+    assert!(
+        took < Duration::from_millis(800) + Duration::from_millis(1500),
+        "took {took:?}"
+    );
     // Nothing accepts any more.
     assert!(tokio::net::TcpStream::connect(http_addr).await.is_err());
 }
