@@ -46,9 +46,11 @@ pub struct Claims {
     pub perms: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rooms: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Written when minting; on verification jsonwebtoken checks `iss`/`aud` itself
+    /// (string or array forms), so they are not read back here.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
 }
 
@@ -107,13 +109,17 @@ impl Verifier {
         };
         let mut validation = Validation::new(alg);
         validation.leeway = config.jwt_leeway.as_secs();
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         if let Some(iss) = &config.jwt_issuer {
             validation.set_issuer(&[iss]);
             validation.required_spec_claims.insert("iss".into());
         }
         match &config.jwt_audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                validation.required_spec_claims.insert("aud".into());
+            }
             None => validation.validate_aud = false,
         }
         Ok(Verifier {

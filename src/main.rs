@@ -64,6 +64,12 @@ async fn serve(config: Config) -> ExitCode {
              using a random secret and serving GET /dev/token. Never run this in production."
         );
     }
+    if gw.config.redis_url.is_some() {
+        tracing::warn!(
+            "SWITCHBOARD_REDIS_URL is set, but this build runs the in-memory backend only: \
+             replicas will not share state"
+        );
+    }
     let listeners = match Listeners::bind(gw.config.listen, gw.config.tcp_listen).await {
         Ok(l) => l,
         Err(err) => {

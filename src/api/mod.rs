@@ -210,9 +210,14 @@ impl Push {
         })
     }
 
-    fn sender(&self) -> (UserId, String) {
+    fn sender(&self, max_name_chars: usize) -> (UserId, String) {
         let from = self.from.clone().unwrap_or_else(UserId::server);
-        let name = self.name.clone().unwrap_or_else(|| from.to_string());
+        let name = self
+            .name
+            .as_deref()
+            .map(|n| crate::auth::clean_name(n, max_name_chars))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| from.to_string());
         (from, name)
     }
 }
@@ -232,7 +237,7 @@ async fn publish(
 ) -> Result<Json<Value>, ApiError> {
     let room = room_param(&room)?;
     let push = Push::from_body(body)?;
-    let (from, name) = push.sender();
+    let (from, name) = push.sender(st.gw.config.max_name_chars);
     let seq = st.gw.publish(&room, &from, &name, push.data, true).await?;
     Ok(Json(json!({"room": room, "seq": seq})))
 }
@@ -244,7 +249,7 @@ async fn send(
 ) -> Result<Json<Value>, ApiError> {
     let to = user_param(&user)?;
     let push = Push::from_body(body)?;
-    let (from, name) = push.sender();
+    let (from, name) = push.sender(st.gw.config.max_name_chars);
     let seq = st.gw.send_direct(&to, &from, &name, push.data).await?;
     Ok(Json(json!({"user": to, "seq": seq})))
 }
@@ -254,7 +259,7 @@ async fn broadcast(
     body: Result<Json<Push>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let push = Push::from_body(body)?;
-    let (from, name) = push.sender();
+    let (from, name) = push.sender(st.gw.config.max_name_chars);
     st.gw.broadcast(&from, &name, push.data).await?;
     Ok(Json(json!({})))
 }
@@ -281,9 +286,11 @@ async fn online(
     Query(q): Query<OnlineQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = st.gw.who(q.cursor.as_deref(), q.limit).await?;
-    Ok(Json(
-        json!({"users": page.users, "count": page.count, "next": page.next}),
-    ))
+    let mut body = json!({"users": page.users, "count": page.count});
+    if let Some(next) = page.next {
+        body["next"] = json!(next);
+    }
+    Ok(Json(body))
 }
 
 async fn disconnect(

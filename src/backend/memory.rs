@@ -117,6 +117,7 @@ impl Bus for MemoryBus {
             return Ok(Replay {
                 events: Vec::new(),
                 complete: after == 0,
+                head: 0,
             });
         };
         let log = lock(&log);
@@ -124,6 +125,7 @@ impl Bus for MemoryBus {
             return Ok(Replay {
                 events: Vec::new(),
                 complete: after == log.last_seq,
+                head: log.last_seq,
             });
         }
         let first_kept = log.last_seq + 1 - log.entries.len() as u64;
@@ -134,6 +136,7 @@ impl Bus for MemoryBus {
         Ok(Replay {
             complete: after + 1 >= first_kept && take_from == 0,
             events: newer.into_iter().skip(take_from).collect(),
+            head: log.last_seq,
         })
     }
 

@@ -90,6 +90,8 @@ pub struct Replay {
     /// False when messages after `since` were dropped from retention or beyond the
     /// replay cap: the client has a gap and should refetch its state.
     pub complete: bool,
+    /// The topic's latest seq. A client cursor above it predates a reset of the log.
+    pub head: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

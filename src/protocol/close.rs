@@ -6,6 +6,9 @@ pub const UNAUTHORIZED: u16 = 4001;
 pub const LOGIN_TIMEOUT: u16 = 4002;
 /// A newer login of the same user replaced this session (`kick` policy). Do not retry.
 pub const REPLACED: u16 = 4003;
+/// Login refused because the user is already connected (`reject` policy). Do not retry
+/// automatically.
+pub const ALREADY_CONNECTED: u16 = 4005;
 /// The backend asked the gateway to disconnect this user. Retry after a back-off.
 pub const DISCONNECTED: u16 = 4004;
 /// Policy violation: sustained rate-limit abuse. Retry after a back-off.
@@ -18,6 +21,8 @@ pub const IDLE: u16 = 4010;
 pub const TOO_BIG: u16 = 1009;
 /// The replica is draining; reconnect (to any replica) after `after_ms`.
 pub const DRAINING: u16 = 1012;
+/// A shared service is unavailable; retry after a back-off.
+pub const TRY_LATER: u16 = 1013;
 /// Normal closure.
 pub const NORMAL: u16 = 1000;
 
@@ -27,6 +32,8 @@ pub fn reason(code: u16) -> &'static str {
         UNAUTHORIZED => "unauthorized",
         LOGIN_TIMEOUT => "login timeout",
         REPLACED => "replaced by a newer login",
+        ALREADY_CONNECTED => "already connected",
+        TRY_LATER => "try again later",
         DISCONNECTED => "disconnected by server",
         POLICY => "policy violation",
         SLOW_CONSUMER => "slow consumer",

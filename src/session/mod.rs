@@ -32,7 +32,7 @@ pub async fn run<T: Transport>(gw: Arc<Gateway>, mut transport: T, draining: Can
     let gauge = gw.metrics.connections.with_label_values(&[T::KIND]);
     gauge.inc();
     let code = match login(&gw, &mut transport, &draining).await {
-        Ok((identity, dm_since)) => serve(&gw, &mut transport, identity, dm_since).await,
+        Ok((identity, dm_since, id)) => serve(&gw, &mut transport, identity, dm_since, id).await,
         Err(code) => code,
     };
     gw.metrics
@@ -77,7 +77,7 @@ async fn login<T: Transport>(
     gw: &Gateway,
     t: &mut T,
     draining: &CancellationToken,
-) -> Result<(Identity, Option<u64>), u16> {
+) -> Result<(Identity, Option<u64>, Option<Value>), u16> {
     let deadline = Instant::now() + gw.config.login_timeout;
     let text = loop {
         let inbound = tokio::select! {
@@ -127,7 +127,7 @@ async fn login<T: Transport>(
         }
     };
     match gw.verifier.verify(&token) {
-        Ok(identity) => Ok((identity, dm_since)),
+        Ok(identity) => Ok((identity, dm_since, id)),
         Err(err) => {
             gw.metrics.logins.with_label_values(&["invalid"]).inc();
             tracing::debug!(cause = %err, transport = T::KIND, "login refused");
@@ -175,23 +175,20 @@ async fn serve<T: Transport>(
     t: &mut T,
     identity: Identity,
     dm_since: Option<u64>,
+    login_id: Option<Value>,
 ) -> u16 {
     let (tx, rx) = mpsc::channel(gw.config.outbound_queue);
     let registered = match gw.register(&identity, tx, dm_since).await {
         Ok(r) => r,
         Err(reply) => {
-            let result = if reply.code == ErrorCode::Conflict {
-                "conflict"
-            } else {
-                "unavailable"
+            let (result, code) = match reply.code {
+                ErrorCode::Conflict => ("conflict", close::ALREADY_CONNECTED),
+                _ if !gw.is_accepting() => ("draining", close::DRAINING),
+                _ => ("unavailable", close::TRY_LATER),
             };
             gw.metrics.logins.with_label_values(&[result]).inc();
-            write_error(gw, t, None, reply.code, &reply.message).await;
-            return if reply.code == ErrorCode::Conflict {
-                close::REPLACED
-            } else {
-                close::DRAINING
-            };
+            write_error(gw, t, login_id.as_ref(), reply.code, &reply.message).await;
+            return code;
         }
     };
     gw.metrics.logins.with_label_values(&["ok"]).inc();
@@ -234,6 +231,8 @@ impl<T: Transport> Session<'_, T> {
         }
         match self.gw.dm_replay(&self.identity.user, self.dm_seq).await {
             Ok(replay) => {
+                // A cursor from before a log reset would hide every new message.
+                self.dm_seq = self.dm_seq.min(replay.head);
                 if !self.write_replay(replay).await {
                     return close::SLOW_CONSUMER;
                 }
@@ -425,12 +424,24 @@ impl<T: Transport> Session<'_, T> {
         ok
     }
 
+    /// Writes a reply; a client too slow to take it is closed like any slow consumer.
+    async fn reply(&mut self, frame: ServerFrame<'_>) {
+        if !write_now(self.gw, self.t, frame).await && self.handle.close(close::SLOW_CONSUMER) {
+            self.gw.metrics.slow_consumer_closes.inc();
+        }
+    }
+
     async fn error(&mut self, id: Option<&Value>, code: ErrorCode, message: &str) {
-        write_error(self.gw, self.t, id, code, message).await;
+        self.gw
+            .metrics
+            .errors
+            .with_label_values(&[code.as_str()])
+            .inc();
+        self.reply(ServerFrame::Error { id, code, message }).await;
     }
 
     async fn ok(&mut self, id: Option<&Value>, detail: OkDetail<'_>) {
-        write_now(self.gw, self.t, ServerFrame::Ok { id, detail }).await;
+        self.reply(ServerFrame::Ok { id, detail }).await;
     }
 
     /// Handles one inbound text frame; `Some(code)` ends the session.
@@ -524,6 +535,12 @@ impl<T: Transport> Session<'_, T> {
                 self.ok(id, OkDetail::None {}).await;
             }
             ClientFrame::Presence { room } => {
+                if !self.identity.may_join(room.as_str()) {
+                    return Err(Reply::new(
+                        ErrorCode::Forbidden,
+                        "token does not allow this room",
+                    ));
+                }
                 let (members, count) = gw.presence(&room).await?;
                 let frame = ServerFrame::Presence {
                     id,
@@ -531,7 +548,7 @@ impl<T: Transport> Session<'_, T> {
                     members: &members,
                     count,
                 };
-                write_now(gw, self.t, frame).await;
+                self.reply(frame).await;
             }
             ClientFrame::Who { cursor, limit } => {
                 let page = gw.who(cursor.as_deref(), limit).await?;
@@ -541,14 +558,14 @@ impl<T: Transport> Session<'_, T> {
                     count: page.count,
                     next: page.next.as_deref(),
                 };
-                write_now(gw, self.t, frame).await;
+                self.reply(frame).await;
             }
             ClientFrame::Rename { name } => {
                 let name = gw.rename(&self.identity.user, &name).await?;
                 self.ok(id, OkDetail::Renamed { name: &name }).await;
             }
             ClientFrame::Ping => {
-                write_now(gw, self.t, ServerFrame::Pong { id }).await;
+                self.reply(ServerFrame::Pong { id }).await;
             }
             ClientFrame::Pong => {}
         }
@@ -584,6 +601,10 @@ impl<T: Transport> Session<'_, T> {
                     *last = (*last).min(since);
                 }
                 let replay = self.gw.room_replay(&room, since).await?;
+                if let Some(last) = self.rooms.get_mut(&room) {
+                    // A cursor from before a log reset would hide every new message.
+                    *last = (*last).min(replay.head);
+                }
                 let complete = replay.complete;
                 let count = replay.events.len();
                 if !self.write_replay(replay).await {

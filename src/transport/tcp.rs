@@ -37,18 +37,19 @@ impl TcpTransport {
         }
     }
 
-    fn finish_line(&mut self) -> Option<Inbound> {
+    fn finish_line(&mut self) -> Inbound {
         let mut line = std::mem::take(&mut self.line);
         if line.last() == Some(&b'\r') {
             line.pop();
         }
         if line.iter().all(u8::is_ascii_whitespace) {
-            return None;
+            // Blank lines are keep-alives: proof of life, nothing to parse.
+            return Inbound::Activity;
         }
-        Some(match String::from_utf8(line) {
+        match String::from_utf8(line) {
             Ok(text) => Inbound::Text(Utf8Bytes::from(text)),
             Err(_) => Inbound::InvalidUtf8,
-        })
+        }
     }
 }
 
@@ -79,9 +80,7 @@ impl Transport for TcpTransport {
                         self.line = Vec::new();
                         return Inbound::TooLarge { fatal: false };
                     }
-                    if let Some(inbound) = self.finish_line() {
-                        return inbound;
-                    }
+                    return self.finish_line();
                 }
                 None => {
                     let n = buf.len();

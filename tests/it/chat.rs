@@ -100,6 +100,10 @@ async fn user_in_many_rooms_and_rooms_claim() {
         .request(json!({"type": "join", "room": "team-red"}))
         .await;
     assert_eq!(ok["type"], "ok");
+    let err = limited
+        .request(json!({"type": "presence", "room": "a"}))
+        .await;
+    assert_eq!(err["code"], "forbidden");
     for room in ["a", "b", "c"] {
         alice
             .request(json!({"type": "publish", "room": room, "data": room}))
@@ -296,4 +300,28 @@ async fn resume_replays_missed_room_messages_without_gaps_or_duplicates() {
         .request(json!({"type": "join", "room": "r", "since": 1}))
         .await;
     assert_eq!(ok["recovered"], false);
+}
+
+#[tokio::test]
+async fn cursors_ahead_of_the_server_do_not_hide_new_messages() {
+    // After a restart the in-memory seqs start over; old cursors must not mute clients.
+    let s = TestServer::spawn().await;
+    let mut alice = s.ws("alice").await;
+    alice.request(json!({"type": "join", "room": "r"})).await;
+    let mut bob = s.ws_raw().await;
+    bob.send(json!({"type": "login", "token": token("bob"), "dm_since": 500}))
+        .await;
+    assert_eq!(bob.recv().await["type"], "welcome");
+    let ok = bob
+        .request(json!({"type": "join", "room": "r", "since": 900}))
+        .await;
+    assert_eq!(ok["recovered"], false);
+    alice
+        .request(json!({"type": "publish", "room": "r", "data": "after reset"}))
+        .await;
+    assert_eq!(bob.recv_type("message").await["data"], "after reset");
+    alice
+        .request(json!({"type": "send", "to": "bob", "data": "dm"}))
+        .await;
+    assert_eq!(bob.recv_type("direct").await["data"], "dm");
 }

@@ -107,6 +107,21 @@ async fn issuer_and_audience_are_enforced() {
     s.ws_raw().await.login(&sign(&good)).await;
     good.aud = Some("other".into());
     refused(&s, &sign(&good)).await;
+    // A configured audience is required, not merely checked when present.
+    good.aud = None;
+    refused(&s, &sign(&good)).await;
+    // Not valid before a future nbf: signed by hand since Claims has no nbf.
+    let mut early = serde_json::to_value(claims("a")).expect("json");
+    early["iss"] = json!("auth.example");
+    early["aud"] = json!("games");
+    early["nbf"] = json!(auth::unix_now() + 3600);
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+    refused(
+        &s,
+        &jsonwebtoken::encode(&header, &early, &key).expect("sign"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -125,11 +140,12 @@ async fn duplicate_login_reject_refuses_the_new_one() {
     let s = TestServer::with(|c| c.duplicate_login = DuplicateLogin::Reject).await;
     let mut a1 = s.ws("alice").await;
     let mut a2 = s.ws_raw().await;
-    a2.send(json!({"type": "login", "token": token("alice")}))
+    a2.send(json!({"type": "login", "token": token("alice"), "id": "L"}))
         .await;
     let err = a2.recv().await;
     assert_eq!(err["code"], "conflict", "{err}");
-    assert!(a2.closed().await.is_some());
+    assert_eq!(err["id"], "L");
+    assert_eq!(a2.closed().await, Some(4005));
     a1.request(json!({"type": "ping"})).await;
     // Once the first session is gone, the user may log in again.
     drop(a1);

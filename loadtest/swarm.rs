@@ -1,0 +1,279 @@
+//! Load generator: opens many logged-in WebSocket clients against a running gateway.
+//!
+//! - `idle`: N clients log in and join a room, then sit idle until Ctrl-C (measure the
+//!   gateway's RSS meanwhile).
+//! - `fanout`: N clients join one room; one publisher sends as fast as a bounded window of
+//!   unacknowledged publishes allows; reports deliveries per second and latency.
+//!
+//! Run: `cargo run --release --example swarm -- --help`
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use switchboard::auth::{self, Claims};
+use switchboard::config::JwtAlg;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+
+struct Args {
+    url: String,
+    secret: String,
+    mode: String,
+    conns: usize,
+    room: String,
+    seconds: u64,
+    window: usize,
+    payload: usize,
+    connect_parallel: usize,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        url: "ws://127.0.0.1:8080/ws".into(),
+        secret: String::new(),
+        mode: "fanout".into(),
+        conns: 1000,
+        room: "bench".into(),
+        seconds: 10,
+        window: 64,
+        payload: 64,
+        connect_parallel: 200,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().unwrap_or_default();
+        match flag.as_str() {
+            "--url" => a.url = val(),
+            "--secret" => a.secret = val(),
+            "--mode" => a.mode = val(),
+            "--conns" => a.conns = val().parse().unwrap_or(a.conns),
+            "--room" => a.room = val(),
+            "--seconds" => a.seconds = val().parse().unwrap_or(a.seconds),
+            "--window" => a.window = val().parse().unwrap_or(a.window),
+            "--payload" => a.payload = val().parse().unwrap_or(a.payload),
+            "--connect-parallel" => {
+                a.connect_parallel = val().parse().unwrap_or(a.connect_parallel)
+            }
+            _ => {
+                eprintln!(
+                    "usage: swarm --secret S [--url ws://127.0.0.1:8080/ws] [--mode idle|fanout] \
+                     [--conns 1000] [--room bench] [--seconds 10] [--window 64] [--payload 64]"
+                );
+                std::process::exit(2);
+            }
+        }
+    }
+    if a.secret.is_empty() {
+        eprintln!("--secret is required (the gateway's SWITCHBOARD_JWT_SECRET)");
+        std::process::exit(2);
+    }
+    a
+}
+
+fn token(secret: &str, user: &str) -> String {
+    let claims = Claims {
+        sub: user.into(),
+        exp: auth::unix_now() + 3600,
+        name: None,
+        rating: None,
+        perms: Vec::new(),
+        rooms: None,
+        iss: None,
+        aud: None,
+    };
+    auth::sign_hmac(JwtAlg::Hs256, secret.as_bytes(), &claims).unwrap_or_default()
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects, logs in and joins; returns the socket once the join is acknowledged.
+async fn connect(args: &Args, user: &str) -> Result<Ws, String> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(&args.url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let login = json!({"type": "login", "token": token(&args.secret, user)});
+    ws.send(Message::text(login.to_string()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let join = json!({"type": "join", "room": args.room, "id": "j"});
+    ws.send(Message::text(join.to_string()))
+        .await
+        .map_err(|e| e.to_string())?;
+    while let Some(msg) = ws.next().await {
+        if let Message::Text(t) = msg.map_err(|e| e.to_string())? {
+            let v: Value = serde_json::from_str(&t).map_err(|e| e.to_string())?;
+            if v["type"] == "error" {
+                return Err(v.to_string());
+            }
+            if v["id"] == "j" {
+                return Ok(ws);
+            }
+        }
+    }
+    Err("closed during login".into())
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Arc::new(parse_args());
+    let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(args.connect_parallel));
+    let mut joins = Vec::with_capacity(args.conns);
+    for i in 0..args.conns {
+        let args = args.clone();
+        let gate = gate.clone();
+        joins.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            connect(&args, &format!("u{i}")).await
+        }));
+    }
+    let mut clients = Vec::with_capacity(args.conns);
+    let mut failed = 0;
+    for j in joins {
+        match j.await {
+            Ok(Ok(ws)) => clients.push(ws),
+            Ok(Err(e)) => {
+                failed += 1;
+                if failed < 5 {
+                    eprintln!("connect failed: {e}");
+                }
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    println!(
+        "connected {} clients ({} failed) in {:.1}s",
+        clients.len(),
+        failed,
+        started.elapsed().as_secs_f64()
+    );
+    match args.mode.as_str() {
+        "idle" => idle(clients).await,
+        _ => fanout(&args, clients).await,
+    }
+}
+
+async fn idle(clients: Vec<Ws>) {
+    println!("idle: holding connections; press Ctrl-C to stop");
+    let mut tasks = Vec::new();
+    for mut ws in clients {
+        // Keep reading so pings are answered.
+        tasks.push(tokio::spawn(
+            async move { while ws.next().await.is_some() {} },
+        ));
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn fanout(args: &Args, clients: Vec<Ws>) {
+    let received = Arc::new(AtomicU64::new(0));
+    let latency_sum = Arc::new(AtomicU64::new(0));
+    let latency_max = Arc::new(AtomicU64::new(0));
+    let closed = Arc::new(AtomicU64::new(0));
+    let members = clients.len() as u64;
+    for mut ws in clients {
+        let received = received.clone();
+        let latency_sum = latency_sum.clone();
+        let latency_max = latency_max.clone();
+        let closed = closed.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(msg)) = ws.next().await {
+                match msg {
+                    Message::Text(t) => {
+                        // Cheap field scan instead of a full parse: the client must keep up.
+                        if let Some(pos) = t.find("\"sent\":") {
+                            let digits: String = t[pos + 7..]
+                                .chars()
+                                .take_while(char::is_ascii_digit)
+                                .collect();
+                            if let Ok(sent) = digits.parse::<u64>() {
+                                let lat = now_micros().saturating_sub(sent);
+                                latency_sum.fetch_add(lat, Ordering::Relaxed);
+                                latency_max.fetch_max(lat, Ordering::Relaxed);
+                            }
+                            received.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Message::Close(_) => break,
+                    _ => {}
+                }
+            }
+            closed.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+
+    let publisher = match connect(args, "publisher").await {
+        Ok(ws) => ws,
+        Err(e) => {
+            eprintln!("publisher failed: {e}");
+            return;
+        }
+    };
+    let (mut tx, mut rx) = publisher.split();
+    let window = Arc::new(Semaphore::new(args.window));
+    let acked = Arc::new(AtomicU64::new(0));
+    {
+        let window = window.clone();
+        let acked = acked.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(msg)) = rx.next().await {
+                if let Message::Text(t) = msg
+                    && t.contains("\"type\":\"ok\"")
+                {
+                    acked.fetch_add(1, Ordering::Relaxed);
+                    window.add_permits(1);
+                }
+            }
+        });
+    }
+    let pad = "x".repeat(args.payload);
+    let run_for = Duration::from_secs(args.seconds);
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    while t0.elapsed() < run_for {
+        let Ok(permit) = window.acquire().await else {
+            break;
+        };
+        permit.forget();
+        let frame = json!({"type": "publish", "room": args.room, "id": sent, "echo": false,
+            "data": {"sent": now_micros(), "pad": pad}});
+        if tx.send(Message::text(frame.to_string())).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    // Let in-flight deliveries land.
+    let mut last = received.load(Ordering::Relaxed);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = received.load(Ordering::Relaxed);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let got = received.load(Ordering::Relaxed);
+    println!(
+        "fanout: {members} members, published {sent} ({:.0}/s, acked {}), deliveries {got} ({:.0}/s over {:.1}s), \
+         expected {}, mean latency {:.1} ms, max {:.1} ms, clients closed {}",
+        sent as f64 / elapsed,
+        acked.load(Ordering::Relaxed),
+        got as f64 / elapsed,
+        elapsed,
+        sent * members,
+        latency_sum.load(Ordering::Relaxed) as f64 / got.max(1) as f64 / 1000.0,
+        latency_max.load(Ordering::Relaxed) as f64 / 1000.0,
+        closed.load(Ordering::Relaxed),
+    );
+}
