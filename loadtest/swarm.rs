@@ -27,6 +27,8 @@ struct Args {
     window: usize,
     payload: usize,
     connect_parallel: usize,
+    /// Clients are spread over this many rooms (`<room>-<i % rooms>`); 1 = one room.
+    rooms: usize,
 }
 
 fn parse_args() -> Args {
@@ -40,6 +42,7 @@ fn parse_args() -> Args {
         window: 64,
         payload: 64,
         connect_parallel: 200,
+        rooms: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,6 +56,7 @@ fn parse_args() -> Args {
             "--seconds" => a.seconds = val().parse().unwrap_or(a.seconds),
             "--window" => a.window = val().parse().unwrap_or(a.window),
             "--payload" => a.payload = val().parse().unwrap_or(a.payload),
+            "--rooms" => a.rooms = val().parse().unwrap_or(a.rooms).max(1),
             "--connect-parallel" => {
                 a.connect_parallel = val().parse().unwrap_or(a.connect_parallel)
             }
@@ -89,8 +93,8 @@ fn token(secret: &str, user: &str) -> String {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Connects, logs in and joins; returns the socket once the join is acknowledged.
-async fn connect(args: &Args, user: &str) -> Result<Ws, String> {
+/// Connects, logs in and joins `room`; returns the socket once the join is acknowledged.
+async fn connect(args: &Args, user: &str, room: &str) -> Result<Ws, String> {
     let (mut ws, _) = tokio_tungstenite::connect_async(&args.url)
         .await
         .map_err(|e| e.to_string())?;
@@ -98,7 +102,7 @@ async fn connect(args: &Args, user: &str) -> Result<Ws, String> {
     ws.send(Message::text(login.to_string()))
         .await
         .map_err(|e| e.to_string())?;
-    let join = json!({"type": "join", "room": args.room, "id": "j"});
+    let join = json!({"type": "join", "room": room, "id": "j"});
     ws.send(Message::text(join.to_string()))
         .await
         .map_err(|e| e.to_string())?;
@@ -123,96 +127,105 @@ fn now_micros() -> u64 {
         .unwrap_or(0)
 }
 
+/// Counters shared by all client tasks.
+#[derive(Default)]
+struct Stats {
+    connected: AtomicU64,
+    failed: AtomicU64,
+    received: AtomicU64,
+    latency_sum: AtomicU64,
+    latency_max: AtomicU64,
+    closed: AtomicU64,
+}
+
+fn room_for(args: &Args, i: usize) -> String {
+    if args.rooms == 1 {
+        args.room.clone()
+    } else {
+        format!("{}-{}", args.room, i % args.rooms)
+    }
+}
+
+/// Reads until the connection ends, counting benchmark messages as they arrive.
+async fn read_all(mut ws: Ws, stats: &Stats) {
+    while let Some(Ok(msg)) = ws.next().await {
+        match msg {
+            Message::Text(t) => {
+                // Cheap field scan instead of a full parse: the client must keep up.
+                if let Some(pos) = t.find("\"sent\":") {
+                    let digits: String = t[pos + 7..]
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    if let Ok(sent) = digits.parse::<u64>() {
+                        let lat = now_micros().saturating_sub(sent);
+                        stats.latency_sum.fetch_add(lat, Ordering::Relaxed);
+                        stats.latency_max.fetch_max(lat, Ordering::Relaxed);
+                    }
+                    stats.received.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    stats.closed.fetch_add(1, Ordering::Relaxed);
+}
+
 #[tokio::main]
 async fn main() {
     let args = Arc::new(parse_args());
+    let stats = Arc::new(Stats::default());
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(args.connect_parallel));
-    let mut joins = Vec::with_capacity(args.conns);
     for i in 0..args.conns {
         let args = args.clone();
         let gate = gate.clone();
-        joins.push(tokio::spawn(async move {
-            let _permit = gate.acquire_owned().await;
-            connect(&args, &format!("u{i}")).await
-        }));
-    }
-    let mut clients = Vec::with_capacity(args.conns);
-    let mut failed = 0;
-    for j in joins {
-        match j.await {
-            Ok(Ok(ws)) => clients.push(ws),
-            Ok(Err(e)) => {
-                failed += 1;
-                if failed < 5 {
-                    eprintln!("connect failed: {e}");
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            let permit = gate.acquire_owned().await;
+            match connect(&args, &format!("u{i}"), &room_for(&args, i)).await {
+                Ok(ws) => {
+                    drop(permit);
+                    stats.connected.fetch_add(1, Ordering::Relaxed);
+                    read_all(ws, &stats).await;
+                }
+                Err(e) => {
+                    if stats.failed.fetch_add(1, Ordering::Relaxed) < 5 {
+                        eprintln!("connect failed: {e}");
+                    }
                 }
             }
-            Err(_) => failed += 1,
-        }
+        });
+    }
+    while stats.connected.load(Ordering::Relaxed) + stats.failed.load(Ordering::Relaxed)
+        < args.conns as u64
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     println!(
-        "connected {} clients ({} failed) in {:.1}s",
-        clients.len(),
-        failed,
+        "connected {} clients ({} failed, {} closed) in {:.1}s",
+        stats.connected.load(Ordering::Relaxed),
+        stats.failed.load(Ordering::Relaxed),
+        stats.closed.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64()
     );
     match args.mode.as_str() {
-        "idle" => idle(clients).await,
-        _ => fanout(&args, clients).await,
+        "idle" => {
+            println!("idle: holding connections for {}s", args.seconds);
+            tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+            println!(
+                "idle: done, {} closed meanwhile",
+                stats.closed.load(Ordering::Relaxed)
+            );
+        }
+        _ => fanout(&args, &stats).await,
     }
 }
 
-async fn idle(clients: Vec<Ws>) {
-    println!("idle: holding connections; press Ctrl-C to stop");
-    let mut tasks = Vec::new();
-    for mut ws in clients {
-        // Keep reading so pings are answered.
-        tasks.push(tokio::spawn(
-            async move { while ws.next().await.is_some() {} },
-        ));
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-async fn fanout(args: &Args, clients: Vec<Ws>) {
-    let received = Arc::new(AtomicU64::new(0));
-    let latency_sum = Arc::new(AtomicU64::new(0));
-    let latency_max = Arc::new(AtomicU64::new(0));
-    let closed = Arc::new(AtomicU64::new(0));
-    let members = clients.len() as u64;
-    for mut ws in clients {
-        let received = received.clone();
-        let latency_sum = latency_sum.clone();
-        let latency_max = latency_max.clone();
-        let closed = closed.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(msg)) = ws.next().await {
-                match msg {
-                    Message::Text(t) => {
-                        // Cheap field scan instead of a full parse: the client must keep up.
-                        if let Some(pos) = t.find("\"sent\":") {
-                            let digits: String = t[pos + 7..]
-                                .chars()
-                                .take_while(char::is_ascii_digit)
-                                .collect();
-                            if let Ok(sent) = digits.parse::<u64>() {
-                                let lat = now_micros().saturating_sub(sent);
-                                latency_sum.fetch_add(lat, Ordering::Relaxed);
-                                latency_max.fetch_max(lat, Ordering::Relaxed);
-                            }
-                            received.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Message::Close(_) => break,
-                    _ => {}
-                }
-            }
-            closed.fetch_add(1, Ordering::Relaxed);
-        });
-    }
-
-    let publisher = match connect(args, "publisher").await {
+async fn fanout(args: &Args, stats: &Stats) {
+    let members = stats.connected.load(Ordering::Relaxed);
+    let publisher = match connect(args, "publisher", &room_for(args, 0)).await {
         Ok(ws) => ws,
         Err(e) => {
             eprintln!("publisher failed: {e}");
@@ -236,6 +249,11 @@ async fn fanout(args: &Args, clients: Vec<Ws>) {
             }
         });
     }
+    let receivers = if args.rooms == 1 {
+        members
+    } else {
+        (0..args.conns).filter(|i| i % args.rooms == 0).count() as u64
+    };
     let pad = "x".repeat(args.payload);
     let run_for = Duration::from_secs(args.seconds);
     let t0 = Instant::now();
@@ -245,7 +263,7 @@ async fn fanout(args: &Args, clients: Vec<Ws>) {
             break;
         };
         permit.forget();
-        let frame = json!({"type": "publish", "room": args.room, "id": sent, "echo": false,
+        let frame = json!({"type": "publish", "room": room_for(args, 0), "id": sent, "echo": false,
             "data": {"sent": now_micros(), "pad": pad}});
         if tx.send(Message::text(frame.to_string())).await.is_err() {
             break;
@@ -254,26 +272,26 @@ async fn fanout(args: &Args, clients: Vec<Ws>) {
     }
     let elapsed = t0.elapsed().as_secs_f64();
     // Let in-flight deliveries land.
-    let mut last = received.load(Ordering::Relaxed);
+    let mut last = stats.received.load(Ordering::Relaxed);
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = received.load(Ordering::Relaxed);
+        let now = stats.received.load(Ordering::Relaxed);
         if now == last {
             break;
         }
         last = now;
     }
-    let got = received.load(Ordering::Relaxed);
+    let got = stats.received.load(Ordering::Relaxed);
     println!(
-        "fanout: {members} members, published {sent} ({:.0}/s, acked {}), deliveries {got} ({:.0}/s over {:.1}s), \
-         expected {}, mean latency {:.1} ms, max {:.1} ms, clients closed {}",
+        "fanout: {receivers} receivers, published {sent} ({:.0}/s, acked {}), deliveries {got} \
+         ({:.0}/s over {:.1}s), expected {}, mean latency {:.1} ms, max {:.1} ms, clients closed {}",
         sent as f64 / elapsed,
         acked.load(Ordering::Relaxed),
         got as f64 / elapsed,
         elapsed,
-        sent * members,
-        latency_sum.load(Ordering::Relaxed) as f64 / got.max(1) as f64 / 1000.0,
-        latency_max.load(Ordering::Relaxed) as f64 / 1000.0,
-        closed.load(Ordering::Relaxed),
+        sent * receivers,
+        stats.latency_sum.load(Ordering::Relaxed) as f64 / got.max(1) as f64 / 1000.0,
+        stats.latency_max.load(Ordering::Relaxed) as f64 / 1000.0,
+        stats.closed.load(Ordering::Relaxed),
     );
 }

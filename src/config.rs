@@ -165,7 +165,7 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
     /// Per-connection read/write buffer size (bytes); small keeps idle connections cheap.
-    #[arg(long, env = "SWITCHBOARD_IO_BUFFER_BYTES", default_value_t = 4096)]
+    #[arg(long, env = "SWITCHBOARD_IO_BUFFER_BYTES", default_value_t = 2048)]
     pub io_buffer_bytes: usize,
     /// Outbound frames queued per session before it is closed as a slow consumer (4009).
     #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE", default_value_t = 1024)]
@@ -200,6 +200,10 @@ pub struct Config {
     /// Direct messages kept per user for offline delivery.
     #[arg(long, env = "SWITCHBOARD_INBOX_SIZE", default_value_t = 100)]
     pub inbox_size: usize,
+    /// Rooms with more members than this stop announcing joins and leaves: those
+    /// events cost O(members) each, O(members²) while a big room fills up.
+    #[arg(long, env = "SWITCHBOARD_MEMBER_EVENTS_LIMIT", default_value_t = 1000)]
+    pub member_events_limit: usize,
     /// Members listed in a `presence` reply (the count is always exact).
     #[arg(long, env = "SWITCHBOARD_PRESENCE_LIMIT", default_value_t = 1000)]
     pub presence_limit: usize,

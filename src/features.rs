@@ -163,8 +163,8 @@ impl Gateway {
             self.hub.leave(room, handle);
             return Err(err.into());
         }
-        let first = match self.presence.join(room, &handle.user, &handle.id).await {
-            Ok(first) => first,
+        let joined = match self.presence.join(room, &handle.user, &handle.id).await {
+            Ok(joined) => joined,
             Err(err) => {
                 if self.hub.leave(room, handle) {
                     let _ = self.bus.unsubscribe(&topic).await;
@@ -172,11 +172,12 @@ impl Gateway {
                 return Err(err.into());
             }
         };
-        if first {
+        if joined.changed && joined.members <= self.config.member_events_limit {
             let event = Event::MemberJoined {
                 room: room.clone(),
                 user: handle.user.clone(),
                 name: handle.name().to_string(),
+                count: joined.members,
             };
             self.bus.publish(&topic, event).await?;
         }
@@ -186,12 +187,16 @@ impl Gateway {
     /// Takes a session out of a room and announces the user's departure on last leave.
     pub async fn leave(&self, handle: &Arc<SessionHandle>, room: &RoomId) -> Result<(), Reply> {
         let topic = Topic::Room(room.clone());
-        let last = self.presence.leave(room, &handle.user, &handle.id).await;
-        if let Ok(true) = last {
+        let left = self.presence.leave(room, &handle.user, &handle.id).await;
+        if let Ok(left) = left
+            && left.changed
+            && left.members < self.config.member_events_limit
+        {
             let event = Event::MemberLeft {
                 room: room.clone(),
                 user: handle.user.clone(),
                 name: handle.name().to_string(),
+                count: left.members,
             };
             // Announce before unsubscribing so other local members still get it.
             self.bus.publish(&topic, event).await?;
@@ -199,7 +204,7 @@ impl Gateway {
         if self.hub.leave(room, handle) {
             self.bus.unsubscribe(&topic).await?;
         }
-        last.map(|_| ()).map_err(Reply::from)
+        left.map(|_| ()).map_err(Reply::from)
     }
 
     /// Room messages the session missed since `after`.

@@ -83,20 +83,32 @@ impl Delivery {
                 .encode(),
                 None,
             ),
-            Event::MemberJoined { room, user, name } => (
+            Event::MemberJoined {
+                room,
+                user,
+                name,
+                count,
+            } => (
                 ServerFrame::MemberJoined {
                     room: room.as_str(),
                     user: user.as_str(),
                     name,
+                    count: *count,
                 }
                 .encode(),
                 None,
             ),
-            Event::MemberLeft { room, user, name } => (
+            Event::MemberLeft {
+                room,
+                user,
+                name,
+                count,
+            } => (
                 ServerFrame::MemberLeft {
                     room: room.as_str(),
                     user: user.as_str(),
                     name,
+                    count: *count,
                 }
                 .encode(),
                 None,

@@ -1,7 +1,7 @@
 //! Single-node backend: the bus loops events straight back to the local hub, logs and
 //! presence live in process memory. The default for `cargo run` and most tests.
 
-use super::{BackendError, Bus, Event, EventSink, OnlinePage, Presence, Replay, Topic};
+use super::{BackendError, Bus, Event, EventSink, Membership, OnlinePage, Presence, Replay, Topic};
 use crate::metrics::Metrics;
 use crate::protocol::{Member, RoomId, UserId};
 use async_trait::async_trait;
@@ -234,20 +234,20 @@ impl Presence for MemoryPresence {
         room: &RoomId,
         user: &UserId,
         session: &str,
-    ) -> Result<bool, BackendError> {
+    ) -> Result<Membership, BackendError> {
         let mut st = lock(&self.state);
-        let sessions = st
-            .rooms
-            .entry(room.clone())
-            .or_default()
-            .entry(user.clone())
-            .or_default();
-        let first = sessions.is_empty();
+        let members = st.rooms.entry(room.clone()).or_default();
+        let sessions = members.entry(user.clone()).or_default();
+        let changed = sessions.is_empty();
         sessions.insert(session.to_owned());
+        let count = members.len();
         if let Some(u) = st.users.get_mut(user) {
             u.rooms.insert(room.clone());
         }
-        Ok(first)
+        Ok(Membership {
+            changed,
+            members: count,
+        })
     }
 
     async fn leave(
@@ -255,26 +255,32 @@ impl Presence for MemoryPresence {
         room: &RoomId,
         user: &UserId,
         session: &str,
-    ) -> Result<bool, BackendError> {
+    ) -> Result<Membership, BackendError> {
         let mut st = lock(&self.state);
         let Some(members) = st.rooms.get_mut(room) else {
-            return Ok(false);
+            return Ok(Membership {
+                changed: false,
+                members: 0,
+            });
         };
-        let Some(sessions) = members.get_mut(user) else {
-            return Ok(false);
-        };
-        let removed = sessions.remove(session);
-        let last = removed && sessions.is_empty();
-        if sessions.is_empty() {
-            members.remove(user);
-            if members.is_empty() {
-                st.rooms.remove(room);
-            }
-            if let Some(u) = st.users.get_mut(user) {
-                u.rooms.remove(room);
+        let mut changed = false;
+        if let Some(sessions) = members.get_mut(user) {
+            changed = sessions.remove(session) && sessions.is_empty();
+            if sessions.is_empty() {
+                members.remove(user);
             }
         }
-        Ok(last)
+        let count = members.len();
+        if count == 0 {
+            st.rooms.remove(room);
+        }
+        if changed && let Some(u) = st.users.get_mut(user) {
+            u.rooms.remove(room);
+        }
+        Ok(Membership {
+            changed,
+            members: count,
+        })
     }
 
     async fn members(

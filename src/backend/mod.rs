@@ -52,11 +52,15 @@ pub enum Event {
         room: RoomId,
         user: UserId,
         name: String,
+        /// Distinct users in the room afterwards.
+        count: usize,
     },
     MemberLeft {
         room: RoomId,
         user: UserId,
         name: String,
+        /// Distinct users in the room afterwards.
+        count: usize,
     },
     MemberRenamed {
         room: RoomId,
@@ -144,16 +148,20 @@ pub trait Presence: Send + Sync {
     async fn disconnect(&self, user: &UserId, session: &str) -> Result<(), BackendError>;
     /// Sessions the user has on all replicas.
     async fn session_count(&self, user: &UserId) -> Result<usize, BackendError>;
-    /// Puts a session in a room; true when it is the user's first session there.
-    async fn join(&self, room: &RoomId, user: &UserId, session: &str)
-    -> Result<bool, BackendError>;
-    /// Takes a session out of a room; true when it was the user's last session there.
+    /// Puts a session in a room; `changed` when it is the user's first session there.
+    async fn join(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        session: &str,
+    ) -> Result<Membership, BackendError>;
+    /// Takes a session out of a room; `changed` when it was the user's last one there.
     async fn leave(
         &self,
         room: &RoomId,
         user: &UserId,
         session: &str,
-    ) -> Result<bool, BackendError>;
+    ) -> Result<Membership, BackendError>;
     /// Up to `limit` members of a room with their names, and the exact member count.
     async fn members(
         &self,
@@ -164,6 +172,15 @@ pub trait Presence: Send + Sync {
     async fn online(&self, cursor: Option<&str>, limit: usize) -> Result<OnlinePage, BackendError>;
     /// Changes the user's display name; returns the rooms the user is in.
     async fn rename(&self, user: &UserId, name: &str) -> Result<Vec<RoomId>, BackendError>;
+}
+
+/// Outcome of a join or leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Membership {
+    /// The user entered (join) or left (leave) the room as a whole.
+    pub changed: bool,
+    /// Distinct users in the room afterwards.
+    pub members: usize,
 }
 
 /// One page of online users.

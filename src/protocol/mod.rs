@@ -169,12 +169,16 @@ pub enum ServerFrame<'a> {
         room: &'a str,
         user: &'a str,
         name: &'a str,
+        /// Distinct users in the room afterwards.
+        count: usize,
     },
     #[serde(rename = "member.left")]
     MemberLeft {
         room: &'a str,
         user: &'a str,
         name: &'a str,
+        /// Distinct users in the room afterwards.
+        count: usize,
     },
     #[serde(rename = "member.renamed")]
     MemberRenamed {

@@ -31,7 +31,8 @@ const ABUSE_FORGIVE_PER_S: f64 = 10.0;
 pub async fn run<T: Transport>(gw: Arc<Gateway>, mut transport: T, draining: CancellationToken) {
     let gauge = gw.metrics.connections.with_label_values(&[T::KIND]);
     gauge.inc();
-    let code = match login(&gw, &mut transport, &draining).await {
+    // Phases that run once are boxed so the long-lived loop state stays small.
+    let code = match Box::pin(login(&gw, &mut transport, &draining)).await {
         Ok((identity, dm_since, id)) => serve(&gw, &mut transport, identity, dm_since, id).await,
         Err(code) => code,
     };
@@ -178,7 +179,7 @@ async fn serve<T: Transport>(
     login_id: Option<Value>,
 ) -> u16 {
     let (tx, rx) = mpsc::channel(gw.config.outbound_queue);
-    let registered = match gw.register(&identity, tx, dm_since).await {
+    let registered = match Box::pin(gw.register(&identity, tx, dm_since)).await {
         Ok(r) => r,
         Err(reply) => {
             let (result, code) = match reply.code {
@@ -212,13 +213,14 @@ async fn serve<T: Transport>(
     let pending = session.rx.len();
     session.rx.close();
     gw.metrics.outbound_queued.sub(pending as i64);
-    gw.unregister(&handle, &rooms).await;
+    Box::pin(gw.unregister(&handle, &rooms)).await;
     tracing::debug!(session = %handle.id, code, "session closed");
     code
 }
 
 impl<T: Transport> Session<'_, T> {
-    async fn run(&mut self) -> u16 {
+    /// Welcome, then direct messages the user missed.
+    async fn greet(&mut self) -> Result<(), u16> {
         let welcome = ServerFrame::Welcome {
             user: self.identity.user.as_str(),
             name: &self.identity.name,
@@ -227,14 +229,14 @@ impl<T: Transport> Session<'_, T> {
             heartbeat_s: self.gw.config.heartbeat.as_secs(),
         };
         if !write_now(self.gw, self.t, welcome).await {
-            return close::NORMAL;
+            return Err(close::NORMAL);
         }
         match self.gw.dm_replay(&self.identity.user, self.dm_seq).await {
             Ok(replay) => {
                 // A cursor from before a log reset would hide every new message.
                 self.dm_seq = self.dm_seq.min(replay.head);
                 if !self.write_replay(replay).await {
-                    return close::SLOW_CONSUMER;
+                    return Err(close::SLOW_CONSUMER);
                 }
                 if let Err(err) = self
                     .gw
@@ -256,6 +258,14 @@ impl<T: Transport> Session<'_, T> {
                 .await;
             }
         }
+        Ok(())
+    }
+
+    async fn run(&mut self) -> u16 {
+        // Boxed: runs once, and should not enlarge the long-lived loop state.
+        if let Err(code) = Box::pin(self.greet()).await {
+            return code;
+        }
         let heartbeat = self.gw.config.heartbeat;
         let idle = self.gw.config.idle_timeout;
         let mut next_ping = Instant::now() + heartbeat;
@@ -264,7 +274,7 @@ impl<T: Transport> Session<'_, T> {
             let wake = next_ping.min(self.last_seen + idle);
             tokio::select! {
                 biased;
-                _ = handle.closed() => return self.closing(handle.close_code()).await,
+                _ = handle.closed() => return Box::pin(self.closing(handle.close_code())).await,
                 Some(first) = self.rx.recv() => {
                     match self.write_queued(first).await {
                         Written::Ok => {}
@@ -282,7 +292,9 @@ impl<T: Transport> Session<'_, T> {
                     self.last_seen = Instant::now();
                     match inbound {
                         Inbound::Text(text) => {
-                            if let Some(code) = self.on_text(&text).await {
+                            // Boxed: frame handling is a large state machine that an idle
+                            // connection should not carry inline.
+                            if let Some(code) = Box::pin(self.on_text(&text)).await {
                                 return code;
                             }
                         }

@@ -325,3 +325,32 @@ async fn cursors_ahead_of_the_server_do_not_hide_new_messages() {
         .await;
     assert_eq!(bob.recv_type("direct").await["data"], "dm");
 }
+
+#[tokio::test]
+async fn member_events_carry_counts_and_stop_in_big_rooms() {
+    let s = TestServer::with(|c| c.member_events_limit = 2).await;
+    let mut a = s.ws("a").await;
+    a.request(json!({"type": "join", "room": "big"})).await;
+    let mut b = s.tcp("b").await;
+    b.request(json!({"type": "join", "room": "big"})).await;
+    let ev = a.recv_type("member.joined").await;
+    assert_eq!(
+        (ev["user"].clone(), ev["count"].clone()),
+        (json!("b"), json!(2))
+    );
+    // A third member exceeds the limit: no event, but presence still counts everyone.
+    let mut c = s.ws("c").await;
+    c.request(json!({"type": "join", "room": "big"})).await;
+    a.quiet(Duration::from_millis(150)).await;
+    let p = a.request(json!({"type": "presence", "room": "big"})).await;
+    assert_eq!(p["count"], 3);
+    // Back under the limit, departures are announced again with the new count.
+    c.request(json!({"type": "leave", "room": "big"})).await;
+    a.quiet(Duration::from_millis(100)).await;
+    b.request(json!({"type": "leave", "room": "big"})).await;
+    let ev = a.recv_type("member.left").await;
+    assert_eq!(
+        (ev["user"].clone(), ev["count"].clone()),
+        (json!("b"), json!(1))
+    );
+}
