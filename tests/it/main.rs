@@ -6,4 +6,5 @@ mod chat;
 mod harness;
 mod limits;
 mod login;
+mod process;
 mod shutdown;

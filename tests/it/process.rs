@@ -1,0 +1,168 @@
+//! The real binary: help, the token command, startup validation and SIGTERM drain.
+
+use crate::harness::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use switchboard::auth::Verifier;
+use switchboard::config::Config;
+use tokio_tungstenite::tungstenite::Message;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// A command with no SWITCHBOARD_* variables from the caller's environment.
+fn gateway() -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SWITCHBOARD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn help_documents_every_setting() {
+    let out = gateway().arg("--help").output().expect("run");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "SWITCHBOARD_LISTEN",
+        "SWITCHBOARD_TCP_LISTEN",
+        "SWITCHBOARD_JWT_SECRET",
+        "SWITCHBOARD_JWT_PUBLIC_KEY_FILE",
+        "SWITCHBOARD_JWT_ALG",
+        "SWITCHBOARD_JWT_ISSUER",
+        "SWITCHBOARD_JWT_AUDIENCE",
+        "SWITCHBOARD_API_KEY",
+        "SWITCHBOARD_REDIS_URL",
+        "SWITCHBOARD_LOGIN_TIMEOUT",
+        "SWITCHBOARD_IDLE_TIMEOUT",
+        "SWITCHBOARD_MAX_FRAME_BYTES",
+        "SWITCHBOARD_OUTBOUND_QUEUE",
+        "SWITCHBOARD_RATE_LIMIT",
+        "SWITCHBOARD_DUPLICATE_LOGIN",
+        "SWITCHBOARD_DRAIN_TIMEOUT",
+        "SWITCHBOARD_LOG_FORMAT",
+    ] {
+        assert!(help.contains(var), "--help lacks {var}");
+    }
+}
+
+#[test]
+fn token_command_mints_a_verifiable_token() {
+    let out = gateway()
+        .args([
+            "token", "--sub", "alice", "--name", "Alice", "--secret", "s3", "--rating", "1700",
+        ])
+        .args(["--perm", "broadcast", "--room", "team-*", "--ttl", "2h"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let config = Config {
+        jwt_secret: Some("s3".into()),
+        ..Config::default()
+    };
+    let id = Verifier::from_config(&config)
+        .expect("verifier")
+        .verify(&token)
+        .expect("valid");
+    assert_eq!(id.user.as_str(), "alice");
+    assert_eq!((id.name.as_str(), id.rating), ("Alice", 1700));
+    assert!(id.may("broadcast"));
+    assert!(id.may_join("team-red") && !id.may_join("lobby"));
+}
+
+#[test]
+fn invalid_settings_stop_startup_naming_the_setting() {
+    for (var, value) in [
+        ("SWITCHBOARD_OUTBOUND_QUEUE", "0"),
+        ("SWITCHBOARD_LOGIN_TIMEOUT", "soon"),
+        ("SWITCHBOARD_DUPLICATE_LOGIN", "sometimes"),
+    ] {
+        let out = gateway()
+            .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
+            .env(var, value)
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{var}={value} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        let flag = var
+            .trim_start_matches("SWITCHBOARD_")
+            .to_lowercase()
+            .replace('_', "-");
+        assert!(
+            err.contains(&var.to_lowercase()) || err.contains(&flag),
+            "{var}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_zero() {
+    let mut child = gateway()
+        .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
+        .env("SWITCHBOARD_JWT_SECRET", SECRET)
+        .env("SWITCHBOARD_DRAIN_TIMEOUT", "1s")
+        .env("SWITCHBOARD_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(WAIT).expect("gateway logs its address");
+        let v: Value = serde_json::from_str(&line).expect("json log line");
+        if v["fields"]["message"] == "switchboard listening" {
+            break v["fields"]["addr"].as_str().expect("addr").to_owned();
+        }
+    };
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("connect");
+    let login = json!({"type": "login", "token": token("alice")}).to_string();
+    ws.send(Message::text(login)).await.expect("send");
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let mut got_reconnect = false;
+    let mut close_code = None;
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(WAIT, ws.next()).await {
+        match msg {
+            Message::Text(t) if t.contains("\"reconnect\"") => got_reconnect = true,
+            Message::Close(frame) => {
+                close_code = frame.map(|f| u16::from(f.code));
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(got_reconnect, "reconnect frame before close");
+    assert_eq!(close_code, Some(1012));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "gateway did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "exit status {exit}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "took {:?}",
+        started.elapsed()
+    );
+}
