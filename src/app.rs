@@ -105,6 +105,7 @@ pub async fn run(
         Err(_) => tracing::debug!("http server still closing idle connections"),
         _ => {}
     }
+    gw.close().await;
     tracing::info!(took = ?started.elapsed(), "drained");
     Ok(())
 }

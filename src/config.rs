@@ -149,6 +149,25 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_REDIS_PREFIX", default_value = "sb")]
     pub redis_prefix: String,
 
+    /// Use Redis Cluster (also implied by a `redis-cluster://` URL).
+    #[arg(long, env = "SWITCHBOARD_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
+    /// Longest wait for one Redis command; past it the client gets `unavailable`.
+    #[arg(long, env = "SWITCHBOARD_REDIS_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub redis_timeout: Duration,
+    /// How often a replica checks its pub/sub path end to end (readiness).
+    #[arg(long, env = "SWITCHBOARD_REDIS_PROBE_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub redis_probe_interval: Duration,
+    /// A replica that stops refreshing (crash) disappears from presence after this long.
+    #[arg(long, env = "SWITCHBOARD_PRESENCE_TTL", default_value = "45s", value_parser = humantime::parse_duration)]
+    pub presence_ttl: Duration,
+    /// How long room history is kept after the last message (Redis).
+    #[arg(long, env = "SWITCHBOARD_HISTORY_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub history_ttl: Duration,
+    /// How long direct messages are kept for offline users (Redis).
+    #[arg(long, env = "SWITCHBOARD_INBOX_TTL", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub inbox_ttl: Duration,
+
     /// Time a new connection has to send its `login` frame.
     #[arg(long, env = "SWITCHBOARD_LOGIN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub login_timeout: Duration,
@@ -244,6 +263,13 @@ impl Config {
             ("SWITCHBOARD_HEARTBEAT", self.heartbeat),
             ("SWITCHBOARD_IDLE_TIMEOUT", self.idle_timeout),
             ("SWITCHBOARD_WRITE_TIMEOUT", self.write_timeout),
+            ("SWITCHBOARD_REDIS_TIMEOUT", self.redis_timeout),
+            (
+                "SWITCHBOARD_REDIS_PROBE_INTERVAL",
+                self.redis_probe_interval,
+            ),
+            ("SWITCHBOARD_HISTORY_TTL", self.history_ttl),
+            ("SWITCHBOARD_INBOX_TTL", self.inbox_ttl),
         ];
         for (name, d) in positive {
             if d.is_zero() {
@@ -275,6 +301,9 @@ impl Config {
             if !(r.is_finite() && r > 0.0) {
                 return Err(format!("{name} must be a positive number"));
             }
+        }
+        if self.presence_ttl < Duration::from_secs(3) {
+            return Err("SWITCHBOARD_PRESENCE_TTL must be at least 3s".to_owned());
         }
         if self.idle_timeout <= self.heartbeat {
             return Err(

@@ -4,6 +4,7 @@
 
 use crate::auth::{Identity, Verifier};
 use crate::backend::memory::{MemoryBus, MemoryPresence};
+use crate::backend::redis::RedisBackend;
 use crate::backend::{BackendError, Bus, Event, OnlinePage, Presence, Replay, Topic};
 use crate::config::{Config, DuplicateLogin};
 use crate::hub::{Delivery, Hub, SessionHandle};
@@ -31,6 +32,8 @@ pub struct Gateway {
     pub presence: Arc<dyn Presence>,
     pub metrics: Arc<Metrics>,
     pub verifier: Verifier,
+    /// Set when running on Redis: readiness and shutdown need it.
+    redis: Option<Arc<RedisBackend>>,
     next_session: AtomicU64,
     /// False once draining started: `/readyz` fails and new logins are refused.
     accepting: AtomicBool,
@@ -43,20 +46,37 @@ pub struct Registered {
 }
 
 impl Gateway {
-    /// Builds the gateway with the in-memory backend.
-    pub fn new(config: Config) -> Result<Arc<Self>, String> {
+    /// Builds the gateway: the Redis backend when `redis_url` is set, else in-memory.
+    pub async fn start(config: Config) -> Result<Arc<Self>, String> {
         config.validate()?;
         let verifier = Verifier::from_config(&config)?;
         let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(metrics.clone()));
-        let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(
-            hub.clone(),
-            config.history_size,
-            config.inbox_size,
-            metrics.clone(),
-        ));
-        let presence: Arc<dyn Presence> = Arc::new(MemoryPresence::new());
         let replica = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let (bus, presence, redis): (Arc<dyn Bus>, Arc<dyn Presence>, _) =
+            match config.redis_url.as_deref() {
+                Some(url) => {
+                    let redis = RedisBackend::connect(
+                        &config,
+                        url,
+                        hub.clone(),
+                        metrics.clone(),
+                        replica.clone(),
+                    )
+                    .await?;
+                    (redis.clone(), redis.clone(), Some(redis))
+                }
+                None => (
+                    Arc::new(MemoryBus::new(
+                        hub.clone(),
+                        config.history_size,
+                        config.inbox_size,
+                        metrics.clone(),
+                    )),
+                    Arc::new(MemoryPresence::new()),
+                    None,
+                ),
+            };
         Ok(Arc::new(Gateway {
             config,
             replica,
@@ -65,9 +85,22 @@ impl Gateway {
             presence,
             metrics,
             verifier,
+            redis,
             next_session: AtomicU64::new(1),
             accepting: AtomicBool::new(true),
         }))
+    }
+
+    /// Ready for traffic: not draining, and the shared backend (if any) works end to end.
+    pub fn is_ready(&self) -> bool {
+        self.is_accepting() && self.redis.as_ref().is_none_or(|r| r.healthy())
+    }
+
+    /// Stops backend background work after the drain.
+    pub async fn close(&self) {
+        if let Some(redis) = &self.redis {
+            redis.close().await;
+        }
     }
 
     pub fn is_accepting(&self) -> bool {

@@ -265,6 +265,33 @@ impl Hub {
         self.read().sessions.values().cloned().collect()
     }
 
+    /// Local sessions `(user, session, name)` and room memberships `(room, user, session)`:
+    /// what a shared presence store must keep refreshed for this replica.
+    #[allow(clippy::type_complexity)]
+    pub fn snapshot(
+        &self,
+    ) -> (
+        Vec<(UserId, String, Arc<str>)>,
+        Vec<(RoomId, UserId, String)>,
+    ) {
+        let reg = self.read();
+        let sessions = reg
+            .sessions
+            .values()
+            .map(|h| (h.user.clone(), h.id.clone(), h.name()))
+            .collect();
+        let memberships = reg
+            .rooms
+            .iter()
+            .flat_map(|(room, members)| {
+                members
+                    .values()
+                    .map(move |h| (room.clone(), h.user.clone(), h.id.clone()))
+            })
+            .collect();
+        (sessions, memberships)
+    }
+
     pub fn session_count(&self) -> usize {
         self.read().sessions.len()
     }

@@ -51,7 +51,7 @@ fn init_tracing(format: LogFormat) {
 #[tokio::main]
 async fn serve(config: Config) -> ExitCode {
     init_tracing(config.log_format);
-    let gw = match Gateway::new(config) {
+    let gw = match Gateway::start(config).await {
         Ok(gw) => gw,
         Err(err) => {
             eprintln!("switchboard: invalid configuration: {err}");
@@ -62,12 +62,6 @@ async fn serve(config: Config) -> ExitCode {
         tracing::warn!(
             "DEV MODE: no SWITCHBOARD_JWT_SECRET or SWITCHBOARD_JWT_PUBLIC_KEY_FILE set; \
              using a random secret and serving GET /dev/token. Never run this in production."
-        );
-    }
-    if gw.config.redis_url.is_some() {
-        tracing::warn!(
-            "SWITCHBOARD_REDIS_URL is set, but this build runs the in-memory backend only: \
-             replicas will not share state"
         );
     }
     let listeners = match Listeners::bind(gw.config.listen, gw.config.tcp_listen).await {

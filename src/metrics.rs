@@ -36,6 +36,16 @@ pub struct Metrics {
     pub log_entries: IntGauge,
     /// HTTP API requests by route and status class.
     pub api_requests: IntCounterVec,
+    /// 1 while commands and the pub/sub probe both work.
+    pub redis_up: IntGauge,
+    /// Latency of Redis commands and scripts.
+    pub redis_command_seconds: Histogram,
+    /// Redis (re)connections established.
+    pub redis_reconnects: IntCounter,
+    /// Channels this replica is subscribed to.
+    pub redis_subscribed_channels: IntGauge,
+    /// Pub/sub messages dropped because the local receiver fell behind.
+    pub bus_lost_messages: IntCounter,
 }
 
 impl Metrics {
@@ -116,6 +126,27 @@ impl Metrics {
             api_requests: reg!(IntCounterVec::new(
                 Opts::new("api_requests_total", "HTTP API requests"),
                 &["route", "status"]
+            )),
+            redis_up: reg!(IntGauge::new(
+                "redis_up",
+                "1 while Redis commands and the pub/sub probe work"
+            )),
+            redis_command_seconds: reg!(Histogram::with_opts(
+                HistogramOpts::new("redis_command_seconds", "Redis command latency").buckets(vec![
+                    0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0
+                ])
+            )),
+            redis_reconnects: reg!(IntCounter::new(
+                "redis_reconnects_total",
+                "Redis connections established"
+            )),
+            redis_subscribed_channels: reg!(IntGauge::new(
+                "redis_subscribed_channels",
+                "Pub/sub channels this replica subscribes to"
+            )),
+            bus_lost_messages: reg!(IntCounter::new(
+                "bus_lost_messages_total",
+                "Pub/sub messages dropped because the receiver lagged"
             )),
             registry,
         }

@@ -66,8 +66,10 @@ async fn index() -> Html<&'static str> {
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {
-    if st.gw.is_accepting() {
+    if st.gw.is_ready() {
         (StatusCode::OK, "ready").into_response()
+    } else if st.gw.is_accepting() {
+        (StatusCode::SERVICE_UNAVAILABLE, "backend unavailable").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
     }

@@ -5,6 +5,7 @@
 //! the same traits; the rules in `features` never know which one runs.
 
 pub mod memory;
+pub mod redis;
 
 use crate::protocol::{Member, RoomId, UserId};
 use async_trait::async_trait;

@@ -48,7 +48,7 @@ impl TestServer {
             ..Config::default()
         };
         tweak(&mut config);
-        let gw = Gateway::new(config).expect("valid test config");
+        let gw = Gateway::start(config).await.expect("valid test config");
         let listeners = Listeners::bind(gw.config.listen, gw.config.tcp_listen)
             .await
             .expect("bind");
@@ -384,5 +384,89 @@ pub async fn eventually<F: FnMut() -> bool>(what: &str, mut check: F) {
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A private redis-server on a free port, no persistence; killed on drop.
+pub struct TestRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl TestRedis {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut redis = TestRedis { port, child: None };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts (again) on the same port and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (see README)");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)).await {
+                let _ = s.write_all(b"PING\r\n").await;
+                let mut buf = [0u8; 7];
+                if let Ok(Ok(_)) = tokio::time::timeout(
+                    Duration::from_millis(200),
+                    tokio::io::AsyncReadExt::read_exact(&mut s, &mut buf),
+                )
+                .await
+                    && &buf == b"+PONG\r\n"
+                {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("t{:08x}", rand::random::<u32>())
+}
+
+/// Test settings for a replica on `redis` under `prefix`.
+pub fn on_redis(redis: &TestRedis, prefix: &str) -> impl FnOnce(&mut Config) + use<> {
+    let url = redis.url();
+    let prefix = prefix.to_owned();
+    move |c: &mut Config| {
+        c.redis_url = Some(url);
+        c.redis_prefix = prefix;
+        c.redis_timeout = Duration::from_millis(500);
+        c.redis_probe_interval = Duration::from_millis(100);
     }
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod chat;
+mod conformance;
 mod harness;
 mod limits;
 mod login;
