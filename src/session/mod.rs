@@ -73,6 +73,15 @@ async fn write_error<T: Transport>(
     write_now(gw, t, ServerFrame::Error { id, code, message }).await
 }
 
+/// Tells a client to reconnect elsewhere, after a random delay that spreads the herd.
+async fn write_reconnect<T: Transport>(gw: &Gateway, t: &mut T) {
+    let frame = ServerFrame::Reconnect {
+        reason: "server draining",
+        after_ms: rand::random_range(0..=2000),
+    };
+    write_now(gw, t, frame).await;
+}
+
 /// Waits for the `login` frame and verifies its token; `Err` carries the close code.
 async fn login<T: Transport>(
     gw: &Gateway,
@@ -88,7 +97,10 @@ async fn login<T: Transport>(
                 write_error(gw, t, None, ErrorCode::Unauthorized, "login timeout").await;
                 return Err(close::LOGIN_TIMEOUT);
             }
-            _ = draining.cancelled() => return Err(close::DRAINING),
+            _ = draining.cancelled() => {
+                write_reconnect(gw, t).await;
+                return Err(close::DRAINING);
+            }
         };
         match inbound {
             Inbound::Text(text) => break text,
@@ -331,12 +343,7 @@ impl<T: Transport> Session<'_, T> {
     /// Last words before a requested close.
     async fn closing(&mut self, code: u16) -> u16 {
         if code == close::DRAINING {
-            let after_ms = rand::random_range(0..=2000);
-            let frame = ServerFrame::Reconnect {
-                reason: "server draining",
-                after_ms,
-            };
-            write_now(self.gw, self.t, frame).await;
+            write_reconnect(self.gw, self.t).await;
         }
         code
     }

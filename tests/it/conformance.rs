@@ -258,7 +258,7 @@ async fn presence_suite(b: Backend) {
     assert!(page.next.is_none());
 
     let rooms = p.rename(&bob, "Bobby").await.expect("rename");
-    assert_eq!(rooms, [lobby.clone()]);
+    assert_eq!(rooms, std::slice::from_ref(&lobby));
     let (members, _) = p.members(&lobby, 10).await.expect("members");
     assert_eq!(members[0].name, "Bobby");
 

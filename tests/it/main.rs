@@ -8,4 +8,5 @@ mod harness;
 mod limits;
 mod login;
 mod process;
+mod replicas;
 mod shutdown;

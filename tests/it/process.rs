@@ -131,6 +131,13 @@ async fn sigterm_drains_and_exits_zero() {
         .expect("connect");
     let login = json!({"type": "login", "token": token("alice")}).to_string();
     ws.send(Message::text(login)).await.expect("send");
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t.contains("\"welcome\"") => break,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no welcome: {other:?}"),
+        }
+    }
     let started = Instant::now();
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -20,6 +20,7 @@ async fn shutdown_sends_reconnect_and_exits_in_time() {
         assert!(r["after_ms"].as_u64().is_some());
         assert_eq!(c.closed().await, Some(1012));
     }
+    assert!(pending.recv_type("reconnect").await["after_ms"].is_u64());
     assert_eq!(pending.closed().await, Some(1012));
     let took = took.await.expect("join");
     assert!(

@@ -242,9 +242,13 @@ impl RedisBackend {
             Ok(Ok(())) => tracing::info!("redis backend connected"),
             _ => tracing::warn!("redis not reachable yet; retrying in the background"),
         }
-        let probe = backend.keys.probe(&backend.replica);
-        if let Err(err) = backend.sub.subscribe(probe).await {
-            tracing::warn!(cause = %err, "probe subscription failed; will retry on reconnect");
+        // Every replica always listens to broadcasts and to its own probe.
+        let always = vec![
+            backend.keys.channel(&Topic::All),
+            backend.keys.probe(&backend.replica),
+        ];
+        if let Err(err) = backend.sub.subscribe(always).await {
+            tracing::warn!(cause = %err, "base subscriptions failed; retried on reconnect");
         }
         tokio::spawn(backend.clone().receive());
         tokio::spawn(backend.clone().probe_loop());
@@ -374,7 +378,26 @@ impl RedisBackend {
             }
             let channels = self.refs.lock().await.len();
             self.metrics.redis_subscribed_channels.set(channels as i64);
-            self.healthy();
+            if !self.healthy() && self.sub.is_connected() {
+                // Connected but our probe does not come back: subscriptions were lost
+                // (or never made, if Redis was down at startup). Restore them all.
+                let always = vec![self.keys.channel(&Topic::All), channel.clone()];
+                let restore = async {
+                    self.sub.subscribe(always).await?;
+                    self.sub.resubscribe_all().await
+                };
+                if let Err(err) = tokio::time::timeout(self.timeout, restore)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(fred::error::Error::new(
+                            fred::error::ErrorKind::Timeout,
+                            "timeout",
+                        ))
+                    })
+                {
+                    tracing::warn!(cause = %err, "restoring subscriptions failed");
+                }
+            }
         }
     }
 

@@ -1,0 +1,392 @@
+//! Several gateways sharing one Redis: every feature must work across replicas.
+
+use crate::harness::*;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use switchboard::config::DuplicateLogin;
+
+/// Two replicas on a fresh Redis under one prefix.
+async fn pair() -> (TestRedis, TestServer, TestServer) {
+    pair_with(|_| {}).await
+}
+
+async fn pair_with(
+    tweak: impl Fn(&mut switchboard::config::Config) + Clone,
+) -> (TestRedis, TestServer, TestServer) {
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix();
+    let t1 = tweak.clone();
+    let a = TestServer::with(|c| {
+        on_redis(&redis, &prefix)(c);
+        t1(c);
+    })
+    .await;
+    let b = TestServer::with(|c| {
+        on_redis(&redis, &prefix)(c);
+        tweak(c);
+    })
+    .await;
+    wait_ready(&a).await;
+    wait_ready(&b).await;
+    (redis, a, b)
+}
+
+async fn wait_ready(s: &TestServer) {
+    let deadline = Instant::now() + WAIT;
+    while http(s.http, "GET", "/readyz", None, None).await.0 != 200 {
+        assert!(Instant::now() < deadline, "replica never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn room_messages_cross_replicas_in_seq_order() {
+    let (_redis, r1, r2) = pair().await;
+    let mut alice = r1.ws("alice").await;
+    let mut bob = r2.tcp("bob").await;
+    alice
+        .request(json!({"type": "join", "room": "lobby"}))
+        .await;
+    bob.request(json!({"type": "join", "room": "lobby"})).await;
+    let joined = alice.recv_type("member.joined").await;
+    assert_eq!(
+        (joined["user"].clone(), joined["count"].clone()),
+        (json!("bob"), json!(2))
+    );
+    // Both publish, interleaved, from different replicas.
+    for i in 0..10 {
+        alice
+            .request(json!({"type": "publish", "room": "lobby", "data": format!("a{i}")}))
+            .await;
+        bob.request(json!({"type": "publish", "room": "lobby", "data": format!("b{i}")}))
+            .await;
+    }
+    let mut seen_a = Vec::new();
+    let mut seen_b = Vec::new();
+    for _ in 0..20 {
+        seen_a.push(alice.recv_type("message").await);
+        seen_b.push(bob.recv_type("message").await);
+    }
+    let seqs = |v: &[Value]| {
+        v.iter()
+            .map(|m| m["seq"].as_u64().unwrap_or(0))
+            .collect::<Vec<_>>()
+    };
+    let expected: Vec<u64> = (1..=20).collect();
+    assert_eq!(seqs(&seen_a), expected, "strictly increasing, no gap");
+    assert_eq!(seqs(&seen_b), expected);
+    let data = |v: &[Value]| v.iter().map(|m| m["data"].clone()).collect::<Vec<_>>();
+    assert_eq!(data(&seen_a), data(&seen_b), "same order on both replicas");
+}
+
+#[tokio::test]
+async fn direct_messages_reach_devices_on_every_replica_and_offline_once() {
+    let (_redis, r1, r2) = pair().await;
+    let mut alice = r1.ws("alice").await;
+    let mut bob1 = r1.ws("bob").await;
+    let mut bob2 = r2.tcp("bob").await;
+    let seq = alice
+        .request(json!({"type": "send", "to": "bob", "data": "hi"}))
+        .await["seq"]
+        .as_u64()
+        .expect("seq");
+    for bob in [&mut bob1, &mut bob2] {
+        let d = bob.recv_type("direct").await;
+        assert_eq!(
+            (d["data"].clone(), d["seq"].as_u64()),
+            (json!("hi"), Some(seq))
+        );
+    }
+    // Offline user: messages kept, delivered once at login on the other replica.
+    for i in 0..3 {
+        alice
+            .request(json!({"type": "send", "to": "carol", "data": i}))
+            .await;
+    }
+    let mut carol = r2.ws("carol").await;
+    for i in 0..3 {
+        assert_eq!(carol.recv_type("direct").await["data"], i);
+    }
+    carol.quiet(Duration::from_millis(150)).await;
+    drop(carol);
+    let mut again = r1.ws("carol").await;
+    again.quiet(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn presence_who_rename_and_api_span_replicas() {
+    let (_redis, r1, r2) = pair().await;
+    let mut alice = r1.ws("alice").await;
+    let mut bob = r2.ws("bob").await;
+    alice
+        .request(json!({"type": "join", "room": "lobby"}))
+        .await;
+    bob.request(json!({"type": "join", "room": "lobby"})).await;
+    let p = alice
+        .request(json!({"type": "presence", "room": "lobby"}))
+        .await;
+    assert_eq!(p["count"], 2, "{p}");
+    let who = bob.request(json!({"type": "who"})).await;
+    assert_eq!(who["count"], 2);
+    bob.request(json!({"type": "rename", "name": "Bobby"}))
+        .await;
+    let ev = alice.recv_type("member.renamed").await;
+    assert_eq!(ev["name"], "Bobby");
+    let p = alice
+        .request(json!({"type": "presence", "room": "lobby"}))
+        .await;
+    assert_eq!(p["members"][1]["name"], "Bobby");
+
+    // HTTP API on either replica.
+    let (status, _) = http(
+        r2.http,
+        "POST",
+        "/api/v1/rooms/lobby/publish",
+        Some(API_KEY),
+        Some(r#"{"data":"from api"}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(alice.recv_type("message").await["data"], "from api");
+    let (status, body) = http(r1.http, "GET", "/api/v1/online", Some(API_KEY), None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"count\":2"), "{body}");
+    let (status, _) = http(
+        r1.http,
+        "POST",
+        "/api/v1/broadcast",
+        Some(API_KEY),
+        Some(r#"{"data":1}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(bob.recv_type("broadcast").await["data"], 1);
+    let (status, _) = http(
+        r1.http,
+        "POST",
+        "/api/v1/users/bob/disconnect",
+        Some(API_KEY),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(bob.closed().await, Some(4004));
+    // Bob's departure reaches the other replica.
+    assert_eq!(alice.recv_type("member.left").await["user"], "bob");
+}
+
+#[tokio::test]
+async fn duplicate_login_policies_across_replicas() {
+    let (_redis, r1, r2) = pair_with(|c| c.duplicate_login = DuplicateLogin::Kick).await;
+    let mut old = r1.ws("alice").await;
+    let mut new = r2.ws("alice").await;
+    assert_eq!(old.closed().await, Some(4003));
+    new.request(json!({"type": "ping"})).await;
+
+    let (_redis, r1, r2) = pair_with(|c| c.duplicate_login = DuplicateLogin::Reject).await;
+    let mut first = r1.ws("alice").await;
+    let mut second = r2.ws_raw().await;
+    second
+        .send(json!({"type": "login", "token": token("alice")}))
+        .await;
+    assert_eq!(second.recv().await["code"], "conflict");
+    assert_eq!(second.closed().await, Some(4005));
+    first.request(json!({"type": "ping"})).await;
+}
+
+#[tokio::test]
+async fn resume_on_another_replica_has_no_gap_and_no_duplicate() {
+    let (_redis, r1, r2) = pair_with(|c| c.rate_limit = 1000.0).await;
+    let mut publisher = r1.ws("pub").await;
+    publisher
+        .request(json!({"type": "join", "room": "feed"}))
+        .await;
+    let mut reader = r1.ws("reader").await;
+    reader
+        .request(json!({"type": "join", "room": "feed"}))
+        .await;
+    let total = 60u64;
+    let task = tokio::spawn(async move {
+        for i in 0..total {
+            publisher
+                .request(json!({"type": "publish", "room": "feed", "data": i, "echo": false}))
+                .await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        publisher
+    });
+    // Read some, then drop the connection mid-stream.
+    let mut last = 0;
+    for _ in 0..10 {
+        last = reader.recv_type("message").await["seq"]
+            .as_u64()
+            .expect("seq");
+    }
+    drop(reader);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut reader = r2.ws("reader").await;
+    reader
+        .send(json!({"type": "join", "room": "feed", "since": last, "id": "j"}))
+        .await;
+    let mut seqs = Vec::new();
+    while seqs.len() < (total - last) as usize {
+        let v = reader.recv().await;
+        if v["type"] == "message" {
+            seqs.push(v["seq"].as_u64().expect("seq"));
+        } else if v["id"] == "j" {
+            assert_eq!(v["recovered"], true, "{v}");
+        }
+    }
+    let expected: Vec<u64> = (last + 1..=total).collect();
+    assert_eq!(seqs, expected);
+    let _publisher = task.await.expect("publisher");
+    reader.quiet(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn redis_outage_answers_unavailable_then_recovers() {
+    let (mut redis, r1, r2) = pair().await;
+    let mut alice = r1.ws("alice").await;
+    let mut bob = r2.ws("bob").await;
+    alice
+        .request(json!({"type": "join", "room": "lobby"}))
+        .await;
+    bob.request(json!({"type": "join", "room": "lobby"})).await;
+
+    redis.kill();
+    // Not ready, and operations that need Redis answer unavailable quickly.
+    let deadline = Instant::now() + WAIT;
+    while http(r1.http, "GET", "/readyz", None, None).await.0 == 200 {
+        assert!(
+            Instant::now() < deadline,
+            "readyz stayed green without Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    let err = alice
+        .request(json!({"type": "publish", "room": "lobby", "data": 1}))
+        .await;
+    assert_eq!(err["code"], "unavailable", "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2), "no hang");
+    let (status, body) = http(
+        r2.http,
+        "POST",
+        "/api/v1/rooms/lobby/publish",
+        Some(API_KEY),
+        Some(r#"{"data":1}"#),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    // Connections stay up meanwhile.
+    assert_eq!(bob.request(json!({"type": "ping"})).await["type"], "pong");
+
+    redis.restart().await;
+    wait_ready(&r1).await;
+    wait_ready(&r2).await;
+    // Subscriptions were restored: traffic crosses replicas again without a restart.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ok = alice
+            .request(json!({"type": "publish", "room": "lobby", "data": "back"}))
+            .await;
+        if ok["type"] == "ok" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "publish never recovered: {ok}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(bob.recv_type("message").await["data"], "back");
+}
+
+#[tokio::test]
+async fn crashed_replica_vanishes_from_presence_within_ttl() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix();
+    let survivor = TestServer::with(|c| {
+        on_redis(&redis, &prefix)(c);
+        c.presence_ttl = Duration::from_secs(3);
+    })
+    .await;
+    wait_ready(&survivor).await;
+    // The victim is a real process, so kill -9 leaves no chance for cleanup.
+    let mut victim = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
+        .env("SWITCHBOARD_JWT_SECRET", SECRET)
+        .env("SWITCHBOARD_REDIS_URL", redis.url())
+        .env("SWITCHBOARD_REDIS_PREFIX", &prefix)
+        .env("SWITCHBOARD_PRESENCE_TTL", "3s")
+        .env("SWITCHBOARD_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn victim");
+    let stdout = victim.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(WAIT).expect("victim logs its address");
+        let v: Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["fields"]["message"] == "switchboard listening" {
+            break v["fields"]["addr"].as_str().expect("addr").to_owned();
+        }
+    };
+    let (mut ghost_ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("connect victim");
+    use futures_util::SinkExt;
+    let frames = [
+        json!({"type": "login", "token": token("ghost")}),
+        json!({"type": "join", "room": "lobby"}),
+    ];
+    for f in frames {
+        ghost_ws
+            .send(tokio_tungstenite::tungstenite::Message::text(f.to_string()))
+            .await
+            .expect("send");
+    }
+    let mut watcher = survivor.ws("watcher").await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let p = watcher
+            .request(json!({"type": "presence", "room": "lobby"}))
+            .await;
+        if p["count"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ghost never appeared: {p}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(watcher.request(json!({"type": "who"})).await["count"], 2);
+
+    victim.kill().expect("kill -9");
+    let _ = victim.wait();
+    let killed = Instant::now();
+    loop {
+        let who = watcher.request(json!({"type": "who"})).await;
+        let p = watcher
+            .request(json!({"type": "presence", "room": "lobby"}))
+            .await;
+        if who["count"] == 1 && p["count"] == 0 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(8),
+            "ghost still present after {:?}: {who} {p}",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        killed.elapsed() <= Duration::from_secs(4),
+        "gone within the ttl (+ refresh slack)"
+    );
+    drop(ghost_ws);
+}
