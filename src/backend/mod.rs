@@ -99,7 +99,7 @@ pub struct Replay {
     pub head: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
     /// The shared store cannot be reached right now; callers answer `unavailable`.
     #[error("backend unavailable: {0}")]

@@ -5,6 +5,10 @@
 //! (`sb:{u:<u>}:…`) and for the online list (`sb:{online}:…`), so every Lua script
 //! touches one cluster slot. Multi-key work is done by the scripts beside this file.
 
+mod subscriptions;
+
+use subscriptions::Subscriptions;
+
 use super::{BackendError, Bus, Event, EventSink, Membership, OnlinePage, Presence, Replay, Topic};
 use crate::config::Config;
 use crate::hub::Hub;
@@ -15,7 +19,6 @@ use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::Value as RedisValue;
 use fred::types::scripts::Script;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -62,38 +65,41 @@ struct Keys {
 }
 
 impl Keys {
-    fn channel(&self, topic: &Topic) -> String {
+    /// The hash tag shared by a topic's channel and keys (one cluster slot).
+    fn tag(topic: &Topic) -> String {
         match topic {
-            Topic::Room(r) => format!("{}:room:{r}", self.prefix),
-            Topic::User(u) => format!("{}:user:{u}", self.prefix),
-            Topic::All => format!("{}:all", self.prefix),
+            Topic::Room(r) => format!("{{r:{r}}}"),
+            Topic::User(u) => format!("{{u:{u}}}"),
+            Topic::All => "{all}".to_owned(),
         }
     }
 
+    fn channel(&self, topic: &Topic) -> String {
+        format!("{}:{}:ch", self.prefix, Self::tag(topic))
+    }
+
     fn topic(&self, channel: &str) -> Option<Topic> {
-        let rest = channel.strip_prefix(&self.prefix)?.strip_prefix(':')?;
-        if rest == "all" {
+        let tag = channel
+            .strip_prefix(&self.prefix)?
+            .strip_prefix(":{")?
+            .strip_suffix("}:ch")?;
+        if tag == "all" {
             return Some(Topic::All);
         }
-        let (kind, name) = rest.split_once(':')?;
-        match kind {
-            "room" => RoomId::new(name).ok().map(Topic::Room),
-            "user" => UserId::new(name).ok().map(Topic::User),
+        match tag.split_once(':')? {
+            ("r", name) => RoomId::new(name).ok().map(Topic::Room),
+            ("u", name) => UserId::new(name).ok().map(Topic::User),
             _ => None,
         }
     }
 
     fn probe(&self, replica: &str) -> String {
-        format!("{}:probe:{replica}", self.prefix)
+        format!("{}:{{probe:{replica}}}:ch", self.prefix)
     }
 
     /// `{seq, log}` keys of a logged topic.
     fn log(&self, topic: &Topic) -> Vec<String> {
-        let tag = match topic {
-            Topic::Room(r) => format!("{{r:{r}}}"),
-            Topic::User(u) => format!("{{u:{u}}}"),
-            Topic::All => "{all}".to_owned(),
-        };
+        let tag = Self::tag(topic);
         vec![
             format!("{}:{tag}:seq", self.prefix),
             format!("{}:{tag}:log", self.prefix),
@@ -137,9 +143,10 @@ pub struct RedisBackend {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     replica: String,
-    /// Local interest per channel; SUBSCRIBE on 0 -> 1, UNSUBSCRIBE on 1 -> 0. The async
-    /// lock is held across the Redis call so a leave and a re-join cannot reorder.
-    refs: tokio::sync::Mutex<HashMap<String, i64>>,
+    /// Batched, ordered SUBSCRIBE/UNSUBSCRIBE by local interest.
+    subs: Subscriptions,
+    /// Redis Cluster: sharded pub/sub (SPUBLISH/SSUBSCRIBE) per slot.
+    sharded: bool,
     history_size: usize,
     inbox_size: usize,
     history_ttl_ms: u64,
@@ -189,9 +196,10 @@ impl RedisBackend {
         let sub = builder
             .build_subscriber_client()
             .map_err(|e| format!("redis subscriber: {e}"))?;
+        let stop = CancellationToken::new();
         let backend = Arc::new(RedisBackend {
             cmd,
-            sub,
+            sub: sub.clone(),
             keys: Keys {
                 prefix: config.redis_prefix.clone(),
             },
@@ -199,7 +207,8 @@ impl RedisBackend {
             hub,
             metrics,
             replica,
-            refs: tokio::sync::Mutex::new(HashMap::new()),
+            subs: Subscriptions::start(sub.clone(), cluster, config.redis_timeout, stop.clone()),
+            sharded: cluster,
             history_size: config.history_size,
             inbox_size: config.inbox_size,
             history_ttl_ms: config.history_ttl.as_millis() as u64,
@@ -208,7 +217,7 @@ impl RedisBackend {
             timeout: config.redis_timeout,
             probe_seen_ms: AtomicU64::new(0),
             probe_interval: config.redis_probe_interval,
-            stop: CancellationToken::new(),
+            stop,
         });
         backend.cmd.connect();
         backend.sub.connect();
@@ -247,7 +256,7 @@ impl RedisBackend {
             backend.keys.channel(&Topic::All),
             backend.keys.probe(&backend.replica),
         ];
-        if let Err(err) = backend.sub.subscribe(always).await {
+        if let Err(err) = subscriptions::subscribe(&backend.sub, cluster, always).await {
             tracing::warn!(cause = %err, "base subscriptions failed; retried on reconnect");
         }
         tokio::spawn(backend.clone().receive());
@@ -370,20 +379,28 @@ impl RedisBackend {
                 _ = tick.tick() => {}
             }
             if self.cmd.is_connected() {
-                let _ = tokio::time::timeout(
-                    self.timeout,
-                    self.cmd.publish::<i64, _, _>(channel.as_str(), "probe"),
-                )
-                .await;
+                let probe = async {
+                    if self.sharded {
+                        self.cmd
+                            .spublish::<i64, _, _>(channel.as_str(), "probe")
+                            .await
+                    } else {
+                        self.cmd
+                            .publish::<i64, _, _>(channel.as_str(), "probe")
+                            .await
+                    }
+                };
+                let _ = tokio::time::timeout(self.timeout, probe).await;
             }
-            let channels = self.refs.lock().await.len();
-            self.metrics.redis_subscribed_channels.set(channels as i64);
+            self.metrics
+                .redis_subscribed_channels
+                .set(self.subs.len() as i64);
             if !self.healthy() && self.sub.is_connected() {
                 // Connected but our probe does not come back: subscriptions were lost
                 // (or never made, if Redis was down at startup). Restore them all.
                 let always = vec![self.keys.channel(&Topic::All), channel.clone()];
                 let restore = async {
-                    self.sub.subscribe(always).await?;
+                    subscriptions::subscribe(&self.sub, self.sharded, always).await?;
                     self.sub.resubscribe_all().await
                 };
                 if let Err(err) = tokio::time::timeout(self.timeout, restore)
@@ -507,12 +524,15 @@ impl Bus for RedisBackend {
         }
         let payload = format!("0 {}", serde_json::to_string(&event).map_err(unavailable)?);
         let started = Instant::now();
-        let result = tokio::time::timeout(
-            self.timeout,
-            self.cmd
-                .publish::<i64, _, _>(self.keys.channel(topic), payload),
-        )
-        .await;
+        let channel = self.keys.channel(topic);
+        let call = async {
+            if self.sharded {
+                self.cmd.spublish::<i64, _, _>(channel, payload).await
+            } else {
+                self.cmd.publish::<i64, _, _>(channel, payload).await
+            }
+        };
+        let result = tokio::time::timeout(self.timeout, call).await;
         self.metrics
             .redis_command_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -529,14 +549,14 @@ impl Bus for RedisBackend {
             _ => (self.history_size, self.history_ttl_ms),
         };
         let args = vec![
-            self.keys.channel(topic),
             serde_json::to_string(&event).map_err(unavailable)?,
             cap.to_string(),
             ttl.to_string(),
+            if self.sharded { "SPUBLISH" } else { "PUBLISH" }.to_owned(),
         ];
-        let seq: i64 = self
-            .eval(&self.scripts.publish_logged, self.keys.log(topic), args)
-            .await?;
+        let mut keys = self.keys.log(topic);
+        keys.push(self.keys.channel(topic));
+        let seq: i64 = self.eval(&self.scripts.publish_logged, keys, args).await?;
         Ok(seq.max(0) as u64)
     }
 
@@ -600,35 +620,11 @@ impl Bus for RedisBackend {
     }
 
     async fn subscribe(&self, topic: &Topic) -> Result<(), BackendError> {
-        let channel = self.keys.channel(topic);
-        let mut refs = self.refs.lock().await;
-        let count = refs.entry(channel.clone()).or_insert(0);
-        *count += 1;
-        if *count == 1 {
-            let result = tokio::time::timeout(self.timeout, self.sub.subscribe(channel.clone()))
-                .await
-                .map_err(|_| unavailable("redis subscribe timed out"))
-                .and_then(|r| r.map_err(unavailable));
-            if let Err(err) = result {
-                refs.remove(&channel);
-                return Err(err);
-            }
-        }
-        Ok(())
+        self.subs.change(self.keys.channel(topic), 1).await
     }
 
     async fn unsubscribe(&self, topic: &Topic) -> Result<(), BackendError> {
-        let channel = self.keys.channel(topic);
-        let mut refs = self.refs.lock().await;
-        let count = refs.entry(channel.clone()).or_insert(0);
-        *count -= 1;
-        if *count == 0 {
-            refs.remove(&channel);
-            // Even if this fails, fred stops tracking it; a stale subscription only
-            // costs traffic that the hub drops.
-            let _ = tokio::time::timeout(self.timeout, self.sub.unsubscribe(channel)).await;
-        }
-        Ok(())
+        self.subs.change(self.keys.channel(topic), -1).await
     }
 }
 

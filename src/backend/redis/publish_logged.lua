@@ -1,12 +1,13 @@
 -- Assigns the topic's next seq, appends the event to its bounded log and publishes it,
 -- atomically, so channel order equals seq order on every replica.
--- KEYS[1] seq counter, KEYS[2] log stream
--- ARGV[1] channel, ARGV[2] event JSON, ARGV[3] max log length (0: no log), ARGV[4] ttl ms
+-- KEYS[1] seq counter, KEYS[2] log stream, KEYS[3] channel (same slot: sharded pub/sub)
+-- ARGV[1] event JSON, ARGV[2] max log length (0: no log), ARGV[3] ttl ms,
+-- ARGV[4] 'PUBLISH' or 'SPUBLISH'
 local seq = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-if tonumber(ARGV[3]) > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-1', 'e', ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if tonumber(ARGV[2]) > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], seq .. '-1', 'e', ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
-redis.call('PUBLISH', ARGV[1], seq .. ' ' .. ARGV[2])
+redis.call(ARGV[4], KEYS[3], seq .. ' ' .. ARGV[1])
 return seq
