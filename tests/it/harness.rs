@@ -470,3 +470,93 @@ pub fn on_redis(redis: &TestRedis, prefix: &str) -> impl FnOnce(&mut Config) + u
         c.redis_probe_interval = Duration::from_millis(100);
     }
 }
+
+/// A three-node Redis Cluster (no replicas, no persistence) in a private directory.
+pub struct TestRedisCluster {
+    pub ports: Vec<u16>,
+    nodes: Vec<std::process::Child>,
+    dir: std::path::PathBuf,
+}
+
+impl TestRedisCluster {
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("sb-cluster-{}", unique_prefix()));
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let mut ports = Vec::new();
+        while ports.len() < 3 {
+            // Each node also needs its cluster bus port (+10000) free.
+            let port = 20_000 + rand::random::<u16>() % 10_000;
+            let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+            if !ports.contains(&port) && free(port) && free(port + 10_000) {
+                ports.push(port);
+            }
+        }
+        let mut nodes = Vec::new();
+        for port in &ports {
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .arg("--dir")
+                .arg(&dir)
+                .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server");
+            nodes.push(child);
+        }
+        let cluster = TestRedisCluster { ports, nodes, dir };
+        for port in &cluster.ports {
+            let deadline = Instant::now() + WAIT;
+            while TcpStream::connect(("127.0.0.1", *port)).await.is_err() {
+                assert!(Instant::now() < deadline, "cluster node did not start");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let addrs: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let out = std::process::Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli");
+        assert!(
+            out.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let info = std::process::Command::new("redis-cli")
+                .args(["-p", &cluster.ports[0].to_string(), "cluster", "info"])
+                .output()
+                .expect("redis-cli");
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "cluster never became ok");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        cluster
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis-cluster://127.0.0.1:{}", self.ports[0])
+    }
+}
+
+impl Drop for TestRedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -390,3 +390,69 @@ async fn crashed_replica_vanishes_from_presence_within_ttl() {
     );
     drop(ghost_ws);
 }
+
+#[tokio::test]
+async fn redis_cluster_with_sharded_pubsub() {
+    let cluster = TestRedisCluster::start().await;
+    let prefix = unique_prefix();
+    let url = cluster.url();
+    let setup = |c: &mut switchboard::config::Config| {
+        c.redis_url = Some(url.clone());
+        c.redis_prefix = prefix.clone();
+        c.redis_timeout = Duration::from_millis(1000);
+        c.redis_probe_interval = Duration::from_millis(100);
+    };
+    let r1 = TestServer::with(setup.clone()).await;
+    let r2 = TestServer::with(setup).await;
+    wait_ready(&r1).await;
+    wait_ready(&r2).await;
+    let mut alice = r1.ws("alice").await;
+    let mut bob = r2.tcp("bob").await;
+    // Several rooms, so several slots and shards are involved.
+    for room in ["lobby", "r1", "r2", "r3"] {
+        alice.request(json!({"type": "join", "room": room})).await;
+        bob.request(json!({"type": "join", "room": room})).await;
+    }
+    for room in ["lobby", "r1", "r2", "r3"] {
+        for i in 0..3 {
+            let ok = alice
+                .request(json!({"type": "publish", "room": room, "data": i, "echo": false}))
+                .await;
+            assert_eq!(ok["seq"], i + 1, "{ok}");
+        }
+    }
+    for room in ["lobby", "r1", "r2", "r3"] {
+        for i in 0..3u64 {
+            let m = bob.recv_type("message").await;
+            assert_eq!(
+                (m["room"].as_str(), m["seq"].as_u64()),
+                (Some(room), Some(i + 1))
+            );
+        }
+    }
+    bob.request(json!({"type": "send", "to": "alice", "data": "dm"}))
+        .await;
+    assert_eq!(alice.recv_type("direct").await["data"], "dm");
+    let p = bob.request(json!({"type": "presence", "room": "r2"})).await;
+    assert_eq!(p["count"], 2);
+    assert_eq!(alice.request(json!({"type": "who"})).await["count"], 2);
+    let (status, _) = http(
+        r1.http,
+        "POST",
+        "/api/v1/broadcast",
+        Some(API_KEY),
+        Some(r#"{"data":"all"}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(bob.recv_type("broadcast").await["data"], "all");
+    // Resume works against the sharded log too.
+    let mut carol = r2.ws("carol").await;
+    let ok = carol
+        .request(json!({"type": "join", "room": "r3", "since": 1}))
+        .await;
+    assert_eq!(
+        (ok["recovered"].clone(), ok["replayed"].clone()),
+        (json!(true), json!(2))
+    );
+}
