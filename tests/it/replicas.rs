@@ -402,7 +402,7 @@ async fn redis_cluster_with_sharded_pubsub() {
         c.redis_timeout = Duration::from_millis(1000);
         c.redis_probe_interval = Duration::from_millis(100);
     };
-    let r1 = TestServer::with(setup.clone()).await;
+    let r1 = TestServer::with(setup).await;
     let r2 = TestServer::with(setup).await;
     wait_ready(&r1).await;
     wait_ready(&r2).await;
