@@ -18,7 +18,8 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
 struct Args {
-    url: String,
+    /// Gateways to spread clients over (comma separated); the publisher uses the first.
+    urls: Vec<String>,
     secret: String,
     mode: String,
     conns: usize,
@@ -29,11 +30,13 @@ struct Args {
     connect_parallel: usize,
     /// Clients are spread over this many rooms (`<room>-<i % rooms>`); 1 = one room.
     rooms: usize,
+    /// Fixed publish rate (messages/s); 0 = as fast as the window allows.
+    rate: f64,
 }
 
 fn parse_args() -> Args {
     let mut a = Args {
-        url: "ws://127.0.0.1:8080/ws".into(),
+        urls: vec!["ws://127.0.0.1:8080/ws".into()],
         secret: String::new(),
         mode: "fanout".into(),
         conns: 1000,
@@ -43,12 +46,14 @@ fn parse_args() -> Args {
         payload: 64,
         connect_parallel: 200,
         rooms: 1,
+        rate: 0.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().unwrap_or_default();
         match flag.as_str() {
-            "--url" => a.url = val(),
+            "--url" => a.urls = val().split(',').map(str::to_owned).collect(),
+            "--rate" => a.rate = val().parse().unwrap_or(a.rate),
             "--secret" => a.secret = val(),
             "--mode" => a.mode = val(),
             "--conns" => a.conns = val().parse().unwrap_or(a.conns),
@@ -93,9 +98,9 @@ fn token(secret: &str, user: &str) -> String {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Connects, logs in and joins `room`; returns the socket once the join is acknowledged.
-async fn connect(args: &Args, user: &str, room: &str) -> Result<Ws, String> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(&args.url)
+/// Connects to `url`, logs in and joins `room`; returns once the join is acknowledged.
+async fn connect(args: &Args, url: &str, user: &str, room: &str) -> Result<Ws, String> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .map_err(|e| e.to_string())?;
     let login = json!({"type": "login", "token": token(&args.secret, user)});
@@ -136,6 +141,8 @@ struct Stats {
     latency_sum: AtomicU64,
     latency_max: AtomicU64,
     closed: AtomicU64,
+    /// Every delivery's latency in µs, for percentiles.
+    samples: std::sync::Mutex<Vec<u32>>,
 }
 
 fn room_for(args: &Args, i: usize) -> String {
@@ -161,6 +168,9 @@ async fn read_all(mut ws: Ws, stats: &Stats) {
                         let lat = now_micros().saturating_sub(sent);
                         stats.latency_sum.fetch_add(lat, Ordering::Relaxed);
                         stats.latency_max.fetch_max(lat, Ordering::Relaxed);
+                        if let Ok(mut samples) = stats.samples.lock() {
+                            samples.push(lat.min(u32::MAX as u64) as u32);
+                        }
                     }
                     stats.received.fetch_add(1, Ordering::Relaxed);
                 }
@@ -184,7 +194,8 @@ async fn main() {
         let stats = stats.clone();
         tokio::spawn(async move {
             let permit = gate.acquire_owned().await;
-            match connect(&args, &format!("u{i}"), &room_for(&args, i)).await {
+            let url = args.urls[i % args.urls.len()].clone();
+            match connect(&args, &url, &format!("u{i}"), &room_for(&args, i)).await {
                 Ok(ws) => {
                     drop(permit);
                     stats.connected.fetch_add(1, Ordering::Relaxed);
@@ -225,7 +236,7 @@ async fn main() {
 
 async fn fanout(args: &Args, stats: &Stats) {
     let members = stats.connected.load(Ordering::Relaxed);
-    let publisher = match connect(args, "publisher", &room_for(args, 0)).await {
+    let publisher = match connect(args, &args.urls[0], "publisher", &room_for(args, 0)).await {
         Ok(ws) => ws,
         Err(e) => {
             eprintln!("publisher failed: {e}");
@@ -259,6 +270,10 @@ async fn fanout(args: &Args, stats: &Stats) {
     let t0 = Instant::now();
     let mut sent = 0u64;
     while t0.elapsed() < run_for {
+        if args.rate > 0.0 {
+            let due = t0 + Duration::from_secs_f64(sent as f64 / args.rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
         let Ok(permit) = window.acquire().await else {
             break;
         };
@@ -282,6 +297,25 @@ async fn fanout(args: &Args, stats: &Stats) {
         last = now;
     }
     let got = stats.received.load(Ordering::Relaxed);
+    let mut samples = stats
+        .samples
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    samples.sort_unstable();
+    let pct = |p: f64| {
+        samples
+            .get(((samples.len() as f64 * p) as usize).min(samples.len().saturating_sub(1)))
+            .map_or(0.0, |v| *v as f64 / 1000.0)
+    };
+    println!(
+        "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms over {} deliveries",
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(0.999),
+        samples.len()
+    );
     println!(
         "fanout: {receivers} receivers, published {sent} ({:.0}/s, acked {}), deliveries {got} \
          ({:.0}/s over {:.1}s), expected {}, mean latency {:.1} ms, max {:.1} ms, clients closed {}",
