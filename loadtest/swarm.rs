@@ -297,11 +297,7 @@ async fn fanout(args: &Args, stats: &Stats) {
         last = now;
     }
     let got = stats.received.load(Ordering::Relaxed);
-    let mut samples = stats
-        .samples
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
+    let mut samples = stats.samples.lock().map(|s| s.clone()).unwrap_or_default();
     samples.sort_unstable();
     let pct = |p: f64| {
         samples

@@ -456,3 +456,44 @@ async fn redis_cluster_with_sharded_pubsub() {
         (json!(true), json!(2))
     );
 }
+
+#[tokio::test]
+async fn lost_subscriptions_are_noticed_and_restored() {
+    let (redis, r1, r2) = pair().await;
+    let mut alice = r1.ws("alice").await;
+    let mut bob = r2.ws("bob").await;
+    alice
+        .request(json!({"type": "join", "room": "lobby"}))
+        .await;
+    bob.request(json!({"type": "join", "room": "lobby"})).await;
+    // Drop every subscriber connection; command connections stay up.
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "client",
+            "kill",
+            "type",
+            "pubsub",
+        ])
+        .output()
+        .expect("redis-cli");
+    assert!(out.status.success());
+    // Traffic flows again without a restart, and the replicas are ready.
+    let deadline = Instant::now() + WAIT;
+    let mut n = 0;
+    loop {
+        n += 1;
+        alice
+            .request(json!({"type": "publish", "room": "lobby", "data": n}))
+            .await;
+        if let Some(Seen::Frame(m)) = bob.next_within(Duration::from_millis(200)).await
+            && m["type"] == "message"
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "subscriptions never came back");
+    }
+    wait_ready(&r1).await;
+    wait_ready(&r2).await;
+}
