@@ -15,6 +15,7 @@
 //! - [`backend`]: what replicas share (`Bus`, `Presence`), with a memory implementation.
 //! - [`features`]: the rules (rooms, DMs, broadcast, presence), shared by sessions and API.
 //! - [`api`]: HTTP routes: `/ws`, `/api/v1`, `/metrics`, probes.
+//! - [`matchmaking`]: the ranked matching rule.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`app`]: wiring, listeners and graceful drain.
 
@@ -25,6 +26,7 @@ pub mod backend;
 pub mod config;
 pub mod features;
 pub mod hub;
+pub mod matchmaking;
 pub mod metrics;
 pub mod protocol;
 pub mod session;
