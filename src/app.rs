@@ -71,6 +71,7 @@ pub async fn run(
         }
         None => None,
     };
+    let matcher = tokio::spawn(gw.clone().run_matchmaker(draining.clone()));
     tracing::info!(addr = %http_addr, replica = %gw.replica, "switchboard listening");
 
     shutdown.await;
@@ -100,6 +101,7 @@ pub async fn run(
     if let Some(tcp) = tcp {
         tcp.abort();
     }
+    matcher.abort();
     match timeout(DRAIN_MARGIN, http).await {
         Ok(Ok(Err(err))) => tracing::warn!(cause = %err, "http server ended with an error"),
         Err(_) => tracing::debug!("http server still closing idle connections"),

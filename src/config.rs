@@ -233,6 +233,28 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_MAX_NAME_CHARS", default_value_t = 64)]
     pub max_name_chars: usize,
 
+    /// A player who disconnects has this long to come back before the game closes.
+    #[arg(long, env = "SWITCHBOARD_GAME_RECONNECT_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub game_reconnect_grace: Duration,
+    /// Watchers allowed per game.
+    #[arg(long, env = "SWITCHBOARD_GAME_WATCHERS", default_value_t = 1000)]
+    pub game_watchers: usize,
+    /// A game without any join, watch or message for this long expires.
+    #[arg(long, env = "SWITCHBOARD_GAME_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub game_ttl: Duration,
+    /// Rating gap accepted by a player who just joined the ranked queue.
+    #[arg(long, env = "SWITCHBOARD_RANK_WINDOW", default_value_t = 100.0)]
+    pub rank_window: f64,
+    /// Growth of the accepted gap per second of waiting.
+    #[arg(long, env = "SWITCHBOARD_RANK_WIDEN_PER_S", default_value_t = 50.0)]
+    pub rank_widen_per_s: f64,
+    /// The accepted gap never grows beyond this.
+    #[arg(long, env = "SWITCHBOARD_RANK_MAX_WINDOW", default_value_t = 1000.0)]
+    pub rank_max_window: f64,
+    /// How often each replica runs the matcher (also run on every `rank.join`).
+    #[arg(long, env = "SWITCHBOARD_RANK_INTERVAL", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub rank_interval: Duration,
+
     /// On SIGTERM, clients are told to reconnect and closed spread over this period.
     #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
@@ -270,6 +292,8 @@ impl Config {
             ),
             ("SWITCHBOARD_HISTORY_TTL", self.history_ttl),
             ("SWITCHBOARD_INBOX_TTL", self.inbox_ttl),
+            ("SWITCHBOARD_GAME_TTL", self.game_ttl),
+            ("SWITCHBOARD_RANK_INTERVAL", self.rank_interval),
         ];
         for (name, d) in positive {
             if d.is_zero() {
@@ -296,11 +320,16 @@ impl Config {
             ("SWITCHBOARD_RATE_LIMIT", self.rate_limit),
             ("SWITCHBOARD_RATE_BURST", self.rate_burst),
             ("SWITCHBOARD_RATE_ABUSE_LIMIT", self.rate_abuse_limit),
+            ("SWITCHBOARD_RANK_WINDOW", self.rank_window),
+            ("SWITCHBOARD_RANK_MAX_WINDOW", self.rank_max_window),
         ];
         for (name, r) in rates {
             if !(r.is_finite() && r > 0.0) {
                 return Err(format!("{name} must be a positive number"));
             }
+        }
+        if !(self.rank_widen_per_s.is_finite() && self.rank_widen_per_s >= 0.0) {
+            return Err("SWITCHBOARD_RANK_WIDEN_PER_S must be zero or more".to_owned());
         }
         if self.presence_ttl < Duration::from_secs(3) {
             return Err("SWITCHBOARD_PRESENCE_TTL must be at least 3s".to_owned());

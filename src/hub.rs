@@ -3,7 +3,7 @@
 
 use crate::backend::{Event, EventSink, Topic};
 use crate::metrics::Metrics;
-use crate::protocol::{Encoded, RoomId, ServerFrame, UserId, close};
+use crate::protocol::{Encoded, GameRole, RoomId, ServerFrame, UserId, close};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -23,6 +23,9 @@ pub struct Delivery {
 pub enum Ordered {
     Room(RoomId, u64),
     Direct(u64),
+    Game(RoomId, u64),
+    /// The game is over: the session lets go of it after writing this frame.
+    GameOver(RoomId),
 }
 
 impl Delivery {
@@ -30,6 +33,57 @@ impl Delivery {
     pub fn for_event(event: &Event) -> Option<Delivery> {
         let (frame, order) = match event {
             Event::Kick { .. } | Event::Renamed { .. } => return None,
+            Event::GameStarted {
+                room,
+                owner,
+                opponent,
+            } => (
+                ServerFrame::GameStarted {
+                    room: room.as_str(),
+                    owner: owner.as_str(),
+                    opponent: opponent.as_str(),
+                }
+                .encode(),
+                None,
+            ),
+            Event::GameMessage {
+                room,
+                from,
+                to,
+                data,
+                seq,
+            } => (
+                ServerFrame::GameMessage {
+                    room: room.as_str(),
+                    from: from.as_str(),
+                    to: *to,
+                    data,
+                    seq: *seq,
+                }
+                .encode(),
+                Some(Ordered::Game(room.clone(), *seq)),
+            ),
+            Event::GameClosed { room, reason } => (
+                ServerFrame::GameClosed {
+                    room: room.as_str(),
+                    reason,
+                }
+                .encode(),
+                Some(Ordered::GameOver(room.clone())),
+            ),
+            Event::RankMatched {
+                room,
+                opponent,
+                opponent_rating,
+            } => (
+                ServerFrame::RankMatched {
+                    room: room.as_str(),
+                    opponent: opponent.as_str(),
+                    opponent_rating: *opponent_rating,
+                }
+                .encode(),
+                None,
+            ),
             Event::Message {
                 room,
                 from,
@@ -182,11 +236,14 @@ impl SessionHandle {
     }
 }
 
+type Participants = HashMap<String, (Arc<SessionHandle>, GameRole)>;
+
 #[derive(Default)]
 struct Registry {
     sessions: HashMap<String, Arc<SessionHandle>>,
     users: HashMap<UserId, Vec<Arc<SessionHandle>>>,
     rooms: HashMap<RoomId, HashMap<String, Arc<SessionHandle>>>,
+    games: HashMap<RoomId, Participants>,
 }
 
 pub struct Hub {
@@ -254,6 +311,31 @@ impl Hub {
         }
         if members.is_empty() {
             reg.rooms.remove(room);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Adds a session to a game in `role`; true when it is the game's first local one.
+    pub fn join_game(&self, room: &RoomId, handle: &Arc<SessionHandle>, role: GameRole) -> bool {
+        let mut reg = self.write();
+        let members = reg.games.entry(room.clone()).or_default();
+        members.insert(handle.id.clone(), (handle.clone(), role));
+        members.len() == 1
+    }
+
+    /// Removes a session from a game; true when it was the game's last local one.
+    pub fn leave_game(&self, room: &RoomId, handle: &SessionHandle) -> bool {
+        let mut reg = self.write();
+        let Some(members) = reg.games.get_mut(room) else {
+            return false;
+        };
+        if members.remove(&handle.id).is_none() {
+            return false;
+        }
+        if members.is_empty() {
+            reg.games.remove(room);
             true
         } else {
             false
@@ -372,6 +454,24 @@ impl EventSink for Hub {
                 None => 0,
             },
             Topic::All => self.fan_out(reg.sessions.values(), delivery),
+            Topic::Game(room) => match reg.games.get(room) {
+                Some(members) => {
+                    let target = match event {
+                        Event::GameMessage { from, to, .. } => Some((from, *to)),
+                        _ => None,
+                    };
+                    self.fan_out(
+                        members
+                            .values()
+                            .filter(|(h, role)| {
+                                target.is_none_or(|(from, to)| to.reaches(from, *role, &h.user))
+                            })
+                            .map(|(h, _)| h),
+                        delivery,
+                    )
+                }
+                None => 0,
+            },
         };
         self.metrics
             .fanout_seconds

@@ -46,6 +46,16 @@ pub struct Metrics {
     pub redis_subscribed_channels: IntGauge,
     /// Pub/sub messages dropped because the local receiver fell behind.
     pub bus_lost_messages: IntCounter,
+    /// Game rooms created (friend and ranked).
+    pub games_created: IntCounter,
+    /// Game rooms closed, by reason.
+    pub games_closed: IntCounterVec,
+    /// Players waiting in the ranked queue (as last seen by this replica).
+    pub rank_queue: IntGauge,
+    /// Ranked pairs formed by this replica.
+    pub rank_matches: IntCounter,
+    /// Time from `rank.join` to a match.
+    pub rank_wait_seconds: Histogram,
 }
 
 impl Metrics {
@@ -147,6 +157,23 @@ impl Metrics {
             bus_lost_messages: reg!(IntCounter::new(
                 "bus_lost_messages_total",
                 "Pub/sub messages dropped because the receiver lagged"
+            )),
+            games_created: reg!(IntCounter::new("games_created_total", "Game rooms created")),
+            games_closed: reg!(IntCounterVec::new(
+                Opts::new("games_closed_total", "Game rooms closed by reason"),
+                &["reason"]
+            )),
+            rank_queue: reg!(IntGauge::new(
+                "rank_queue_length",
+                "Players waiting in the ranked queue"
+            )),
+            rank_matches: reg!(IntCounter::new(
+                "rank_matches_total",
+                "Ranked pairs formed by this replica"
+            )),
+            rank_wait_seconds: reg!(Histogram::with_opts(
+                HistogramOpts::new("rank_wait_seconds", "Time from rank.join to a match")
+                    .buckets(vec![0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0])
             )),
             registry,
         }

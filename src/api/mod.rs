@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/users/{user}/disconnect", post(disconnect))
         .route("/broadcast", post(broadcast))
         .route("/online", get(online))
+        .route("/matchmaking", get(matchmaking))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_api_key,
@@ -293,6 +294,24 @@ async fn online(
         body["next"] = json!(next);
     }
     Ok(Json(body))
+}
+
+/// Ranked queue length and how long the queued players have waited.
+async fn matchmaking(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut stats = st.gw.rank_stats().await?;
+    stats.waits_ms.sort_unstable();
+    let pct = |p: f64| -> u64 {
+        let n = stats.waits_ms.len();
+        if n == 0 {
+            return 0;
+        }
+        stats.waits_ms[((n as f64 * p) as usize).min(n - 1)]
+    };
+    Ok(Json(json!({
+        "queue": stats.len,
+        "wait_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1.0)},
+        "matches": st.gw.metrics.rank_matches.get(),
+    })))
 }
 
 async fn disconnect(

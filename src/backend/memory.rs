@@ -1,7 +1,13 @@
 //! Single-node backend: the bus loops events straight back to the local hub, logs and
-//! presence live in process memory. The default for `cargo run` and most tests.
+//! presence, games and the ranked queue live in process memory. The default for
+//! `cargo run` and most tests.
 
-use super::{BackendError, Bus, Event, EventSink, Membership, OnlinePage, Presence, Replay, Topic};
+use super::{
+    BackendError, Bus, Event, EventSink, GameRefusal, GameState, Games, Matchmaker, Membership,
+    OnlinePage, Presence, QueueStats, Replay, Seated, Topic,
+};
+use crate::matchmaking::{self, Rules, Waiting};
+use std::time::{Duration, Instant};
 use crate::metrics::Metrics;
 use crate::protocol::{Member, RoomId, UserId};
 use async_trait::async_trait;
@@ -342,6 +348,238 @@ impl Presence for MemoryPresence {
                 u.rooms.iter().cloned().collect()
             }
             None => Vec::new(),
+        })
+    }
+}
+
+struct GameEntry {
+    state: GameState,
+    owner_away: bool,
+    opponent_away: bool,
+    watchers: HashSet<UserId>,
+    touched: Instant,
+}
+
+/// Game rooms in process memory; idle games expire after `ttl`.
+pub struct MemoryGames {
+    games: Mutex<HashMap<RoomId, GameEntry>>,
+    ttl: Duration,
+}
+
+impl MemoryGames {
+    pub fn new(ttl: Duration) -> Self {
+        MemoryGames {
+            games: Mutex::default(),
+            ttl,
+        }
+    }
+
+    /// The live entry for `room`, dropping it if it expired; refreshes its idle timer.
+    fn live<'a>(
+        &self,
+        games: &'a mut HashMap<RoomId, GameEntry>,
+        room: &RoomId,
+    ) -> Option<&'a mut GameEntry> {
+        if games
+            .get(room)
+            .is_some_and(|g| g.touched.elapsed() > self.ttl)
+        {
+            games.remove(room);
+        }
+        let entry = games.get_mut(room)?;
+        entry.touched = Instant::now();
+        Some(entry)
+    }
+}
+
+fn snapshot(entry: &GameEntry) -> GameState {
+    GameState {
+        watchers: entry.watchers.len(),
+        ..entry.state.clone()
+    }
+}
+
+#[async_trait]
+impl Games for MemoryGames {
+    async fn create(
+        &self,
+        room: &RoomId,
+        owner: &UserId,
+        opponent: Option<&UserId>,
+    ) -> Result<(), BackendError> {
+        let mut games = lock(&self.games);
+        let ttl = self.ttl;
+        games.retain(|_, g| g.touched.elapsed() <= ttl);
+        games.insert(
+            room.clone(),
+            GameEntry {
+                state: GameState {
+                    room: room.clone(),
+                    owner: owner.clone(),
+                    opponent: opponent.cloned(),
+                    started: false,
+                    watchers: 0,
+                },
+                owner_away: opponent.is_some(),
+                opponent_away: opponent.is_some(),
+                watchers: HashSet::new(),
+                touched: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn get(&self, room: &RoomId) -> Result<Option<GameState>, BackendError> {
+        let mut games = lock(&self.games);
+        Ok(self.live(&mut games, room).map(|g| snapshot(g)))
+    }
+
+    async fn join(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+    ) -> Result<Result<Seated, GameRefusal>, BackendError> {
+        let mut games = lock(&self.games);
+        let Some(g) = self.live(&mut games, room) else {
+            return Ok(Err(GameRefusal::NotFound));
+        };
+        if &g.state.owner == user {
+            if !g.owner_away {
+                return Ok(Err(GameRefusal::Conflict));
+            }
+            g.owner_away = false;
+        } else if g.state.opponent.as_ref() == Some(user) {
+            if !g.opponent_away {
+                return Ok(Err(GameRefusal::Conflict));
+            }
+            g.opponent_away = false;
+        } else if g.state.opponent.is_none() {
+            g.state.opponent = Some(user.clone());
+            g.opponent_away = false;
+            g.watchers.remove(user);
+        } else {
+            return Ok(Err(GameRefusal::RoomFull));
+        }
+        let starts = !g.state.started
+            && g.state.opponent.is_some()
+            && !g.owner_away
+            && !g.opponent_away;
+        if starts {
+            g.state.started = true;
+        }
+        Ok(Ok(Seated {
+            state: snapshot(g),
+            starts,
+        }))
+    }
+
+    async fn watch(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        limit: usize,
+    ) -> Result<Result<GameState, GameRefusal>, BackendError> {
+        let mut games = lock(&self.games);
+        let Some(g) = self.live(&mut games, room) else {
+            return Ok(Err(GameRefusal::NotFound));
+        };
+        if g.state.is_player(user) {
+            return Ok(Err(GameRefusal::Conflict));
+        }
+        if !g.watchers.contains(user) && g.watchers.len() >= limit {
+            return Ok(Err(GameRefusal::RoomFull));
+        }
+        g.watchers.insert(user.clone());
+        Ok(Ok(snapshot(g)))
+    }
+
+    async fn unwatch(&self, room: &RoomId, user: &UserId) -> Result<(), BackendError> {
+        if let Some(g) = lock(&self.games).get_mut(room) {
+            g.watchers.remove(user);
+        }
+        Ok(())
+    }
+
+    async fn away(&self, room: &RoomId, user: &UserId) -> Result<(), BackendError> {
+        if let Some(g) = lock(&self.games).get_mut(room) {
+            if &g.state.owner == user {
+                g.owner_away = true;
+            } else if g.state.opponent.as_ref() == Some(user) {
+                g.opponent_away = true;
+            }
+        }
+        Ok(())
+    }
+
+    async fn is_away(&self, room: &RoomId, user: &UserId) -> Result<bool, BackendError> {
+        Ok(lock(&self.games).get(room).is_some_and(|g| {
+            (&g.state.owner == user && g.owner_away)
+                || (g.state.opponent.as_ref() == Some(user) && g.opponent_away)
+        }))
+    }
+
+    async fn close(&self, room: &RoomId) -> Result<Option<GameState>, BackendError> {
+        Ok(lock(&self.games).remove(room).map(|g| snapshot(&g)))
+    }
+}
+
+/// The ranked queue in process memory.
+#[derive(Default)]
+pub struct MemoryMatchmaker {
+    queue: Mutex<HashMap<UserId, (Waiting, String)>>,
+}
+
+impl MemoryMatchmaker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl Matchmaker for MemoryMatchmaker {
+    async fn enqueue(&self, player: &Waiting, session: &str) -> Result<bool, BackendError> {
+        let mut queue = lock(&self.queue);
+        if queue.contains_key(&player.user) {
+            return Ok(false);
+        }
+        queue.insert(player.user.clone(), (player.clone(), session.to_owned()));
+        Ok(true)
+    }
+
+    async fn dequeue(&self, user: &UserId, session: Option<&str>) -> Result<bool, BackendError> {
+        let mut queue = lock(&self.queue);
+        let owned = queue
+            .get(user)
+            .is_some_and(|(_, s)| session.is_none_or(|want| want == s));
+        Ok(owned && queue.remove(user).is_some())
+    }
+
+    async fn take_pairs(
+        &self,
+        now_ms: u64,
+        rules: &Rules,
+    ) -> Result<Vec<(Waiting, Waiting)>, BackendError> {
+        let mut queue = lock(&self.queue);
+        let waiting: Vec<Waiting> = queue.values().map(|(w, _)| w.clone()).collect();
+        let pairs = matchmaking::pair(&waiting, now_ms, rules);
+        Ok(pairs
+            .into_iter()
+            .map(|(a, b)| {
+                queue.remove(&waiting[a].user);
+                queue.remove(&waiting[b].user);
+                (waiting[a].clone(), waiting[b].clone())
+            })
+            .collect())
+    }
+
+    async fn stats(&self, now_ms: u64) -> Result<QueueStats, BackendError> {
+        let queue = lock(&self.queue);
+        Ok(QueueStats {
+            len: queue.len(),
+            waits_ms: queue
+                .values()
+                .map(|(w, _)| now_ms.saturating_sub(w.since_ms))
+                .collect(),
         })
     }
 }

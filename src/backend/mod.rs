@@ -7,7 +7,8 @@
 pub mod memory;
 pub mod redis;
 
-use crate::protocol::{Member, RoomId, UserId};
+use crate::matchmaking::{Rules, Waiting};
+use crate::protocol::{GameTarget, Member, RoomId, UserId};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,6 +19,8 @@ pub enum Topic {
     Room(RoomId),
     User(UserId),
     All,
+    /// A game's participants (players and watchers); logged like a room.
+    Game(RoomId),
 }
 
 /// What travels between replicas. Each replica turns it into a client frame once.
@@ -77,12 +80,34 @@ pub enum Event {
     },
     /// The user's display name changed; its sessions use the new one from now on.
     Renamed { user: UserId, name: String },
+    GameStarted {
+        room: RoomId,
+        owner: UserId,
+        opponent: UserId,
+    },
+    GameMessage {
+        room: RoomId,
+        from: UserId,
+        to: GameTarget,
+        data: Value,
+        seq: u64,
+    },
+    GameClosed { room: RoomId, reason: String },
+    /// On the user's topic: the ranked queue paired this user.
+    RankMatched {
+        room: RoomId,
+        opponent: UserId,
+        opponent_rating: i64,
+    },
 }
 
 impl Event {
     /// Stores the seq a logged topic assigned.
     pub fn set_seq(&mut self, value: u64) {
-        if let Event::Message { seq, .. } | Event::Direct { seq, .. } = self {
+        if let Event::Message { seq, .. }
+        | Event::Direct { seq, .. }
+        | Event::GameMessage { seq, .. } = self
+        {
             *seq = value;
         }
     }
@@ -190,4 +215,107 @@ pub struct OnlinePage {
     pub users: Vec<Member>,
     pub count: usize,
     pub next: Option<String>,
+}
+
+/// A game as stored in the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GameState {
+    pub room: RoomId,
+    pub owner: UserId,
+    pub opponent: Option<UserId>,
+    /// Both players were present at least once: `game.started` was sent.
+    pub started: bool,
+    pub watchers: usize,
+}
+
+impl GameState {
+    pub fn is_player(&self, user: &UserId) -> bool {
+        &self.owner == user || self.opponent.as_ref() == Some(user)
+    }
+
+    /// The other player, seen from `user`.
+    pub fn opponent_of(&self, user: &UserId) -> Option<&UserId> {
+        if &self.owner == user {
+            self.opponent.as_ref()
+        } else {
+            Some(&self.owner)
+        }
+    }
+}
+
+/// Why a game request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GameRefusal {
+    NotFound,
+    RoomFull,
+    Conflict,
+}
+
+/// How a `join` went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seated {
+    pub state: GameState,
+    /// True when this join made both players present for the first time: announce it.
+    pub starts: bool,
+}
+
+/// Game rooms shared by all replicas: seats, presence of players, watchers, expiry.
+#[async_trait]
+pub trait Games: Send + Sync {
+    /// Creates a game; `opponent` is set for ranked games. The owner is present unless
+    /// `opponent` is given (ranked players take their seats with `join`).
+    async fn create(
+        &self,
+        room: &RoomId,
+        owner: &UserId,
+        opponent: Option<&UserId>,
+    ) -> Result<(), BackendError>;
+    async fn get(&self, room: &RoomId) -> Result<Option<GameState>, BackendError>;
+    /// Takes the free seat, or brings back a player whose seat is away; `Conflict` when
+    /// the caller already sits there, `RoomFull` when both seats are taken by others.
+    async fn join(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+    ) -> Result<Result<Seated, GameRefusal>, BackendError>;
+    /// Adds a watcher, up to `limit`.
+    async fn watch(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        limit: usize,
+    ) -> Result<Result<GameState, GameRefusal>, BackendError>;
+    async fn unwatch(&self, room: &RoomId, user: &UserId) -> Result<(), BackendError>;
+    /// Marks a player's seat away (disconnected); `join` brings it back.
+    async fn away(&self, room: &RoomId, user: &UserId) -> Result<(), BackendError>;
+    /// True while the player's seat is away.
+    async fn is_away(&self, room: &RoomId, user: &UserId) -> Result<bool, BackendError>;
+    /// Deletes the game; `Some` only for the one caller that actually closed it.
+    async fn close(&self, room: &RoomId) -> Result<Option<GameState>, BackendError>;
+}
+
+/// Queue statistics for the API and metrics.
+#[derive(Debug, Default, Clone)]
+pub struct QueueStats {
+    pub len: usize,
+    /// How long each queued player has waited, in ms.
+    pub waits_ms: Vec<u64>,
+}
+
+/// The ranked queue shared by all replicas.
+#[async_trait]
+pub trait Matchmaker: Send + Sync {
+    /// Queues a player (once per user, whatever the number of devices); false if the
+    /// user was already queued.
+    async fn enqueue(&self, player: &Waiting, session: &str) -> Result<bool, BackendError>;
+    /// Removes a player; with `session`, only if that session queued them.
+    async fn dequeue(&self, user: &UserId, session: Option<&str>) -> Result<bool, BackendError>;
+    /// Atomically takes the pairs the rules allow out of the queue: safe to run on every
+    /// replica at once, nobody is matched twice.
+    async fn take_pairs(
+        &self,
+        now_ms: u64,
+        rules: &Rules,
+    ) -> Result<Vec<(Waiting, Waiting)>, BackendError>;
+    async fn stats(&self, now_ms: u64) -> Result<QueueStats, BackendError>;
 }

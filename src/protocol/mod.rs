@@ -71,6 +71,68 @@ pub enum ClientFrame {
     Ping,
     /// Answer to a server `ping` on transports without protocol-level pings (TCP).
     Pong,
+    #[serde(rename = "game.create")]
+    GameCreate {},
+    /// Take the free player seat, or come back to a game you play in.
+    #[serde(rename = "game.join")]
+    GameJoin {
+        room: RoomId,
+        /// Resume: replay game messages with a seq greater than this.
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    #[serde(rename = "game.watch")]
+    GameWatch {
+        room: RoomId,
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    #[serde(rename = "game.send")]
+    GameSend {
+        room: RoomId,
+        to: GameTarget,
+        data: Value,
+    },
+    #[serde(rename = "game.leave")]
+    GameLeave { room: RoomId },
+    #[serde(rename = "game.close")]
+    GameClose { room: RoomId },
+    #[serde(rename = "rank.join")]
+    RankJoin {},
+    #[serde(rename = "rank.leave")]
+    RankLeave {},
+}
+
+/// Who a `game.send` is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GameTarget {
+    /// Both players and every watcher.
+    All,
+    /// The other player only.
+    Opponent,
+    /// The watchers only.
+    Watchers,
+}
+
+/// A participant's place in a game.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GameRole {
+    Player,
+    Watcher,
+}
+
+impl GameTarget {
+    /// Whether a game message from `from` to `self` is for `user` in `role`.
+    pub fn reaches(self, from: &UserId, role: GameRole, user: &UserId) -> bool {
+        match (self, role) {
+            (GameTarget::All, _) => true,
+            (GameTarget::Opponent, GameRole::Player) => user != from,
+            (GameTarget::Watchers, GameRole::Watcher) => true,
+            _ => false,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -92,6 +154,14 @@ impl ClientFrame {
             ClientFrame::Rename { .. } => "rename",
             ClientFrame::Ping => "ping",
             ClientFrame::Pong => "pong",
+            ClientFrame::GameCreate {} => "game.create",
+            ClientFrame::GameJoin { .. } => "game.join",
+            ClientFrame::GameWatch { .. } => "game.watch",
+            ClientFrame::GameSend { .. } => "game.send",
+            ClientFrame::GameLeave { .. } => "game.leave",
+            ClientFrame::GameClose { .. } => "game.close",
+            ClientFrame::RankJoin {} => "rank.join",
+            ClientFrame::RankLeave {} => "rank.leave",
         }
     }
 }
@@ -207,6 +277,41 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a Value>,
     },
+    #[serde(rename = "game.created")]
+    GameCreated {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+        room: &'a str,
+        owner: &'a str,
+    },
+    #[serde(rename = "game.started")]
+    GameStarted {
+        room: &'a str,
+        owner: &'a str,
+        opponent: &'a str,
+    },
+    #[serde(rename = "game.message")]
+    GameMessage {
+        room: &'a str,
+        from: &'a str,
+        to: GameTarget,
+        data: &'a Value,
+        seq: u64,
+    },
+    #[serde(rename = "game.closed")]
+    GameClosed { room: &'a str, reason: &'a str },
+    #[serde(rename = "rank.queued")]
+    RankQueued {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+        rating: i64,
+    },
+    #[serde(rename = "rank.matched")]
+    RankMatched {
+        room: &'a str,
+        opponent: &'a str,
+        opponent_rating: i64,
+    },
     /// Sent over TCP only, which has no close frames of its own.
     Close {
         code: u16,
@@ -236,6 +341,19 @@ pub enum OkDetail<'a> {
     Renamed {
         name: &'a str,
     },
+    /// Answer to `game.join` / `game.watch`: where the caller stands in the game.
+    Game {
+        room: &'a str,
+        role: GameRole,
+        owner: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        opponent: Option<&'a str>,
+        started: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replayed: Option<usize>,
+    },
 }
 
 impl ServerFrame<'_> {
@@ -257,6 +375,12 @@ impl ServerFrame<'_> {
             ServerFrame::Ping => "ping",
             ServerFrame::Pong { .. } => "pong",
             ServerFrame::Close { .. } => "close",
+            ServerFrame::GameCreated { .. } => "game.created",
+            ServerFrame::GameStarted { .. } => "game.started",
+            ServerFrame::GameMessage { .. } => "game.message",
+            ServerFrame::GameClosed { .. } => "game.closed",
+            ServerFrame::RankQueued { .. } => "rank.queued",
+            ServerFrame::RankMatched { .. } => "rank.matched",
         }
     }
 

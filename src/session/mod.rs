@@ -5,12 +5,14 @@
 mod ratelimit;
 
 use crate::auth::Identity;
-use crate::backend::Replay;
+use crate::backend::{Event, Replay, Topic};
+use crate::features::reason;
+use crate::matchmaking::Waiting;
 use crate::features::Gateway;
 use crate::hub::{Delivery, Ordered, SessionHandle};
 use crate::protocol::{
-    ClientFrame, Encoded, ErrorCode, OkDetail, Reply, Request, RoomId, ServerFrame, close,
-    parse_request,
+    ClientFrame, Encoded, ErrorCode, GameRole, OkDetail, Reply, Request, RoomId, ServerFrame,
+    close, parse_request,
 };
 use crate::transport::{Inbound, Transport};
 use ratelimit::TokenBucket;
@@ -168,7 +170,7 @@ enum Written {
 
 /// A logged-in session's state inside its loop.
 struct Session<'a, T: Transport> {
-    gw: &'a Gateway,
+    gw: &'a Arc<Gateway>,
     t: &'a mut T,
     identity: Identity,
     handle: Arc<SessionHandle>,
@@ -177,6 +179,12 @@ struct Session<'a, T: Transport> {
     rooms: HashMap<RoomId, u64>,
     /// Highest direct-message seq written.
     dm_seq: u64,
+    /// Games this session takes part in, with its role and the highest game seq written.
+    games: HashMap<RoomId, (GameRole, u64)>,
+    /// Games that ended (their `game.closed` was written); let go after the write.
+    ended_games: Vec<RoomId>,
+    /// This session put its user in the ranked queue.
+    ranked: bool,
     limiter: TokenBucket,
     abuse: TokenBucket,
     last_seen: Instant,
@@ -184,7 +192,7 @@ struct Session<'a, T: Transport> {
 
 /// Registers the session, then runs its loop; returns the close code.
 async fn serve<T: Transport>(
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     t: &mut T,
     identity: Identity,
     dm_since: Option<u64>,
@@ -215,17 +223,38 @@ async fn serve<T: Transport>(
         rx,
         rooms: HashMap::new(),
         dm_seq: registered.dm_after,
+        games: HashMap::new(),
+        ended_games: Vec::new(),
+        ranked: false,
         limiter: TokenBucket::new(gw.config.rate_limit, gw.config.rate_burst),
         abuse: TokenBucket::new(ABUSE_FORGIVE_PER_S, gw.config.rate_abuse_limit),
         last_seen: Instant::now(),
     };
     let code = session.run().await;
+    let games: Vec<(RoomId, GameRole)> =
+        session.games.iter().map(|(r, (role, _))| (r.clone(), *role)).collect();
+    let ranked = session.ranked;
+    let user = session.identity.user.clone();
     let rooms: Vec<RoomId> = session.rooms.keys().cloned().collect();
     // Frames still queued will never be written: take them off the gauge.
     let pending = session.rx.len();
     session.rx.close();
     gw.metrics.outbound_queued.sub(pending as i64);
     Box::pin(gw.unregister(&handle, &rooms)).await;
+    for (room, role) in games {
+        match role {
+            GameRole::Player => {
+                gw.game_player_gone(&room, &user).await;
+                gw.game_detach(&handle, &room).await;
+            }
+            GameRole::Watcher => {
+                let _ = gw.game_unwatch(&handle, &room).await;
+            }
+        }
+    }
+    if ranked && let Err(err) = gw.rank_leave(&user, Some(&handle.id)).await {
+        tracing::debug!(cause = ?err, "leaving the ranked queue on close failed");
+    }
     tracing::debug!(session = %handle.id, code, "session closed");
     code
 }
@@ -289,7 +318,11 @@ impl<T: Transport> Session<'_, T> {
                 _ = handle.closed() => return Box::pin(self.closing(handle.close_code())).await,
                 Some(first) = self.rx.recv() => {
                     match self.write_queued(first).await {
-                        Written::Ok => {}
+                        Written::Ok => {
+                            for room in std::mem::take(&mut self.ended_games) {
+                                self.gw.game_detach(&self.handle, &room).await;
+                            }
+                        }
                         Written::TimedOut => {
                             if self.handle.close(close::SLOW_CONSUMER) {
                                 self.gw.metrics.slow_consumer_closes.inc();
@@ -395,6 +428,21 @@ impl<T: Transport> Session<'_, T> {
                 }
                 _ => false,
             },
+            Some(Ordered::Game(room, seq)) => match self.games.get_mut(room) {
+                Some((_, last)) if *seq > *last => {
+                    *last = *seq;
+                    true
+                }
+                _ => false,
+            },
+            Some(Ordered::GameOver(room)) => {
+                if self.games.remove(room).is_some() {
+                    self.ended_games.push(room.clone());
+                    true
+                } else {
+                    false
+                }
+            }
             Some(Ordered::Direct(seq)) => {
                 if *seq > self.dm_seq {
                     self.dm_seq = *seq;
@@ -587,8 +635,149 @@ impl<T: Transport> Session<'_, T> {
                 self.reply(ServerFrame::Pong { id }).await;
             }
             ClientFrame::Pong => {}
+            ClientFrame::GameCreate {} => {
+                let room = gw.game_create(&self.handle).await?;
+                self.games.insert(room.clone(), (GameRole::Player, 0));
+                let owner = self.identity.user.clone();
+                let frame = ServerFrame::GameCreated {
+                    id,
+                    room: room.as_str(),
+                    owner: owner.as_str(),
+                };
+                self.reply(frame).await;
+            }
+            ClientFrame::GameJoin { room, since } => {
+                let state = gw.game_join(&self.handle, &room).await?;
+                self.games
+                    .insert(room.clone(), (GameRole::Player, since.unwrap_or(0)));
+                let (recovered, replayed) = self.game_replay(&room, GameRole::Player, since).await?;
+                let detail = OkDetail::Game {
+                    room: room.as_str(),
+                    role: GameRole::Player,
+                    owner: state.owner.as_str(),
+                    opponent: state.opponent.as_ref().map(|u| u.as_str()),
+                    started: state.started,
+                    recovered,
+                    replayed,
+                };
+                self.ok(id, detail).await;
+            }
+            ClientFrame::GameWatch { room, since } => {
+                if self.games.contains_key(&room) {
+                    return Err(Reply::new(ErrorCode::Conflict, "already in this game"));
+                }
+                let state = gw.game_watch(&self.handle, &room).await?;
+                self.games
+                    .insert(room.clone(), (GameRole::Watcher, since.unwrap_or(0)));
+                let (recovered, replayed) =
+                    self.game_replay(&room, GameRole::Watcher, since).await?;
+                let detail = OkDetail::Game {
+                    room: room.as_str(),
+                    role: GameRole::Watcher,
+                    owner: state.owner.as_str(),
+                    opponent: state.opponent.as_ref().map(|u| u.as_str()),
+                    started: state.started,
+                    recovered,
+                    replayed,
+                };
+                self.ok(id, detail).await;
+            }
+            ClientFrame::GameSend { room, to, data } => {
+                match self.games.get(&room) {
+                    Some((GameRole::Player, _)) => {}
+                    Some((GameRole::Watcher, _)) => {
+                        return Err(Reply::new(ErrorCode::Forbidden, "watchers cannot send"));
+                    }
+                    None => {
+                        return Err(Reply::new(ErrorCode::Forbidden, "not a player in this game"));
+                    }
+                }
+                let seq = gw.game_send(&room, &self.identity.user, to, data).await?;
+                self.ok(id, OkDetail::Seq { seq }).await;
+            }
+            ClientFrame::GameLeave { room } => {
+                match self.games.get(&room) {
+                    // A player leaving ends the game for everyone (this session too
+                    // gets `game.closed`).
+                    Some((GameRole::Player, _)) => gw.game_end(&room, reason::LEFT).await?,
+                    Some((GameRole::Watcher, _)) => {
+                        self.games.remove(&room);
+                        gw.game_unwatch(&self.handle, &room).await?;
+                    }
+                    None => return Err(Reply::new(ErrorCode::NotFound, "not in that game")),
+                }
+                self.ok(id, OkDetail::Left { room: room.as_str() }).await;
+            }
+            ClientFrame::GameClose { room } => {
+                let Some(state) = gw.games.get(&room).await? else {
+                    return Err(Reply::new(ErrorCode::NotFound, "no such game"));
+                };
+                if state.owner != self.identity.user {
+                    return Err(Reply::new(ErrorCode::Forbidden, "only the owner can close"));
+                }
+                gw.game_end(&room, reason::CLOSED).await?;
+                self.ok(id, OkDetail::Left { room: room.as_str() }).await;
+            }
+            ClientFrame::RankJoin {} => {
+                let player = Waiting {
+                    user: self.identity.user.clone(),
+                    rating: self.identity.rating,
+                    since_ms: crate::auth::unix_millis(),
+                };
+                gw.rank_join(&player, &self.handle.id).await?;
+                self.ranked = true;
+                let frame = ServerFrame::RankQueued {
+                    id,
+                    rating: self.identity.rating,
+                };
+                self.reply(frame).await;
+            }
+            ClientFrame::RankLeave {} => {
+                gw.rank_leave(&self.identity.user, None).await?;
+                self.ranked = false;
+                self.ok(id, OkDetail::None {}).await;
+            }
         }
         Ok(())
+    }
+
+    /// Replays a game's messages after `since` that this participant may see.
+    async fn game_replay(
+        &mut self,
+        room: &RoomId,
+        role: GameRole,
+        since: Option<u64>,
+    ) -> Result<(Option<bool>, Option<usize>), Reply> {
+        let Some(since) = since else {
+            return Ok((None, None));
+        };
+        let replay = self
+            .gw
+            .bus
+            .replay(&Topic::Game(room.clone()), since, self.gw.config.replay_limit)
+            .await?;
+        if let Some((_, last)) = self.games.get_mut(room) {
+            *last = (*last).min(replay.head);
+        }
+        let user = self.identity.user.clone();
+        let events: Vec<Event> = replay
+            .events
+            .into_iter()
+            .filter(|e| match e {
+                Event::GameMessage { from, to, .. } => to.reaches(from, role, &user),
+                _ => true,
+            })
+            .collect();
+        let count = events.len();
+        let visible = Replay {
+            events,
+            complete: replay.complete,
+            head: replay.head,
+        };
+        if !self.write_replay(visible).await {
+            return Err(Reply::new(ErrorCode::Internal, "replay write failed"));
+        }
+        Ok((Some(replay.complete), Some(count)))
     }
 
     async fn join(

@@ -5,6 +5,7 @@
 //! (`sb:{u:<u>}:…`) and for the online list (`sb:{online}:…`), so every Lua script
 //! touches one cluster slot. Multi-key work is done by the scripts beside this file.
 
+mod games;
 mod subscriptions;
 
 use subscriptions::Subscriptions;
@@ -38,6 +39,14 @@ struct Scripts {
     online_remove: Script,
     online_page: Script,
     names: Script,
+    game_create: Script,
+    game_join: Script,
+    game_watch: Script,
+    game_seat: Script,
+    game_close: Script,
+    rank_enqueue: Script,
+    rank_dequeue: Script,
+    rank_match: Script,
 }
 
 impl Scripts {
@@ -55,6 +64,14 @@ impl Scripts {
             online_remove: Script::from_lua(include_str!("online_remove.lua")),
             online_page: Script::from_lua(include_str!("online_page.lua")),
             names: Script::from_lua(include_str!("names.lua")),
+            game_create: Script::from_lua(include_str!("game_create.lua")),
+            game_join: Script::from_lua(include_str!("game_join.lua")),
+            game_watch: Script::from_lua(include_str!("game_watch.lua")),
+            game_seat: Script::from_lua(include_str!("game_seat.lua")),
+            game_close: Script::from_lua(include_str!("game_close.lua")),
+            rank_enqueue: Script::from_lua(include_str!("rank_enqueue.lua")),
+            rank_dequeue: Script::from_lua(include_str!("rank_dequeue.lua")),
+            rank_match: Script::from_lua(include_str!("rank_match.lua")),
         }
     }
 }
@@ -71,6 +88,7 @@ impl Keys {
             Topic::Room(r) => format!("{{r:{r}}}"),
             Topic::User(u) => format!("{{u:{u}}}"),
             Topic::All => "{all}".to_owned(),
+            Topic::Game(g) => format!("{{g:{g}}}"),
         }
     }
 
@@ -89,6 +107,7 @@ impl Keys {
         match tag.split_once(':')? {
             ("r", name) => RoomId::new(name).ok().map(Topic::Room),
             ("u", name) => UserId::new(name).ok().map(Topic::User),
+            ("g", name) => RoomId::new(name).ok().map(Topic::Game),
             _ => None,
         }
     }
@@ -152,6 +171,7 @@ pub struct RedisBackend {
     history_ttl_ms: u64,
     inbox_ttl_ms: u64,
     presence_ttl: Duration,
+    game_ttl: Duration,
     timeout: Duration,
     /// When our own probe message last came back through the subscriber (ms epoch).
     probe_seen_ms: AtomicU64,
@@ -214,6 +234,7 @@ impl RedisBackend {
             history_ttl_ms: config.history_ttl.as_millis() as u64,
             inbox_ttl_ms: config.inbox_ttl.as_millis() as u64,
             presence_ttl: config.presence_ttl,
+            game_ttl: config.game_ttl,
             timeout: config.redis_timeout,
             probe_seen_ms: AtomicU64::new(0),
             probe_interval: config.redis_probe_interval,
@@ -556,6 +577,11 @@ impl Bus for RedisBackend {
         ];
         let mut keys = self.keys.log(topic);
         keys.push(self.keys.channel(topic));
+        let mut args = args;
+        if let Topic::Game(room) = topic {
+            keys.extend(self.game_keys(room));
+            args.push(self.game_ttl.as_millis().to_string());
+        }
         let seq: i64 = self.eval(&self.scripts.publish_logged, keys, args).await?;
         Ok(seq.max(0) as u64)
     }

@@ -1,11 +1,18 @@
 //! The gateway's rules, written once against the backend traits and shared by client
 //! sessions and the HTTP API: login registration, rooms, direct messages, broadcast,
-//! presence and renames.
+//! presence and renames here; game rooms in `games`, the ranked queue in `ranked`.
+
+mod games;
+mod ranked;
+
+pub use games::reason;
 
 use crate::auth::{Identity, Verifier};
-use crate::backend::memory::{MemoryBus, MemoryPresence};
+use crate::backend::memory::{MemoryBus, MemoryGames, MemoryMatchmaker, MemoryPresence};
 use crate::backend::redis::RedisBackend;
-use crate::backend::{BackendError, Bus, Event, OnlinePage, Presence, Replay, Topic};
+use crate::backend::{
+    BackendError, Bus, Event, Games, Matchmaker, OnlinePage, Presence, Replay, Topic,
+};
 use crate::config::{Config, DuplicateLogin};
 use crate::hub::{Delivery, Hub, SessionHandle};
 use crate::metrics::Metrics;
@@ -30,6 +37,10 @@ pub struct Gateway {
     pub hub: Arc<Hub>,
     pub bus: Arc<dyn Bus>,
     pub presence: Arc<dyn Presence>,
+    pub games: Arc<dyn Games>,
+    pub matchmaker: Arc<dyn Matchmaker>,
+    /// Wakes the matchmaker loop when someone joins the ranked queue.
+    rank_wakeup: tokio::sync::Notify,
     pub metrics: Arc<Metrics>,
     pub verifier: Verifier,
     /// Set when running on Redis: readiness and shutdown need it.
@@ -53,36 +64,53 @@ impl Gateway {
         let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(metrics.clone()));
         let replica = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
-        let (bus, presence, redis): (Arc<dyn Bus>, Arc<dyn Presence>, _) =
-            match config.redis_url.as_deref() {
-                Some(url) => {
-                    let redis = RedisBackend::connect(
-                        &config,
-                        url,
-                        hub.clone(),
-                        metrics.clone(),
-                        replica.clone(),
-                    )
-                    .await?;
-                    (redis.clone(), redis.clone(), Some(redis))
-                }
-                None => (
-                    Arc::new(MemoryBus::new(
-                        hub.clone(),
-                        config.history_size,
-                        config.inbox_size,
-                        metrics.clone(),
-                    )),
-                    Arc::new(MemoryPresence::new()),
-                    None,
-                ),
-            };
+        #[allow(clippy::type_complexity)]
+        let (bus, presence, games, matchmaker, redis): (
+            Arc<dyn Bus>,
+            Arc<dyn Presence>,
+            Arc<dyn Games>,
+            Arc<dyn Matchmaker>,
+            _,
+        ) = match config.redis_url.as_deref() {
+            Some(url) => {
+                let redis = RedisBackend::connect(
+                    &config,
+                    url,
+                    hub.clone(),
+                    metrics.clone(),
+                    replica.clone(),
+                )
+                .await?;
+                (
+                    redis.clone(),
+                    redis.clone(),
+                    redis.clone(),
+                    redis.clone(),
+                    Some(redis),
+                )
+            }
+            None => (
+                Arc::new(MemoryBus::new(
+                    hub.clone(),
+                    config.history_size,
+                    config.inbox_size,
+                    metrics.clone(),
+                )),
+                Arc::new(MemoryPresence::new()),
+                Arc::new(MemoryGames::new(config.game_ttl)),
+                Arc::new(MemoryMatchmaker::new()),
+                None,
+            ),
+        };
         Ok(Arc::new(Gateway {
             config,
             replica,
             hub,
             bus,
             presence,
+            games,
+            matchmaker,
+            rank_wakeup: tokio::sync::Notify::new(),
             metrics,
             verifier,
             redis,

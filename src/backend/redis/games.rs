@@ -1,0 +1,236 @@
+//! Game rooms and the ranked queue on Redis: a hash and a watcher set per game (hash
+//! tag `{g:<id>}`), a sorted set plus metadata hash for the queue (`{mm}`), all changed
+//! by atomic Lua scripts so replicas can race safely.
+
+use super::{RedisBackend, unavailable};
+use crate::backend::{
+    BackendError, GameRefusal, GameState, Games, Matchmaker, QueueStats, Seated,
+};
+use crate::matchmaking::{Rules, Waiting};
+use crate::protocol::{RoomId, UserId};
+use async_trait::async_trait;
+use fred::prelude::*;
+use fred::types::Value as RedisValue;
+
+impl RedisBackend {
+    pub(super) fn game_keys(&self, room: &RoomId) -> Vec<String> {
+        let p = &self.keys.prefix;
+        vec![
+            format!("{p}:{{g:{room}}}:state"),
+            format!("{p}:{{g:{room}}}:watchers"),
+        ]
+    }
+
+    fn queue_keys(&self) -> Vec<String> {
+        let p = &self.keys.prefix;
+        vec![format!("{p}:{{mm}}:queue"), format!("{p}:{{mm}}:meta")]
+    }
+
+    fn game_ttl_ms(&self) -> String {
+        self.game_ttl.as_millis().to_string()
+    }
+
+    /// Runs a game script returning `{status, owner, opponent, started, starts, watchers}`.
+    async fn game_call(
+        &self,
+        script: &fred::types::scripts::Script,
+        room: &RoomId,
+        args: Vec<String>,
+    ) -> Result<Result<Seated, GameRefusal>, BackendError> {
+        let value: RedisValue = self.eval(script, self.game_keys(room), args).await?;
+        let items = value.into_array();
+        let text = |i: usize| items.get(i).and_then(|v| v.as_string()).unwrap_or_default();
+        let int = |i: usize| items.get(i).and_then(RedisValue::as_i64).unwrap_or(0);
+        let refusal = match text(0).as_str() {
+            "ok" => None,
+            "not_found" => Some(GameRefusal::NotFound),
+            "room_full" => Some(GameRefusal::RoomFull),
+            "conflict" => Some(GameRefusal::Conflict),
+            other => return Err(unavailable(format!("unexpected game reply {other:?}"))),
+        };
+        if let Some(refusal) = refusal {
+            return Ok(Err(refusal));
+        }
+        let owner = UserId::new(&text(1)).map_err(unavailable)?;
+        let opponent = match text(2).as_str() {
+            "" => None,
+            id => Some(UserId::new(id).map_err(unavailable)?),
+        };
+        Ok(Ok(Seated {
+            state: GameState {
+                room: room.clone(),
+                owner,
+                opponent,
+                started: int(3) == 1,
+                watchers: int(5).max(0) as usize,
+            },
+            starts: int(4) == 1,
+        }))
+    }
+}
+
+#[async_trait]
+impl Games for RedisBackend {
+    async fn create(
+        &self,
+        room: &RoomId,
+        owner: &UserId,
+        opponent: Option<&UserId>,
+    ) -> Result<(), BackendError> {
+        let args = vec![
+            owner.to_string(),
+            opponent.map(UserId::to_string).unwrap_or_default(),
+            self.game_ttl_ms(),
+        ];
+        self.eval::<i64>(&self.scripts.game_create, self.game_keys(room), args)
+            .await
+            .map(|_| ())
+    }
+
+    async fn get(&self, room: &RoomId) -> Result<Option<GameState>, BackendError> {
+        let args = vec![String::new(), "0".into(), String::new()];
+        Ok(self
+            .game_call(&self.scripts.game_watch, room, args)
+            .await?
+            .ok()
+            .map(|s| s.state))
+    }
+
+    async fn join(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+    ) -> Result<Result<Seated, GameRefusal>, BackendError> {
+        let args = vec![user.to_string(), self.game_ttl_ms()];
+        self.game_call(&self.scripts.game_join, room, args).await
+    }
+
+    async fn watch(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        limit: usize,
+    ) -> Result<Result<GameState, GameRefusal>, BackendError> {
+        let args = vec![user.to_string(), limit.to_string(), self.game_ttl_ms()];
+        Ok(self
+            .game_call(&self.scripts.game_watch, room, args)
+            .await?
+            .map(|s| s.state))
+    }
+
+    async fn unwatch(&self, room: &RoomId, user: &UserId) -> Result<(), BackendError> {
+        let key = self.game_keys(room).swap_remove(1);
+        let call = self.cmd.srem::<i64, _, _>(key, user.as_str());
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| unavailable("redis command timed out"))?
+            .map_err(unavailable)
+            .map(|_| ())
+    }
+
+    async fn away(&self, room: &RoomId, user: &UserId) -> Result<(), BackendError> {
+        let key = self.game_keys(room).swap_remove(0);
+        let args = vec![user.to_string(), "set".into()];
+        self.eval::<i64>(&self.scripts.game_seat, vec![key], args)
+            .await
+            .map(|_| ())
+    }
+
+    async fn is_away(&self, room: &RoomId, user: &UserId) -> Result<bool, BackendError> {
+        let key = self.game_keys(room).swap_remove(0);
+        let args = vec![user.to_string(), "get".into()];
+        Ok(self
+            .eval::<i64>(&self.scripts.game_seat, vec![key], args)
+            .await?
+            == 1)
+    }
+
+    async fn close(&self, room: &RoomId) -> Result<Option<GameState>, BackendError> {
+        Ok(self
+            .game_call(&self.scripts.game_close, room, Vec::new())
+            .await?
+            .ok()
+            .map(|s| s.state))
+    }
+}
+
+#[async_trait]
+impl Matchmaker for RedisBackend {
+    async fn enqueue(&self, player: &Waiting, session: &str) -> Result<bool, BackendError> {
+        let args = vec![
+            player.user.to_string(),
+            player.rating.to_string(),
+            player.since_ms.to_string(),
+            session.to_owned(),
+        ];
+        Ok(self
+            .eval::<i64>(&self.scripts.rank_enqueue, self.queue_keys(), args)
+            .await?
+            == 1)
+    }
+
+    async fn dequeue(&self, user: &UserId, session: Option<&str>) -> Result<bool, BackendError> {
+        let args = vec![user.to_string(), session.unwrap_or("").to_owned()];
+        Ok(self
+            .eval::<i64>(&self.scripts.rank_dequeue, self.queue_keys(), args)
+            .await?
+            == 1)
+    }
+
+    async fn take_pairs(
+        &self,
+        now_ms: u64,
+        rules: &Rules,
+    ) -> Result<Vec<(Waiting, Waiting)>, BackendError> {
+        let args = vec![
+            now_ms.to_string(),
+            rules.window.to_string(),
+            rules.widen_per_s.to_string(),
+            rules.max_window.to_string(),
+        ];
+        let value: RedisValue = self
+            .eval(&self.scripts.rank_match, self.queue_keys(), args)
+            .await?;
+        let items: Vec<String> = value
+            .into_array()
+            .into_iter()
+            .filter_map(|v| v.as_string())
+            .collect();
+        let players: Vec<Waiting> = items
+            .chunks(3)
+            .filter_map(|p| match p {
+                [user, rating, since] => Some(Waiting {
+                    user: UserId::new(user).ok()?,
+                    rating: rating.parse::<f64>().ok()? as i64,
+                    since_ms: since.parse::<f64>().ok()? as u64,
+                }),
+                _ => None,
+            })
+            .collect();
+        Ok(players
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [a, b] => Some((a.clone(), b.clone())),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn stats(&self, now_ms: u64) -> Result<QueueStats, BackendError> {
+        let key = self.queue_keys().swap_remove(1);
+        let call = self.cmd.hvals::<Vec<String>, _>(key);
+        let metas = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| unavailable("redis command timed out"))?
+            .map_err(unavailable)?;
+        let waits_ms: Vec<u64> = metas
+            .iter()
+            .filter_map(|m| m.split(' ').next()?.parse::<u64>().ok())
+            .map(|since| now_ms.saturating_sub(since))
+            .collect();
+        Ok(QueueStats {
+            len: waits_ms.len(),
+            waits_ms,
+        })
+    }
+}

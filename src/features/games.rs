@@ -1,0 +1,158 @@
+//! Game rooms (friend play): seats, watchers, targeted game messages with a per-game
+//! seq, and closing, including a grace period for players who drop out.
+
+use super::Gateway;
+use crate::backend::{Event, GameRefusal, GameState, Seated, Topic};
+use crate::hub::SessionHandle;
+use crate::protocol::{ErrorCode, GameRole, GameTarget, Reply, RoomId, UserId};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Why a game closed, as sent in `game.closed`.
+pub mod reason {
+    /// A player sent `game.leave`.
+    pub const LEFT: &str = "left";
+    /// The owner sent `game.close` (or a backend closed it through the API).
+    pub const CLOSED: &str = "closed";
+    /// A player disconnected and did not come back within the grace period.
+    pub const ABANDONED: &str = "abandoned";
+}
+
+impl From<GameRefusal> for Reply {
+    fn from(refusal: GameRefusal) -> Self {
+        match refusal {
+            GameRefusal::NotFound => Reply::new(ErrorCode::NotFound, "no such game"),
+            GameRefusal::RoomFull => Reply::new(ErrorCode::RoomFull, "game is full"),
+            GameRefusal::Conflict => Reply::new(ErrorCode::Conflict, "you are already in this game"),
+        }
+    }
+}
+
+/// An unguessable game id (128 random bits).
+pub(super) fn new_game_id() -> RoomId {
+    let id = format!("g-{:032x}", rand::random::<u128>());
+    RoomId::new(&id).unwrap_or_else(|_| unreachable!("hex ids are valid room ids"))
+}
+
+impl Gateway {
+    /// Creates a game owned by the session's user, who sits down at once.
+    pub async fn game_create(&self, handle: &Arc<SessionHandle>) -> Result<RoomId, Reply> {
+        let room = new_game_id();
+        self.games.create(&room, &handle.user, None).await?;
+        self.metrics.games_created.inc();
+        self.game_attach(handle, &room, GameRole::Player).await?;
+        Ok(room)
+    }
+
+    /// Makes the session receive the game's traffic.
+    pub async fn game_attach(
+        &self,
+        handle: &Arc<SessionHandle>,
+        room: &RoomId,
+        role: GameRole,
+    ) -> Result<(), Reply> {
+        if self.hub.join_game(room, handle, role)
+            && let Err(err) = self.bus.subscribe(&Topic::Game(room.clone())).await
+        {
+            self.hub.leave_game(room, handle);
+            return Err(err.into());
+        }
+        Ok(())
+    }
+
+    /// Stops the session receiving the game's traffic.
+    pub async fn game_detach(&self, handle: &SessionHandle, room: &RoomId) {
+        if self.hub.leave_game(room, handle) {
+            let _ = self.bus.unsubscribe(&Topic::Game(room.clone())).await;
+        }
+    }
+
+    /// Takes a seat (or comes back to one) and announces the start when both are there.
+    pub async fn game_join(
+        &self,
+        handle: &Arc<SessionHandle>,
+        room: &RoomId,
+    ) -> Result<GameState, Reply> {
+        let Seated { state, starts } = self.games.join(room, &handle.user).await??;
+        self.game_attach(handle, room, GameRole::Player).await?;
+        if starts && let Some(opponent) = state.opponent.clone() {
+            let event = Event::GameStarted {
+                room: room.clone(),
+                owner: state.owner.clone(),
+                opponent,
+            };
+            self.bus.publish(&Topic::Game(room.clone()), event).await?;
+        }
+        Ok(state)
+    }
+
+    pub async fn game_watch(
+        &self,
+        handle: &Arc<SessionHandle>,
+        room: &RoomId,
+    ) -> Result<GameState, Reply> {
+        let state = self
+            .games
+            .watch(room, &handle.user, self.config.game_watchers)
+            .await??;
+        self.game_attach(handle, room, GameRole::Watcher).await?;
+        Ok(state)
+    }
+
+    pub async fn game_unwatch(&self, handle: &SessionHandle, room: &RoomId) -> Result<(), Reply> {
+        self.game_detach(handle, room).await;
+        Ok(self.games.unwatch(room, &handle.user).await?)
+    }
+
+    /// A player's move or chat, logged with the game's next seq.
+    pub async fn game_send(
+        &self,
+        room: &RoomId,
+        from: &UserId,
+        to: GameTarget,
+        data: Value,
+    ) -> Result<u64, Reply> {
+        let event = Event::GameMessage {
+            room: room.clone(),
+            from: from.clone(),
+            to,
+            data,
+            seq: 0,
+        };
+        Ok(self
+            .bus
+            .publish_logged(&Topic::Game(room.clone()), event)
+            .await?)
+    }
+
+    /// Closes a game for everyone; only the caller that really closed it announces it.
+    pub async fn game_end(&self, room: &RoomId, why: &str) -> Result<(), Reply> {
+        if self.games.close(room).await?.is_some() {
+            self.metrics.games_closed.with_label_values(&[why]).inc();
+            let event = Event::GameClosed {
+                room: room.clone(),
+                reason: why.to_owned(),
+            };
+            self.bus.publish(&Topic::Game(room.clone()), event).await?;
+        }
+        Ok(())
+    }
+
+    /// A player's session ended: the seat turns away, and the game closes unless the
+    /// player comes back (on any replica) within the grace period.
+    pub async fn game_player_gone(self: &Arc<Self>, room: &RoomId, user: &UserId) {
+        if let Err(err) = self.games.away(room, user).await {
+            tracing::debug!(%room, cause = %err, "could not mark player away");
+        }
+        let gw = self.clone();
+        let (room, user) = (room.clone(), user.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(gw.config.game_reconnect_grace).await;
+            if let Ok(true) = gw.games.is_away(&room, &user).await
+                && let Err(err) = gw.game_end(&room, reason::ABANDONED).await
+            {
+                tracing::warn!(%room, cause = ?err, "closing an abandoned game failed");
+            }
+        });
+    }
+}
