@@ -172,8 +172,9 @@ impl Metrics {
                 "Ranked pairs formed by this replica"
             )),
             rank_wait_seconds: reg!(Histogram::with_opts(
-                HistogramOpts::new("rank_wait_seconds", "Time from rank.join to a match")
-                    .buckets(vec![0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0])
+                HistogramOpts::new("rank_wait_seconds", "Time from rank.join to a match").buckets(
+                    vec![0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]
+                )
             )),
             registry,
         }

@@ -7,13 +7,13 @@ use super::{
     OnlinePage, Presence, QueueStats, Replay, Seated, Topic,
 };
 use crate::matchmaking::{self, Rules, Waiting};
-use std::time::{Duration, Instant};
 use crate::metrics::Metrics;
 use crate::protocol::{Member, RoomId, UserId};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 /// Locks a mutex even if a panicking thread poisoned it: the data are plain maps
 /// whose invariants hold between statements.
@@ -460,10 +460,8 @@ impl Games for MemoryGames {
         } else {
             return Ok(Err(GameRefusal::RoomFull));
         }
-        let starts = !g.state.started
-            && g.state.opponent.is_some()
-            && !g.owner_away
-            && !g.opponent_away;
+        let starts =
+            !g.state.started && g.state.opponent.is_some() && !g.owner_away && !g.opponent_away;
         if starts {
             g.state.started = true;
         }

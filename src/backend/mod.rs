@@ -79,7 +79,10 @@ pub enum Event {
         code: u16,
     },
     /// The user's display name changed; its sessions use the new one from now on.
-    Renamed { user: UserId, name: String },
+    Renamed {
+        user: UserId,
+        name: String,
+    },
     GameStarted {
         room: RoomId,
         owner: UserId,
@@ -92,7 +95,10 @@ pub enum Event {
         data: Value,
         seq: u64,
     },
-    GameClosed { room: RoomId, reason: String },
+    GameClosed {
+        room: RoomId,
+        reason: String,
+    },
     /// On the user's topic: the ranked queue paired this user.
     RankMatched {
         room: RoomId,

@@ -23,7 +23,9 @@ impl From<GameRefusal> for Reply {
         match refusal {
             GameRefusal::NotFound => Reply::new(ErrorCode::NotFound, "no such game"),
             GameRefusal::RoomFull => Reply::new(ErrorCode::RoomFull, "game is full"),
-            GameRefusal::Conflict => Reply::new(ErrorCode::Conflict, "you are already in this game"),
+            GameRefusal::Conflict => {
+                Reply::new(ErrorCode::Conflict, "you are already in this game")
+            }
         }
     }
 }

@@ -25,7 +25,11 @@ impl Gateway {
         Ok(())
     }
 
-    pub async fn rank_leave(&self, user: &crate::protocol::UserId, session: Option<&str>) -> Result<bool, Reply> {
+    pub async fn rank_leave(
+        &self,
+        user: &crate::protocol::UserId,
+        session: Option<&str>,
+    ) -> Result<bool, Reply> {
         Ok(self.matchmaker.dequeue(user, session).await?)
     }
 
@@ -74,7 +78,9 @@ impl Gateway {
                 opponent: other.user.clone(),
                 opponent_rating: other.rating,
             };
-            self.bus.publish(&Topic::User(me.user.clone()), event).await?;
+            self.bus
+                .publish(&Topic::User(me.user.clone()), event)
+                .await?;
         }
         tracing::debug!(%room, a = %a.user, b = %b.user, "ranked match");
         Ok(())

@@ -94,9 +94,13 @@ pub enum ClientFrame {
         data: Value,
     },
     #[serde(rename = "game.leave")]
-    GameLeave { room: RoomId },
+    GameLeave {
+        room: RoomId,
+    },
     #[serde(rename = "game.close")]
-    GameClose { room: RoomId },
+    GameClose {
+        room: RoomId,
+    },
     #[serde(rename = "rank.join")]
     RankJoin {},
     #[serde(rename = "rank.leave")]
@@ -299,7 +303,10 @@ pub enum ServerFrame<'a> {
         seq: u64,
     },
     #[serde(rename = "game.closed")]
-    GameClosed { room: &'a str, reason: &'a str },
+    GameClosed {
+        room: &'a str,
+        reason: &'a str,
+    },
     #[serde(rename = "rank.queued")]
     RankQueued {
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -6,10 +6,10 @@ mod ratelimit;
 
 use crate::auth::Identity;
 use crate::backend::{Event, Replay, Topic};
-use crate::features::reason;
-use crate::matchmaking::Waiting;
 use crate::features::Gateway;
+use crate::features::reason;
 use crate::hub::{Delivery, Ordered, SessionHandle};
+use crate::matchmaking::Waiting;
 use crate::protocol::{
     ClientFrame, Encoded, ErrorCode, GameRole, OkDetail, Reply, Request, RoomId, ServerFrame,
     close, parse_request,
@@ -231,8 +231,11 @@ async fn serve<T: Transport>(
         last_seen: Instant::now(),
     };
     let code = session.run().await;
-    let games: Vec<(RoomId, GameRole)> =
-        session.games.iter().map(|(r, (role, _))| (r.clone(), *role)).collect();
+    let games: Vec<(RoomId, GameRole)> = session
+        .games
+        .iter()
+        .map(|(r, (role, _))| (r.clone(), *role))
+        .collect();
     let ranked = session.ranked;
     let user = session.identity.user.clone();
     let rooms: Vec<RoomId> = session.rooms.keys().cloned().collect();
@@ -650,7 +653,8 @@ impl<T: Transport> Session<'_, T> {
                 let state = gw.game_join(&self.handle, &room).await?;
                 self.games
                     .insert(room.clone(), (GameRole::Player, since.unwrap_or(0)));
-                let (recovered, replayed) = self.game_replay(&room, GameRole::Player, since).await?;
+                let (recovered, replayed) =
+                    self.game_replay(&room, GameRole::Player, since).await?;
                 let detail = OkDetail::Game {
                     room: room.as_str(),
                     role: GameRole::Player,
@@ -689,7 +693,10 @@ impl<T: Transport> Session<'_, T> {
                         return Err(Reply::new(ErrorCode::Forbidden, "watchers cannot send"));
                     }
                     None => {
-                        return Err(Reply::new(ErrorCode::Forbidden, "not a player in this game"));
+                        return Err(Reply::new(
+                            ErrorCode::Forbidden,
+                            "not a player in this game",
+                        ));
                     }
                 }
                 let seq = gw.game_send(&room, &self.identity.user, to, data).await?;
@@ -706,7 +713,13 @@ impl<T: Transport> Session<'_, T> {
                     }
                     None => return Err(Reply::new(ErrorCode::NotFound, "not in that game")),
                 }
-                self.ok(id, OkDetail::Left { room: room.as_str() }).await;
+                self.ok(
+                    id,
+                    OkDetail::Left {
+                        room: room.as_str(),
+                    },
+                )
+                .await;
             }
             ClientFrame::GameClose { room } => {
                 let Some(state) = gw.games.get(&room).await? else {
@@ -716,7 +729,13 @@ impl<T: Transport> Session<'_, T> {
                     return Err(Reply::new(ErrorCode::Forbidden, "only the owner can close"));
                 }
                 gw.game_end(&room, reason::CLOSED).await?;
-                self.ok(id, OkDetail::Left { room: room.as_str() }).await;
+                self.ok(
+                    id,
+                    OkDetail::Left {
+                        room: room.as_str(),
+                    },
+                )
+                .await;
             }
             ClientFrame::RankJoin {} => {
                 let player = Waiting {
@@ -754,7 +773,11 @@ impl<T: Transport> Session<'_, T> {
         let replay = self
             .gw
             .bus
-            .replay(&Topic::Game(room.clone()), since, self.gw.config.replay_limit)
+            .replay(
+                &Topic::Game(room.clone()),
+                since,
+                self.gw.config.replay_limit,
+            )
             .await?;
         if let Some((_, last)) = self.games.get_mut(room) {
             *last = (*last).min(replay.head);

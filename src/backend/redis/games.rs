@@ -3,9 +3,7 @@
 //! by atomic Lua scripts so replicas can race safely.
 
 use super::{RedisBackend, unavailable};
-use crate::backend::{
-    BackendError, GameRefusal, GameState, Games, Matchmaker, QueueStats, Seated,
-};
+use crate::backend::{BackendError, GameRefusal, GameState, Games, Matchmaker, QueueStats, Seated};
 use crate::matchmaking::{Rules, Waiting};
 use crate::protocol::{RoomId, UserId};
 use async_trait::async_trait;
