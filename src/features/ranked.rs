@@ -44,11 +44,17 @@ impl Gateway {
         let mut tick = tokio::time::interval(self.config.rank_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let rules = self.rank_rules();
+        let mut runs: u64 = 0;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
                 _ = self.rank_wakeup.notified() => {}
+            }
+            runs += 1;
+            if runs % 10 == 0 {
+                // Keeps the queue-length gauge fresh without a read on every run.
+                let _ = self.rank_stats().await;
             }
             let now = crate::auth::unix_millis();
             match self.matchmaker.take_pairs(now, &rules).await {

@@ -406,3 +406,23 @@ async fn leaving_the_queue(r1: &TestServer, r2: &TestServer) {
 async fn leaving_or_disconnecting_removes_from_the_queue() {
     on_both_backends!(no_tweak, leaving_the_queue);
 }
+
+fn short_ttl(c: &mut Config) {
+    c.game_ttl = Duration::from_millis(600);
+}
+
+async fn idle_games_expire(r1: &TestServer, r2: &TestServer) {
+    let mut alice = r1.ws("alice").await;
+    let room = created(&mut alice).await;
+    let mut bob = r2.ws("bob").await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let err = bob
+        .request(json!({"type": "game.join", "room": room}))
+        .await;
+    assert_eq!(err["code"], "not_found", "idle game expired: {err}");
+}
+
+#[tokio::test]
+async fn idle_games_expire_on_both_backends() {
+    on_both_backends!(short_ttl, idle_games_expire);
+}
