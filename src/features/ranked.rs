@@ -52,7 +52,7 @@ impl Gateway {
                 _ = self.rank_wakeup.notified() => {}
             }
             runs += 1;
-            if runs % 10 == 0 {
+            if runs.is_multiple_of(10) {
                 // Keeps the queue-length gauge fresh without a read on every run.
                 let _ = self.rank_stats().await;
             }
