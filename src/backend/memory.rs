@@ -354,8 +354,9 @@ impl Presence for MemoryPresence {
 
 struct GameEntry {
     state: GameState,
-    owner_away: bool,
-    opponent_away: bool,
+    /// When each seat went away (ms), 0 while taken.
+    owner_away: u64,
+    opponent_away: u64,
     watchers: HashSet<UserId>,
     touched: Instant,
 }
@@ -406,6 +407,7 @@ impl Games for MemoryGames {
         room: &RoomId,
         owner: &UserId,
         opponent: Option<&UserId>,
+        now_ms: u64,
     ) -> Result<(), BackendError> {
         let mut games = lock(&self.games);
         let ttl = self.ttl;
@@ -420,8 +422,8 @@ impl Games for MemoryGames {
                     started: false,
                     watchers: 0,
                 },
-                owner_away: opponent.is_some(),
-                opponent_away: opponent.is_some(),
+                owner_away: if opponent.is_some() { now_ms } else { 0 },
+                opponent_away: if opponent.is_some() { now_ms } else { 0 },
                 watchers: HashSet::new(),
                 touched: Instant::now(),
             },
@@ -444,24 +446,26 @@ impl Games for MemoryGames {
             return Ok(Err(GameRefusal::NotFound));
         };
         if &g.state.owner == user {
-            if !g.owner_away {
+            if g.owner_away == 0 {
                 return Ok(Err(GameRefusal::Conflict));
             }
-            g.owner_away = false;
+            g.owner_away = 0;
         } else if g.state.opponent.as_ref() == Some(user) {
-            if !g.opponent_away {
+            if g.opponent_away == 0 {
                 return Ok(Err(GameRefusal::Conflict));
             }
-            g.opponent_away = false;
+            g.opponent_away = 0;
         } else if g.state.opponent.is_none() {
             g.state.opponent = Some(user.clone());
-            g.opponent_away = false;
+            g.opponent_away = 0;
             g.watchers.remove(user);
         } else {
             return Ok(Err(GameRefusal::RoomFull));
         }
-        let starts =
-            !g.state.started && g.state.opponent.is_some() && !g.owner_away && !g.opponent_away;
+        let starts = !g.state.started
+            && g.state.opponent.is_some()
+            && g.owner_away == 0
+            && g.opponent_away == 0;
         if starts {
             g.state.started = true;
         }
@@ -498,22 +502,36 @@ impl Games for MemoryGames {
         Ok(())
     }
 
-    async fn away(&self, room: &RoomId, user: &UserId) -> Result<(), BackendError> {
+    async fn away(&self, room: &RoomId, user: &UserId, mark: u64) -> Result<(), BackendError> {
         if let Some(g) = lock(&self.games).get_mut(room) {
             if &g.state.owner == user {
-                g.owner_away = true;
+                g.owner_away = mark;
             } else if g.state.opponent.as_ref() == Some(user) {
-                g.opponent_away = true;
+                g.opponent_away = mark;
             }
         }
         Ok(())
     }
 
-    async fn is_away(&self, room: &RoomId, user: &UserId) -> Result<bool, BackendError> {
-        Ok(lock(&self.games).get(room).is_some_and(|g| {
-            (&g.state.owner == user && g.owner_away)
-                || (g.state.opponent.as_ref() == Some(user) && g.opponent_away)
-        }))
+    async fn away_since(&self, room: &RoomId, user: &UserId) -> Result<Option<u64>, BackendError> {
+        let games = lock(&self.games);
+        let Some(g) = games.get(room) else {
+            return Ok(None);
+        };
+        let mark = if &g.state.owner == user {
+            g.owner_away
+        } else if g.state.opponent.as_ref() == Some(user) {
+            g.opponent_away
+        } else {
+            0
+        };
+        Ok((mark != 0).then_some(mark))
+    }
+
+    async fn touch(&self, room: &RoomId) -> Result<(), BackendError> {
+        let mut games = lock(&self.games);
+        self.live(&mut games, room);
+        Ok(())
     }
 
     async fn close(&self, room: &RoomId) -> Result<Option<GameState>, BackendError> {

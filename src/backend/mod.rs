@@ -268,13 +268,14 @@ pub struct Seated {
 /// Game rooms shared by all replicas: seats, presence of players, watchers, expiry.
 #[async_trait]
 pub trait Games: Send + Sync {
-    /// Creates a game; `opponent` is set for ranked games. The owner is present unless
-    /// `opponent` is given (ranked players take their seats with `join`).
+    /// Creates a game; `opponent` is set for ranked games, whose two seats start away
+    /// (marked `now_ms`) until the players take them with `join`.
     async fn create(
         &self,
         room: &RoomId,
         owner: &UserId,
         opponent: Option<&UserId>,
+        now_ms: u64,
     ) -> Result<(), BackendError>;
     async fn get(&self, room: &RoomId) -> Result<Option<GameState>, BackendError>;
     /// Takes the free seat, or brings back a player whose seat is away; `Conflict` when
@@ -292,10 +293,14 @@ pub trait Games: Send + Sync {
         limit: usize,
     ) -> Result<Result<GameState, GameRefusal>, BackendError>;
     async fn unwatch(&self, room: &RoomId, user: &UserId) -> Result<(), BackendError>;
-    /// Marks a player's seat away (disconnected); `join` brings it back.
-    async fn away(&self, room: &RoomId, user: &UserId) -> Result<(), BackendError>;
-    /// True while the player's seat is away.
-    async fn is_away(&self, room: &RoomId, user: &UserId) -> Result<bool, BackendError>;
+    /// Marks a player's seat away since `mark` (ms); `join` brings it back.
+    async fn away(&self, room: &RoomId, user: &UserId, mark: u64) -> Result<(), BackendError>;
+    /// When the player's seat went away, or `None` while it is taken (or no such game).
+    /// A grace timer compares it with its own mark, so a stale timer from an earlier
+    /// drop never closes the game early.
+    async fn away_since(&self, room: &RoomId, user: &UserId) -> Result<Option<u64>, BackendError>;
+    /// Records activity so a busy game does not expire as idle.
+    async fn touch(&self, room: &RoomId) -> Result<(), BackendError>;
     /// Deletes the game; `Some` only for the one caller that actually closed it.
     async fn close(&self, room: &RoomId) -> Result<Option<GameState>, BackendError>;
 }

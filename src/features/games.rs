@@ -40,7 +40,9 @@ impl Gateway {
     /// Creates a game owned by the session's user, who sits down at once.
     pub async fn game_create(&self, handle: &Arc<SessionHandle>) -> Result<RoomId, Reply> {
         let room = new_game_id();
-        self.games.create(&room, &handle.user, None).await?;
+        self.games
+            .create(&room, &handle.user, None, crate::auth::unix_millis())
+            .await?;
         self.metrics.games_created.inc();
         self.game_attach(handle, &room, GameRole::Player).await?;
         Ok(room)
@@ -114,6 +116,7 @@ impl Gateway {
         to: GameTarget,
         data: Value,
     ) -> Result<u64, Reply> {
+        self.games.touch(room).await?;
         let event = Event::GameMessage {
             room: room.clone(),
             from: from.clone(),
@@ -143,14 +146,22 @@ impl Gateway {
     /// A player's session ended: the seat turns away, and the game closes unless the
     /// player comes back (on any replica) within the grace period.
     pub async fn game_player_gone(self: &Arc<Self>, room: &RoomId, user: &UserId) {
-        if let Err(err) = self.games.away(room, user).await {
-            tracing::debug!(%room, cause = %err, "could not mark player away");
+        let mark = crate::auth::unix_millis();
+        match self.games.away(room, user, mark).await {
+            Ok(()) => self.close_unless_back(room, user, mark),
+            Err(err) => tracing::debug!(%room, cause = %err, "could not mark player away"),
         }
+    }
+
+    /// After the grace period, closes the game if the seat is still away since `mark`
+    /// (a later drop has its own timer; a return clears the mark).
+    pub fn close_unless_back(self: &Arc<Self>, room: &RoomId, user: &UserId, mark: u64) {
         let gw = self.clone();
         let (room, user) = (room.clone(), user.clone());
         tokio::spawn(async move {
             tokio::time::sleep(gw.config.game_reconnect_grace).await;
-            if let Ok(true) = gw.games.is_away(&room, &user).await
+            if let Ok(Some(since)) = gw.games.away_since(&room, &user).await
+                && since == mark
                 && let Err(err) = gw.game_end(&room, reason::ABANDONED).await
             {
                 tracing::warn!(%room, cause = ?err, "closing an abandoned game failed");

@@ -60,7 +60,7 @@ impl Gateway {
             match self.matchmaker.take_pairs(now, &rules).await {
                 Ok(pairs) => {
                     for (a, b) in pairs {
-                        if let Err(err) = self.start_ranked(&a, &b, now).await {
+                        if let Err(err) = Self::start_ranked(&self, &a, &b, now).await {
                             tracing::warn!(cause = ?err, "announcing a ranked match failed");
                         }
                     }
@@ -70,9 +70,20 @@ impl Gateway {
         }
     }
 
-    async fn start_ranked(&self, a: &Waiting, b: &Waiting, now_ms: u64) -> Result<(), Reply> {
+    /// Creates the pair's game (both seats away until taken) and tells both players;
+    /// a player who never shows up within the grace period abandons it.
+    async fn start_ranked(
+        self: &Arc<Self>,
+        a: &Waiting,
+        b: &Waiting,
+        now_ms: u64,
+    ) -> Result<(), Reply> {
         let room = new_game_id();
-        self.games.create(&room, &a.user, Some(&b.user)).await?;
+        self.games
+            .create(&room, &a.user, Some(&b.user), now_ms)
+            .await?;
+        self.close_unless_back(&room, &a.user, now_ms);
+        self.close_unless_back(&room, &b.user, now_ms);
         self.metrics.games_created.inc();
         self.metrics.rank_matches.inc();
         for (me, other) in [(a, b), (b, a)] {

@@ -426,3 +426,53 @@ async fn idle_games_expire(r1: &TestServer, r2: &TestServer) {
 async fn idle_games_expire_on_both_backends() {
     on_both_backends!(short_ttl, idle_games_expire);
 }
+
+async fn second_drop_gets_a_full_grace(r1: &TestServer, r2: &TestServer) {
+    let mut alice = r1.ws("alice").await;
+    let room = created(&mut alice).await;
+    let mut bob = r2.ws("bob").await;
+    bob.request(json!({"type": "game.join", "room": room}))
+        .await;
+    let first_drop = Instant::now();
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut bob = r1.ws("bob").await;
+    bob.request(json!({"type": "game.join", "room": room}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(bob); // second drop at ~0.8 s: its own 1.5 s grace runs to ~2.3 s
+    assert_eq!(alice.recv_type("game.closed").await["reason"], "abandoned");
+    assert!(
+        first_drop.elapsed() >= Duration::from_millis(2100),
+        "the first drop's timer must not close the game ({:?})",
+        first_drop.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_stale_grace_timer_does_not_close_the_game_early() {
+    on_both_backends!(short_grace, second_drop_gets_a_full_grace);
+}
+
+async fn ranked_no_show(r1: &TestServer, r2: &TestServer) {
+    let mut a = r1.ws_raw().await;
+    a.login(&rated("ns-a", 1500)).await;
+    let mut b = r2.ws_raw().await;
+    b.login(&rated("ns-b", 1510)).await;
+    a.request(json!({"type": "rank.join"})).await;
+    b.request(json!({"type": "rank.join"})).await;
+    let room = a.recv_type("rank.matched").await["room"]
+        .as_str()
+        .expect("room")
+        .to_owned();
+    b.recv_type("rank.matched").await;
+    // Neither takes the seat: the game is abandoned after the grace period.
+    tokio::time::sleep(Duration::from_millis(1900)).await;
+    let err = a.request(json!({"type": "game.join", "room": room})).await;
+    assert_eq!(err["code"], "not_found", "{err}");
+}
+
+#[tokio::test]
+async fn ranked_games_nobody_joins_are_abandoned() {
+    on_both_backends!(short_grace, ranked_no_show);
+}

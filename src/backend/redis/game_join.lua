@@ -10,10 +10,10 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found', '', '', 0, 0, 0}
 local g = redis.call('HMGET', KEYS[1], 'owner', 'opponent', 'started', 'owner_away', 'opponent_away')
 local owner, opponent = g[1], g[2]
 if ARGV[1] == owner then
-  if g[4] ~= '1' then return reply('conflict', 0) end
+  if g[4] == '0' then return reply('conflict', 0) end
   redis.call('HSET', KEYS[1], 'owner_away', 0)
 elseif ARGV[1] == opponent then
-  if g[5] ~= '1' then return reply('conflict', 0) end
+  if g[5] == '0' then return reply('conflict', 0) end
   redis.call('HSET', KEYS[1], 'opponent_away', 0)
 elseif opponent == '' then
   redis.call('HSET', KEYS[1], 'opponent', ARGV[1], 'opponent_away', 0)

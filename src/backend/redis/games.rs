@@ -74,11 +74,13 @@ impl Games for RedisBackend {
         room: &RoomId,
         owner: &UserId,
         opponent: Option<&UserId>,
+        now_ms: u64,
     ) -> Result<(), BackendError> {
         let args = vec![
             owner.to_string(),
             opponent.map(UserId::to_string).unwrap_or_default(),
             self.game_ttl_ms(),
+            now_ms.to_string(),
         ];
         self.eval::<i64>(&self.scripts.game_create, self.game_keys(room), args)
             .await
@@ -118,29 +120,31 @@ impl Games for RedisBackend {
 
     async fn unwatch(&self, room: &RoomId, user: &UserId) -> Result<(), BackendError> {
         let key = self.game_keys(room).swap_remove(1);
-        let call = self.cmd.srem::<i64, _, _>(key, user.as_str());
-        tokio::time::timeout(self.timeout, call)
+        self.call(self.cmd.srem::<i64, _, _>(key, user.as_str()))
             .await
-            .map_err(|_| unavailable("redis command timed out"))?
-            .map_err(unavailable)
             .map(|_| ())
     }
 
-    async fn away(&self, room: &RoomId, user: &UserId) -> Result<(), BackendError> {
+    async fn away(&self, room: &RoomId, user: &UserId, mark: u64) -> Result<(), BackendError> {
         let key = self.game_keys(room).swap_remove(0);
-        let args = vec![user.to_string(), "set".into()];
+        let args = vec![user.to_string(), "set".into(), mark.to_string()];
         self.eval::<i64>(&self.scripts.game_seat, vec![key], args)
             .await
             .map(|_| ())
     }
 
-    async fn is_away(&self, room: &RoomId, user: &UserId) -> Result<bool, BackendError> {
+    async fn away_since(&self, room: &RoomId, user: &UserId) -> Result<Option<u64>, BackendError> {
         let key = self.game_keys(room).swap_remove(0);
-        let args = vec![user.to_string(), "get".into()];
-        Ok(self
+        let args = vec![user.to_string(), "get".into(), String::new()];
+        let mark = self
             .eval::<i64>(&self.scripts.game_seat, vec![key], args)
-            .await?
-            == 1)
+            .await?;
+        Ok((mark > 0).then_some(mark as u64))
+    }
+
+    /// Game traffic already refreshes the TTL inside `publish_logged`.
+    async fn touch(&self, _room: &RoomId) -> Result<(), BackendError> {
+        Ok(())
     }
 
     async fn close(&self, room: &RoomId) -> Result<Option<GameState>, BackendError> {
@@ -216,11 +220,7 @@ impl Matchmaker for RedisBackend {
 
     async fn stats(&self, now_ms: u64) -> Result<QueueStats, BackendError> {
         let key = self.queue_keys().swap_remove(1);
-        let call = self.cmd.hvals::<Vec<String>, _>(key);
-        let metas = tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| unavailable("redis command timed out"))?
-            .map_err(unavailable)?;
+        let metas: Vec<String> = self.call(self.cmd.hvals(key)).await?;
         let waits_ms: Vec<u64> = metas
             .iter()
             .filter_map(|m| m.split(' ').next()?.parse::<u64>().ok())

@@ -303,21 +303,16 @@ impl RedisBackend {
         up
     }
 
-    async fn eval<R: FromValue>(
+    /// Runs one Redis call: fails fast when disconnected, bounded by the timeout, timed.
+    async fn call<R>(
         &self,
-        script: &Script,
-        keys: Vec<String>,
-        args: Vec<String>,
+        request: impl std::future::Future<Output = Result<R, fred::error::Error>>,
     ) -> Result<R, BackendError> {
         if !self.cmd.is_connected() {
             return Err(unavailable("redis disconnected"));
         }
         let started = Instant::now();
-        let result = tokio::time::timeout(
-            self.timeout,
-            script.evalsha_with_reload::<R, _, _>(&self.cmd, keys, args),
-        )
-        .await;
+        let result = tokio::time::timeout(self.timeout, request).await;
         self.metrics
             .redis_command_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -326,6 +321,16 @@ impl RedisBackend {
             Ok(Err(err)) => Err(unavailable(err)),
             Err(_) => Err(unavailable("redis command timed out")),
         }
+    }
+
+    async fn eval<R: FromValue>(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<R, BackendError> {
+        self.call(script.evalsha_with_reload::<R, _, _>(&self.cmd, keys, args))
+            .await
     }
 
     /// Forwards every pub/sub message to the local hub.
@@ -509,6 +514,15 @@ impl RedisBackend {
         }
     }
 
+    /// `{changed (0/1), members}` from the room scripts.
+    fn membership(value: RedisValue) -> Membership {
+        let r = Self::ints(value);
+        Membership {
+            changed: r.first().copied().unwrap_or(0) == 1,
+            members: r.get(1).copied().unwrap_or(0).max(0) as usize,
+        }
+    }
+
     fn ints(value: RedisValue) -> Vec<i64> {
         value
             .into_array()
@@ -540,28 +554,16 @@ impl RedisBackend {
 #[async_trait]
 impl Bus for RedisBackend {
     async fn publish(&self, topic: &Topic, event: Event) -> Result<(), BackendError> {
-        if !self.cmd.is_connected() {
-            return Err(unavailable("redis disconnected"));
-        }
         let payload = format!("0 {}", serde_json::to_string(&event).map_err(unavailable)?);
-        let started = Instant::now();
         let channel = self.keys.channel(topic);
-        let call = async {
-            if self.sharded {
-                self.cmd.spublish::<i64, _, _>(channel, payload).await
-            } else {
-                self.cmd.publish::<i64, _, _>(channel, payload).await
-            }
-        };
-        let result = tokio::time::timeout(self.timeout, call).await;
-        self.metrics
-            .redis_command_seconds
-            .observe(started.elapsed().as_secs_f64());
-        match result {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(err)) => Err(unavailable(err)),
-            Err(_) => Err(unavailable("redis publish timed out")),
+        if self.sharded {
+            self.call(self.cmd.spublish::<i64, _, _>(channel, payload))
+                .await?;
+        } else {
+            self.call(self.cmd.publish::<i64, _, _>(channel, payload))
+                .await?;
         }
+        Ok(())
     }
 
     async fn publish_logged(&self, topic: &Topic, event: Event) -> Result<u64, BackendError> {
@@ -626,14 +628,8 @@ impl Bus for RedisBackend {
     }
 
     async fn delivered(&self, user: &UserId) -> Result<u64, BackendError> {
-        if !self.cmd.is_connected() {
-            return Err(unavailable("redis disconnected"));
-        }
         let key = self.keys.user(user, "dlv");
-        let value: Option<u64> = tokio::time::timeout(self.timeout, self.cmd.get(key))
-            .await
-            .map_err(|_| unavailable("redis command timed out"))?
-            .map_err(unavailable)?;
+        let value: Option<u64> = self.call(self.cmd.get(key)).await?;
         Ok(value.unwrap_or(0))
     }
 
@@ -703,17 +699,10 @@ impl Presence for RedisBackend {
     }
 
     async fn session_count(&self, user: &UserId) -> Result<usize, BackendError> {
-        if !self.cmd.is_connected() {
-            return Err(unavailable("redis disconnected"));
-        }
         let key = self.keys.user(user, "sess");
-        let count: i64 = tokio::time::timeout(
-            self.timeout,
-            self.cmd.zcount(key, now_ms() as f64, f64::INFINITY),
-        )
-        .await
-        .map_err(|_| unavailable("redis command timed out"))?
-        .map_err(unavailable)?;
+        let count: i64 = self
+            .call(self.cmd.zcount(key, now_ms() as f64, f64::INFINITY))
+            .await?;
         Ok(count.max(0) as usize)
     }
 
@@ -732,22 +721,19 @@ impl Presence for RedisBackend {
             (now + self.presence_ttl.as_millis() as u64).to_string(),
             (self.presence_ttl.as_millis() as u64 * 2).to_string(),
         ];
-        let r = Self::ints(self.eval(&self.scripts.room_join, keys, args).await?);
-        let changed = r.first().copied().unwrap_or(0) == 1;
-        if changed {
+        let joined = Self::membership(self.eval(&self.scripts.room_join, keys, args).await?);
+        if joined.changed {
+            // Best effort: only `rename` reads this set.
             let rooms = self.keys.user(user, "rooms");
-            let _ = tokio::time::timeout(self.timeout, async {
-                self.cmd.sadd::<i64, _, _>(&rooms, room.as_str()).await?;
-                self.cmd
-                    .pexpire::<i64, _>(&rooms, self.presence_ttl.as_millis() as i64 * 2, None)
-                    .await
-            })
-            .await;
+            let ttl = self.presence_ttl.as_millis() as i64 * 2;
+            let _ = self
+                .call(async {
+                    self.cmd.sadd::<i64, _, _>(&rooms, room.as_str()).await?;
+                    self.cmd.pexpire::<i64, _>(&rooms, ttl, None).await
+                })
+                .await;
         }
-        Ok(Membership {
-            changed,
-            members: r.get(1).copied().unwrap_or(0).max(0) as usize,
-        })
+        Ok(joined)
     }
 
     async fn leave(
@@ -758,20 +744,14 @@ impl Presence for RedisBackend {
     ) -> Result<Membership, BackendError> {
         let keys = vec![self.keys.room_user(room, user), self.keys.room_users(room)];
         let args = vec![session.to_owned(), user.to_string(), now_ms().to_string()];
-        let r = Self::ints(self.eval(&self.scripts.room_leave, keys, args).await?);
-        let changed = r.first().copied().unwrap_or(0) == 1;
-        if changed {
+        let left = Self::membership(self.eval(&self.scripts.room_leave, keys, args).await?);
+        if left.changed {
             let rooms = self.keys.user(user, "rooms");
-            let _ = tokio::time::timeout(
-                self.timeout,
-                self.cmd.srem::<i64, _, _>(rooms, room.as_str()),
-            )
-            .await;
+            let _ = self
+                .call(self.cmd.srem::<i64, _, _>(rooms, room.as_str()))
+                .await;
         }
-        Ok(Membership {
-            changed,
-            members: r.get(1).copied().unwrap_or(0).max(0) as usize,
-        })
+        Ok(left)
     }
 
     async fn members(
@@ -836,13 +816,9 @@ impl Presence for RedisBackend {
             vec![user.to_string(), expiry, name.to_owned(), "1".into()],
         )
         .await?;
-        let rooms: Vec<String> = tokio::time::timeout(
-            self.timeout,
-            self.cmd.smembers(self.keys.user(user, "rooms")),
-        )
-        .await
-        .map_err(|_| unavailable("redis command timed out"))?
-        .map_err(unavailable)?;
+        let rooms: Vec<String> = self
+            .call(self.cmd.smembers(self.keys.user(user, "rooms")))
+            .await?;
         Ok(rooms.iter().filter_map(|r| RoomId::new(r).ok()).collect())
     }
 }
