@@ -267,78 +267,77 @@ impl Hub {
         self.registry.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a logged-in session; true when it is the user's first here.
-    pub fn add_session(&self, handle: &Arc<SessionHandle>) -> bool {
+    /// Registers a logged-in session.
+    pub fn add_session(&self, handle: &Arc<SessionHandle>) {
         let mut reg = self.write();
         reg.sessions.insert(handle.id.clone(), handle.clone());
-        let list = reg.users.entry(handle.user.clone()).or_default();
-        list.push(handle.clone());
-        list.len() == 1
+        reg.users
+            .entry(handle.user.clone())
+            .or_default()
+            .push(handle.clone());
     }
 
-    /// Unregisters a session; true when it was the user's last here.
+    /// Unregisters a session; true when it was registered.
     pub fn remove_session(&self, handle: &SessionHandle) -> bool {
         let mut reg = self.write();
-        reg.sessions.remove(&handle.id);
-        let Some(list) = reg.users.get_mut(&handle.user) else {
-            return false;
-        };
-        list.retain(|h| h.id != handle.id);
-        if list.is_empty() {
-            reg.users.remove(&handle.user);
-            true
-        } else {
-            false
+        let removed = reg.sessions.remove(&handle.id).is_some();
+        if let Some(list) = reg.users.get_mut(&handle.user) {
+            list.retain(|h| h.id != handle.id);
+            if list.is_empty() {
+                reg.users.remove(&handle.user);
+            }
         }
+        removed
     }
 
-    /// Adds a session to a room; true when it is the room's first local session.
+    /// Adds a session to a room; true when it was not there yet.
     pub fn join(&self, room: &RoomId, handle: &Arc<SessionHandle>) -> bool {
         let mut reg = self.write();
         let members = reg.rooms.entry(room.clone()).or_default();
-        members.insert(handle.id.clone(), handle.clone());
-        members.len() == 1
+        members.insert(handle.id.clone(), handle.clone()).is_none()
     }
 
-    /// Removes a session from a room; true when it was the room's last local session.
+    /// Removes a session from a room; true when it was there.
     pub fn leave(&self, room: &RoomId, handle: &SessionHandle) -> bool {
         let mut reg = self.write();
         let Some(members) = reg.rooms.get_mut(room) else {
             return false;
         };
-        if members.remove(&handle.id).is_none() {
-            return false;
-        }
+        let removed = members.remove(&handle.id).is_some();
         if members.is_empty() {
             reg.rooms.remove(room);
-            true
-        } else {
-            false
         }
+        removed
     }
 
-    /// Adds a session to a game in `role`; true when it is the game's first local one.
+    /// Adds a session to a game in `role`; true when it was not there yet.
     pub fn join_game(&self, room: &RoomId, handle: &Arc<SessionHandle>, role: GameRole) -> bool {
         let mut reg = self.write();
         let members = reg.games.entry(room.clone()).or_default();
-        members.insert(handle.id.clone(), (handle.clone(), role));
-        members.len() == 1
+        members
+            .insert(handle.id.clone(), (handle.clone(), role))
+            .is_none()
     }
 
-    /// Removes a session from a game; true when it was the game's last local one.
+    /// Removes a session from a game; true when it was there.
     pub fn leave_game(&self, room: &RoomId, handle: &SessionHandle) -> bool {
         let mut reg = self.write();
         let Some(members) = reg.games.get_mut(room) else {
             return false;
         };
-        if members.remove(&handle.id).is_none() {
-            return false;
-        }
+        let removed = members.remove(&handle.id).is_some();
         if members.is_empty() {
             reg.games.remove(room);
-            true
-        } else {
-            false
+        }
+        removed
+    }
+
+    /// True while the session is registered here (and, with `room`, in that room).
+    pub fn holds(&self, session: &str, room: Option<&RoomId>) -> bool {
+        let reg = self.read();
+        match room {
+            None => reg.sessions.contains_key(session),
+            Some(room) => reg.rooms.get(room).is_some_and(|m| m.contains_key(session)),
         }
     }
 

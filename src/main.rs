@@ -51,6 +51,7 @@ fn init_tracing(format: LogFormat) {
 #[tokio::main]
 async fn serve(config: Config) -> ExitCode {
     init_tracing(config.log_format);
+    let shutdown = shutdown_signal();
     let gw = match Gateway::start(config).await {
         Ok(gw) => gw,
         Err(err) => {
@@ -71,7 +72,7 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match app::run(gw, listeners, shutdown_signal()).await {
+    match app::run(gw, listeners, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(cause = %err, "server failed");
@@ -80,30 +81,32 @@ async fn serve(config: Config) -> ExitCode {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Installs the SIGTERM/SIGINT handlers now (before anything is bound, so an early
+/// signal is never fatal) and returns the future that resolves on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    #[cfg(unix)]
+    let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    async move {
+        #[cfg(unix)]
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+            }
+            (Err(err), _) | (_, Err(err)) => {
+                tracing::error!(cause = %err, "cannot listen for shutdown signals");
+                std::future::pending::<()>().await;
+            }
+        }
+        #[cfg(not(unix))]
         if let Err(err) = tokio::signal::ctrl_c().await {
             tracing::error!(cause = %err, "cannot listen for ctrl-c");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(cause = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        tracing::info!("shutdown signal received");
     }
-    tracing::info!("shutdown signal received");
 }

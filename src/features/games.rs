@@ -48,7 +48,7 @@ impl Gateway {
         Ok(room)
     }
 
-    /// Makes the session receive the game's traffic.
+    /// Makes the session receive the game's traffic (waits for the subscription).
     pub async fn game_attach(
         &self,
         handle: &Arc<SessionHandle>,

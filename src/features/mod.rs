@@ -171,9 +171,10 @@ impl Gateway {
             &identity.name,
             tx,
         );
-        if self.hub.add_session(&handle)
-            && let Err(err) = self.bus.subscribe(&Topic::User(user.clone())).await
-        {
+        // Every session counts as one unit of interest in its user's channel, and its
+        // login waits until that subscription is live.
+        self.hub.add_session(&handle);
+        if let Err(err) = self.bus.subscribe(&Topic::User(user.clone())).await {
             self.hub.remove_session(&handle);
             return Err(err.into());
         }
@@ -191,13 +192,17 @@ impl Gateway {
                 except: Some(handle.id.clone()),
                 code: close::REPLACED,
             };
-            self.bus.publish(&Topic::User(user.clone()), kick).await?;
+            if let Err(err) = self.bus.publish(&Topic::User(user.clone()), kick).await {
+                // Without the kick the policy would not hold: refuse this login.
+                self.unregister(&handle, &[]).await;
+                return Err(err.into());
+            }
         }
         Ok(Registered { handle, dm_after })
     }
 
     /// Undoes `register` and leaves every room; best effort when the backend is down
-    /// (presence entries of a lost replica expire on their own).
+    /// (presence entries nobody refreshes expire on their own).
     pub async fn unregister(&self, handle: &Arc<SessionHandle>, rooms: &[RoomId]) {
         for room in rooms {
             if let Err(err) = self.leave(handle, room).await {
@@ -215,21 +220,22 @@ impl Gateway {
         }
     }
 
-    /// Puts a session into a room and announces the user's arrival on first join.
+    /// Puts a session into a room and announces the user's arrival on first join. The
+    /// local state is settled before any announcement, which is best effort.
     pub async fn join(&self, handle: &Arc<SessionHandle>, room: &RoomId) -> Result<(), Reply> {
         let topic = Topic::Room(room.clone());
-        if self.hub.join(room, handle)
-            && let Err(err) = self.bus.subscribe(&topic).await
-        {
+        if !self.hub.join(room, handle) {
+            return Ok(());
+        }
+        if let Err(err) = self.bus.subscribe(&topic).await {
             self.hub.leave(room, handle);
             return Err(err.into());
         }
         let joined = match self.presence.join(room, &handle.user, &handle.id).await {
             Ok(joined) => joined,
             Err(err) => {
-                if self.hub.leave(room, handle) {
-                    let _ = self.bus.unsubscribe(&topic).await;
-                }
+                self.hub.leave(room, handle);
+                let _ = self.bus.unsubscribe(&topic).await;
                 return Err(err.into());
             }
         };
@@ -240,32 +246,37 @@ impl Gateway {
                 name: handle.name().to_string(),
                 count: joined.members,
             };
-            self.bus.publish(&topic, event).await?;
+            self.announce(&topic, event).await;
         }
         Ok(())
     }
 
     /// Takes a session out of a room and announces the user's departure on last leave.
+    /// The local state changes first; a presence entry left behind by an outage is no
+    /// longer refreshed and expires.
     pub async fn leave(&self, handle: &Arc<SessionHandle>, room: &RoomId) -> Result<(), Reply> {
         let topic = Topic::Room(room.clone());
-        let left = self.presence.leave(room, &handle.user, &handle.id).await;
-        if let Ok(left) = left
-            && left.changed
-            && left.members < self.config.member_events_limit
-        {
+        if self.hub.leave(room, handle) {
+            let _ = self.bus.unsubscribe(&topic).await;
+        }
+        let left = self.presence.leave(room, &handle.user, &handle.id).await?;
+        if left.changed && left.members < self.config.member_events_limit {
             let event = Event::MemberLeft {
                 room: room.clone(),
                 user: handle.user.clone(),
                 name: handle.name().to_string(),
                 count: left.members,
             };
-            // Announce before unsubscribing so other local members still get it.
-            self.bus.publish(&topic, event).await?;
+            self.announce(&topic, event).await;
         }
-        if self.hub.leave(room, handle) {
-            self.bus.unsubscribe(&topic).await?;
+        Ok(())
+    }
+
+    /// Publishes an event nobody must wait for; a failure is logged, not returned.
+    async fn announce(&self, topic: &Topic, event: Event) {
+        if let Err(err) = self.bus.publish(topic, event).await {
+            tracing::debug!(?topic, cause = %err, "announcement not published");
         }
-        left.map(|_| ()).map_err(Reply::from)
     }
 
     /// Room messages the session missed since `after`.

@@ -179,6 +179,8 @@ struct Session<'a, T: Transport> {
     rooms: HashMap<RoomId, u64>,
     /// Highest direct-message seq written.
     dm_seq: u64,
+    /// Highest direct-message seq recorded as delivered in the backend.
+    dm_marked: u64,
     /// Games this session takes part in, with its role and the highest game seq written.
     games: HashMap<RoomId, (GameRole, u64)>,
     /// Games that ended (their `game.closed` was written); let go after the write.
@@ -223,6 +225,7 @@ async fn serve<T: Transport>(
         rx,
         rooms: HashMap::new(),
         dm_seq: registered.dm_after,
+        dm_marked: registered.dm_after,
         games: HashMap::new(),
         ended_games: Vec::new(),
         ranked: false,
@@ -282,14 +285,7 @@ impl<T: Transport> Session<'_, T> {
                 if !self.write_replay(replay).await {
                     return Err(close::SLOW_CONSUMER);
                 }
-                if let Err(err) = self
-                    .gw
-                    .bus
-                    .mark_delivered(&self.identity.user, self.dm_seq)
-                    .await
-                {
-                    tracing::debug!(cause = %err, "marking replayed direct messages failed");
-                }
+                self.mark_dms_delivered().await;
             }
             Err(reply) => {
                 write_error(
@@ -325,6 +321,7 @@ impl<T: Transport> Session<'_, T> {
                             for room in std::mem::take(&mut self.ended_games) {
                                 self.gw.game_detach(&self.handle, &room).await;
                             }
+                            self.mark_dms_delivered().await;
                         }
                         Written::TimedOut => {
                             if self.handle.close(close::SLOW_CONSUMER) {
@@ -372,6 +369,22 @@ impl<T: Transport> Session<'_, T> {
                         next_ping = now + heartbeat;
                     }
                 }
+            }
+        }
+    }
+
+    /// Records DMs actually written, so a later login without `dm_since` resumes after
+    /// them (queued but unwritten DMs are replayed instead).
+    async fn mark_dms_delivered(&mut self) {
+        if self.dm_seq > self.dm_marked {
+            self.dm_marked = self.dm_seq;
+            if let Err(err) = self
+                .gw
+                .bus
+                .mark_delivered(&self.identity.user, self.dm_seq)
+                .await
+            {
+                tracing::debug!(cause = %err, "delivery watermark not saved");
             }
         }
     }

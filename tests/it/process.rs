@@ -109,10 +109,11 @@ async fn sigterm_drains_and_exits_zero() {
         .env("SWITCHBOARD_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -156,7 +157,16 @@ async fn sigterm_drains_and_exits_zero() {
             _ => {}
         }
     }
-    assert!(got_reconnect, "reconnect frame before close");
+    if !got_reconnect {
+        let status = child.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        let logs: Vec<String> = rx.try_iter().collect();
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+        panic!(
+            "no reconnect frame (close {close_code:?}); exit {status:?}; logs {logs:#?}; stderr {err}"
+        );
+    }
     assert_eq!(close_code, Some(1012));
     let deadline = Instant::now() + Duration::from_secs(5);
     let exit = loop {

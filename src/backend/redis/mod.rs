@@ -242,20 +242,24 @@ impl RedisBackend {
         });
         backend.cmd.connect();
         backend.sub.connect();
-        // Re-subscribe every tracked channel after each reconnect.
-        backend.sub.manage_subscriptions();
-        for client in [backend.cmd.clone(), backend.sub.to_client()] {
-            let metrics = backend.metrics.clone();
+        for (client, subscriber) in [
+            (backend.cmd.clone(), false),
+            (backend.sub.to_client(), true),
+        ] {
+            let this = backend.clone();
             let mut reconnects = client.reconnect_rx();
-            let stop = backend.stop.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
-                        _ = stop.cancelled() => return,
+                        _ = this.stop.cancelled() => return,
                         r = reconnects.recv() => match r {
                             Ok(server) => {
-                                metrics.redis_reconnects.inc();
-                                tracing::info!(%server, "redis connected");
+                                this.metrics.redis_reconnects.inc();
+                                tracing::info!(%server, subscriber, "redis connected");
+                                // Our own counts decide what to re-subscribe.
+                                if subscriber && let Err(err) = this.subs.resync().await {
+                                    tracing::warn!(cause = %err, "re-subscribing after reconnect failed");
+                                }
                             }
                             Err(RecvError::Lagged(_)) => {}
                             Err(RecvError::Closed) => return,
@@ -272,13 +276,15 @@ impl RedisBackend {
             Ok(Ok(())) => tracing::info!("redis backend connected"),
             _ => tracing::warn!("redis not reachable yet; retrying in the background"),
         }
-        // Every replica always listens to broadcasts and to its own probe.
-        let always = vec![
+        // Every replica always listens to broadcasts and to its own probe: permanent
+        // interest, re-subscribed with everything else.
+        for channel in [
             backend.keys.channel(&Topic::All),
             backend.keys.probe(&backend.replica),
-        ];
-        if let Err(err) = subscriptions::subscribe(&backend.sub, cluster, always).await {
-            tracing::warn!(cause = %err, "base subscriptions failed; retried on reconnect");
+        ] {
+            if let Err(err) = backend.subs.request_always(channel).await {
+                tracing::warn!(cause = %err, "base subscription failed; retried by the probe");
+            }
         }
         tokio::spawn(backend.clone().receive());
         tokio::spawn(backend.clone().probe_loop());
@@ -381,18 +387,8 @@ impl RedisBackend {
         if seq > 0 {
             event.set_seq(seq);
         }
-        let delivered = self.hub.dispatch(&topic, &event);
-        if delivered > 0
-            && let (Topic::User(user), Event::Direct { seq, .. }) = (&topic, &event)
-        {
-            let this = self.clone();
-            let (user, seq) = (user.clone(), *seq);
-            tokio::spawn(async move {
-                if let Err(err) = this.mark_delivered(&user, seq).await {
-                    tracing::debug!(cause = %err, "delivery watermark not saved");
-                }
-            });
-        }
+        // Sessions raise the DM watermark themselves once a DM is really written.
+        self.hub.dispatch(&topic, &event);
     }
 
     /// Publishes a probe to our own channel; `healthy` checks that it comes back.
@@ -424,20 +420,7 @@ impl RedisBackend {
             if !self.healthy() && self.sub.is_connected() {
                 // Connected but our probe does not come back: subscriptions were lost
                 // (or never made, if Redis was down at startup). Restore them all.
-                let always = vec![self.keys.channel(&Topic::All), channel.clone()];
-                let restore = async {
-                    subscriptions::subscribe(&self.sub, self.sharded, always).await?;
-                    self.sub.resubscribe_all().await
-                };
-                if let Err(err) = tokio::time::timeout(self.timeout, restore)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(fred::error::Error::new(
-                            fred::error::ErrorKind::Timeout,
-                            "timeout",
-                        ))
-                    })
-                {
+                if let Err(err) = self.subs.resync().await {
                     tracing::warn!(cause = %err, "restoring subscriptions failed");
                 }
             }
@@ -464,7 +447,12 @@ impl RedisBackend {
             let ttl = (this.presence_ttl.as_millis() as u64 * 2).to_string();
             let mut failures = 0usize;
             for chunk in sessions.chunks(256) {
-                let calls = chunk.iter().map(|(user, session, name)| {
+                // Re-check each entry: a session that closed since the snapshot must not
+                // be brought back to life for another presence_ttl.
+                let live = chunk
+                    .iter()
+                    .filter(|(_, session, _)| this.hub.holds(session, None));
+                let calls = live.map(|(user, session, name)| {
                     let keys = this.keys.user(user, "sess");
                     let online = this.keys.online();
                     let args = vec![session.clone(), now.clone(), expiry.clone(), ttl.clone()];
@@ -488,18 +476,34 @@ impl RedisBackend {
                     .count();
             }
             for chunk in memberships.chunks(256) {
-                let calls = chunk.iter().map(|(room, user, session)| {
-                    let keys = vec![this.keys.room_user(room, user), this.keys.room_users(room)];
+                let live = chunk
+                    .iter()
+                    .filter(|(room, _, session)| this.hub.holds(session, Some(room)));
+                let calls = live.map(|(room, user, session)| {
+                    let keys = vec![
+                        this.keys.room_user(room, user),
+                        this.keys.room_users(room),
+                        this.keys.log(&Topic::Room(room.clone())).swap_remove(0),
+                    ];
                     let args = vec![
                         session.clone(),
                         user.to_string(),
                         now.clone(),
                         expiry.clone(),
                         ttl.clone(),
+                        this.history_ttl_ms.to_string(),
                     ];
+                    let rooms = this.keys.user(user, "rooms");
+                    let ttl_ms = this.presence_ttl.as_millis() as i64 * 2;
                     async move {
                         this.eval::<RedisValue>(&this.scripts.room_join, keys, args)
-                            .await
+                            .await?;
+                        // `rename` finds the user's rooms here: keep it alive too.
+                        this.call(async {
+                            this.cmd.sadd::<i64, _, _>(&rooms, room.as_str()).await?;
+                            this.cmd.pexpire::<i64, _>(&rooms, ttl_ms, None).await
+                        })
+                        .await
                     }
                 });
                 failures += futures_util::future::join_all(calls)
@@ -634,9 +638,12 @@ impl Bus for RedisBackend {
     }
 
     async fn mark_delivered(&self, user: &UserId, seq: u64) -> Result<(), BackendError> {
-        let key = self.keys.user(user, "dlv");
+        let keys = vec![
+            self.keys.user(user, "dlv"),
+            self.keys.log(&Topic::User(user.clone())).swap_remove(0),
+        ];
         let args = vec![seq.to_string(), self.inbox_ttl_ms.to_string()];
-        self.eval::<i64>(&self.scripts.mark_delivered, vec![key], args)
+        self.eval::<i64>(&self.scripts.mark_delivered, keys, args)
             .await
             .map(|_| ())
     }
@@ -713,13 +720,18 @@ impl Presence for RedisBackend {
         session: &str,
     ) -> Result<Membership, BackendError> {
         let now = now_ms();
-        let keys = vec![self.keys.room_user(room, user), self.keys.room_users(room)];
+        let keys = vec![
+            self.keys.room_user(room, user),
+            self.keys.room_users(room),
+            self.keys.log(&Topic::Room(room.clone())).swap_remove(0),
+        ];
         let args = vec![
             session.to_owned(),
             user.to_string(),
             now.to_string(),
             (now + self.presence_ttl.as_millis() as u64).to_string(),
             (self.presence_ttl.as_millis() as u64 * 2).to_string(),
+            self.history_ttl_ms.to_string(),
         ];
         let joined = Self::membership(self.eval(&self.scripts.room_join, keys, args).await?);
         if joined.changed {

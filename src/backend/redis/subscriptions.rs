@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 const BATCH: usize = 1024;
 
 struct Request {
-    channel: String,
+    /// The channel to change; `None` asks to re-subscribe every channel with interest
+    /// (after a reconnect, or when the probe shows subscriptions were lost).
+    channel: Option<String>,
     delta: i64,
     done: oneshot::Sender<Result<(), BackendError>>,
 }
@@ -26,6 +28,10 @@ struct Request {
 pub(super) struct Subscriptions {
     tx: mpsc::Sender<Request>,
     channels: Arc<AtomicUsize>,
+    sub: SubscriberClient,
+    timeout: Duration,
+    /// Permanent channels whose first subscribe failed; added back on the next resync.
+    pin: std::sync::Mutex<Vec<String>>,
 }
 
 impl Subscriptions {
@@ -37,24 +43,78 @@ impl Subscriptions {
     ) -> Self {
         let (tx, rx) = mpsc::channel(BATCH * 4);
         let channels = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(run(sub, sharded, timeout, rx, channels.clone(), stop));
-        Subscriptions { tx, channels }
+        tokio::spawn(run(
+            sub.clone(),
+            sharded,
+            timeout,
+            rx,
+            channels.clone(),
+            stop,
+        ));
+        Subscriptions {
+            tx,
+            channels,
+            sub,
+            timeout,
+            pin: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
     /// Adds (`+1`) or removes (`-1`) one unit of local interest in `channel`; resolves once
-    /// Redis confirmed any resulting SUBSCRIBE.
+    /// Redis took any resulting SUBSCRIBE. Fails fast while disconnected and never waits
+    /// longer than twice the Redis timeout.
     pub(super) async fn change(&self, channel: String, delta: i64) -> Result<(), BackendError> {
+        if delta > 0 && !self.sub.is_connected() {
+            return Err(unavailable("redis subscriber disconnected"));
+        }
+        self.request(Some(channel), delta).await
+    }
+
+    /// Permanent interest (broadcast, probe): counted even when the subscribe fails now,
+    /// so the next resync brings it back.
+    pub(super) async fn request_always(&self, channel: String) -> Result<(), BackendError> {
+        let result = self.request(Some(channel.clone()), 1).await;
+        if result.is_err() {
+            self.pin
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(channel);
+        }
+        result
+    }
+
+    /// Re-subscribes every channel with local interest, from our own counts (fred's
+    /// tracked set may hold channels we already released).
+    pub(super) async fn resync(&self) -> Result<(), BackendError> {
+        let pinned = std::mem::take(&mut *self.pin.lock().unwrap_or_else(|e| e.into_inner()));
+        for channel in pinned {
+            if self.request(Some(channel.clone()), 1).await.is_err() {
+                self.pin
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(channel);
+            }
+        }
+        self.request(None, 0).await
+    }
+
+    async fn request(&self, channel: Option<String>, delta: i64) -> Result<(), BackendError> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Request {
-                channel,
-                delta,
-                done,
-            })
+        let send_and_wait = async {
+            self.tx
+                .send(Request {
+                    channel,
+                    delta,
+                    done,
+                })
+                .await
+                .map_err(|_| unavailable("subscription manager stopped"))?;
+            wait.await
+                .unwrap_or_else(|_| Err(unavailable("subscription manager stopped")))
+        };
+        tokio::time::timeout(self.timeout * 2, send_and_wait)
             .await
-            .map_err(|_| unavailable("subscription manager stopped"))?;
-        wait.await
-            .unwrap_or_else(|_| Err(unavailable("subscription manager stopped")))
+            .unwrap_or_else(|_| Err(unavailable("redis subscribe timed out")))
     }
 
     /// Channels with local interest.
@@ -63,17 +123,25 @@ impl Subscriptions {
     }
 }
 
-/// Subscribes to `channels` now: one call, or one per hash slot for sharded pub/sub.
+/// Subscribes to `channels` now: one call, or one per hash slot (concurrently) for
+/// sharded pub/sub. fred completes SUBSCRIBE once written, so a PING on the same
+/// connection (answered in order) confirms Redis processed it.
 pub(super) async fn subscribe(
     sub: &SubscriberClient,
     sharded: bool,
     channels: Vec<String>,
 ) -> Result<(), fred::error::Error> {
-    if !sharded {
-        return sub.subscribe(channels).await;
+    if channels.is_empty() {
+        return Ok(());
     }
-    for group in by_slot(channels) {
-        sub.ssubscribe(group).await?;
+    if sharded {
+        let calls = by_slot(channels)
+            .into_iter()
+            .map(|group| sub.ssubscribe(group));
+        futures_util::future::try_join_all(calls).await?;
+    } else {
+        sub.subscribe(channels).await?;
+        sub.ping::<fred::types::Value>(None).await?;
     }
     Ok(())
 }
@@ -125,13 +193,18 @@ async fn run(
                 Err(_) => break,
             }
         }
+        let resync = batch.iter().any(|r| r.channel.is_none());
         // Net effect of the batch per channel: subscribed before vs after.
         let mut was: HashMap<String, bool> = HashMap::new();
         for r in &batch {
-            was.entry(r.channel.clone())
-                .or_insert_with(|| refs.get(&r.channel).copied().unwrap_or(0) > 0);
-            *refs.entry(r.channel.clone()).or_insert(0) += r.delta;
+            let Some(channel) = &r.channel else { continue };
+            was.entry(channel.clone())
+                .or_insert_with(|| refs.get(channel).copied().unwrap_or(0) > 0);
+            // Never below zero: a stray release must not swallow a later subscribe.
+            let n = refs.entry(channel.clone()).or_insert(0);
+            *n = (*n + r.delta).max(0);
         }
+        let before = was.clone();
         let mut to_sub = Vec::new();
         let mut to_unsub = Vec::new();
         for (channel, before) in was {
@@ -144,6 +217,10 @@ async fn run(
                 (true, false) => to_unsub.push(channel),
                 _ => {}
             }
+        }
+        if resync {
+            // Everything with interest, not only what this batch added.
+            to_sub = refs.keys().cloned().collect();
         }
         let failed = if to_sub.is_empty() {
             None
@@ -160,13 +237,14 @@ async fn run(
             let _ = tokio::time::timeout(timeout, unsubscribe(&sub, sharded, to_unsub)).await;
         }
         for r in batch {
-            let result = match &failed {
-                Some(err) if r.delta > 0 && to_sub.contains(&r.channel) => {
+            let result = match (&failed, &r.channel) {
+                (Some(err), None) => Err(err.clone()),
+                (Some(err), Some(channel)) if r.delta > 0 && !was_subscribed(&before, channel) => {
                     // Roll back: the caller undoes its local join.
-                    if let Some(n) = refs.get_mut(&r.channel) {
-                        *n -= r.delta;
+                    if let Some(n) = refs.get_mut(channel) {
+                        *n = (*n - r.delta).max(0);
                         if *n == 0 {
-                            refs.remove(&r.channel);
+                            refs.remove(channel);
                         }
                     }
                     Err(err.clone())
@@ -177,4 +255,9 @@ async fn run(
         }
         count.store(refs.len(), Ordering::Relaxed);
     }
+}
+
+/// True when the channel was already subscribed before the failed batch.
+fn was_subscribed(before: &HashMap<String, bool>, channel: &str) -> bool {
+    before.get(channel).copied().unwrap_or(false)
 }
