@@ -341,6 +341,17 @@ impl Hub {
         }
     }
 
+    /// True while some local session needs `topic`.
+    pub fn has_interest(&self, topic: &Topic) -> bool {
+        let reg = self.read();
+        match topic {
+            Topic::Room(room) => reg.rooms.contains_key(room),
+            Topic::User(user) => reg.users.contains_key(user),
+            Topic::Game(room) => reg.games.contains_key(room),
+            Topic::All => true,
+        }
+    }
+
     /// Every local session, for draining.
     pub fn sessions(&self) -> Vec<Arc<SessionHandle>> {
         self.read().sessions.values().cloned().collect()

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub redis_subscribed_channels: IntGauge,
     /// Pub/sub messages dropped because the local receiver fell behind.
     pub bus_lost_messages: IntCounter,
+    /// Logged messages lost on the way from Redis and fetched back from the log.
+    pub bus_recovered_messages: IntCounter,
     /// Game rooms created (friend and ranked).
     pub games_created: IntCounter,
     /// Game rooms closed, by reason.
@@ -157,6 +159,10 @@ impl Metrics {
             bus_lost_messages: reg!(IntCounter::new(
                 "bus_lost_messages_total",
                 "Pub/sub messages dropped because the receiver lagged"
+            )),
+            bus_recovered_messages: reg!(IntCounter::new(
+                "bus_recovered_messages_total",
+                "Logged messages lost in pub/sub and fetched back from the log"
             )),
             games_created: reg!(IntCounter::new("games_created_total", "Game rooms created")),
             games_closed: reg!(IntCounterVec::new(

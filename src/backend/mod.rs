@@ -108,6 +108,16 @@ pub enum Event {
 }
 
 impl Event {
+    /// The seq of a logged event.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Event::Message { seq, .. }
+            | Event::Direct { seq, .. }
+            | Event::GameMessage { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+
     /// Stores the seq a logged topic assigned.
     pub fn set_seq(&mut self, value: u64) {
         if let Event::Message { seq, .. }

@@ -39,6 +39,7 @@ struct Scripts {
     online_remove: Script,
     online_page: Script,
     names: Script,
+    range: Script,
     game_create: Script,
     game_join: Script,
     game_watch: Script,
@@ -64,6 +65,7 @@ impl Scripts {
             online_remove: Script::from_lua(include_str!("online_remove.lua")),
             online_page: Script::from_lua(include_str!("online_page.lua")),
             names: Script::from_lua(include_str!("names.lua")),
+            range: Script::from_lua(include_str!("range.lua")),
             game_create: Script::from_lua(include_str!("game_create.lua")),
             game_join: Script::from_lua(include_str!("game_join.lua")),
             game_watch: Script::from_lua(include_str!("game_watch.lua")),
@@ -173,6 +175,8 @@ pub struct RedisBackend {
     presence_ttl: Duration,
     game_ttl: Duration,
     timeout: Duration,
+    /// Last seq dispatched per logged topic, to notice and fill gaps.
+    last_seen: std::sync::Mutex<std::collections::HashMap<Topic, u64>>,
     /// When our own probe message last came back through the subscriber (ms epoch).
     probe_seen_ms: AtomicU64,
     probe_interval: Duration,
@@ -236,6 +240,7 @@ impl RedisBackend {
             presence_ttl: config.presence_ttl,
             game_ttl: config.game_ttl,
             timeout: config.redis_timeout,
+            last_seen: std::sync::Mutex::default(),
             probe_seen_ms: AtomicU64::new(0),
             probe_interval: config.redis_probe_interval,
             stop,
@@ -355,7 +360,7 @@ impl RedisBackend {
                         self.probe_seen_ms.store(now_ms(), Ordering::Release);
                         continue;
                     }
-                    self.deliver(channel, &message.value);
+                    self.deliver(channel, &message.value).await;
                 }
                 Err(RecvError::Lagged(n)) => {
                     self.metrics.bus_lost_messages.inc_by(n);
@@ -366,7 +371,7 @@ impl RedisBackend {
         }
     }
 
-    fn deliver(self: &Arc<Self>, channel: &str, value: &RedisValue) {
+    async fn deliver(self: &Arc<Self>, channel: &str, value: &RedisValue) {
         let Some(topic) = self.keys.topic(channel) else {
             return;
         };
@@ -386,9 +391,50 @@ impl RedisBackend {
         let seq: u64 = seq.parse().unwrap_or(0);
         if seq > 0 {
             event.set_seq(seq);
+            self.fill_gap(&topic, seq).await;
         }
         // Sessions raise the DM watermark themselves once a DM is really written.
         self.hub.dispatch(&topic, &event);
+    }
+
+    /// Logged topics reach this replica complete and in order (filtering happens later,
+    /// in the hub), so a jump in seq means messages were lost on the way: while the
+    /// subscriber reconnected, or when the local receiver lagged. They are fetched from
+    /// the topic's log and dispatched first.
+    async fn fill_gap(&self, topic: &Topic, seq: u64) {
+        let last = {
+            let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+            let last = seen.insert(topic.clone(), seq).unwrap_or(0);
+            if last == 0 || seq <= last + 1 {
+                // First message, in order, or the counter restarted.
+                return;
+            }
+            last
+        };
+        let log = self.keys.log(topic).swap_remove(1);
+        let range = vec![(last + 1).to_string(), (seq - 1).to_string()];
+        match self
+            .eval::<RedisValue>(&self.scripts.range, vec![log], range)
+            .await
+        {
+            Ok(value) => {
+                let events = Self::log_entries(value.into_array());
+                for event in &events {
+                    self.hub.dispatch(topic, event);
+                }
+                self.metrics
+                    .bus_recovered_messages
+                    .inc_by(events.len() as u64);
+                tracing::info!(
+                    ?topic,
+                    last,
+                    seq,
+                    recovered = events.len(),
+                    "filled a gap from the log"
+                );
+            }
+            Err(err) => tracing::warn!(?topic, cause = %err, "could not fill a gap"),
+        }
     }
 
     /// Publishes a probe to our own channel; `healthy` checks that it comes back.
@@ -441,6 +487,11 @@ impl RedisBackend {
             if !this.cmd.is_connected() {
                 continue;
             }
+            // Forget gap tracking for topics nobody here listens to any more.
+            this.last_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|topic, _| this.hub.has_interest(topic));
             let (sessions, memberships) = this.hub.snapshot();
             let expiry = (now_ms() + this.presence_ttl.as_millis() as u64).to_string();
             let now = now_ms().to_string();
@@ -516,6 +567,29 @@ impl RedisBackend {
                 tracing::warn!(failures, "presence refresh incomplete");
             }
         }
+    }
+
+    /// Decodes `{id, event JSON, ...}` log entries; the id `<seq>-1` carries the seq
+    /// (the JSON was written before its seq existed).
+    fn log_entries(flat: Vec<RedisValue>) -> Vec<Event> {
+        let mut events = Vec::new();
+        for pair in flat.chunks(2) {
+            let [id, json] = pair else { continue };
+            let seq = id
+                .as_str()
+                .and_then(|id| id.split('-').next().and_then(|s| s.parse::<u64>().ok()));
+            let (Some(seq), Some(json)) = (seq, json.as_str()) else {
+                continue;
+            };
+            match serde_json::from_str::<Event>(&json) {
+                Ok(mut event) => {
+                    event.set_seq(seq);
+                    events.push(event);
+                }
+                Err(err) => tracing::warn!(cause = %err, "undecodable log entry"),
+            }
+        }
+        events
     }
 
     /// `{changed (0/1), members}` from the room scripts.
@@ -604,25 +678,7 @@ impl Bus for RedisBackend {
             .await?;
         let mut items = value.into_array().into_iter();
         let head = items.next().and_then(|v| v.as_i64()).unwrap_or(0).max(0) as u64;
-        let rest: Vec<RedisValue> = items.collect();
-        let mut events = Vec::new();
-        for pair in rest.chunks(2) {
-            let [id, json] = pair else { continue };
-            // The stream id is `<seq>-1`: the JSON was written before its seq existed.
-            let seq = id
-                .as_str()
-                .and_then(|id| id.split('-').next().and_then(|s| s.parse::<u64>().ok()));
-            let (Some(seq), Some(json)) = (seq, json.as_str()) else {
-                continue;
-            };
-            match serde_json::from_str::<Event>(&json) {
-                Ok(mut event) => {
-                    event.set_seq(seq);
-                    events.push(event);
-                }
-                Err(err) => tracing::warn!(cause = %err, "undecodable log entry"),
-            }
-        }
+        let events = Self::log_entries(items.collect());
         let missed = head.saturating_sub(after);
         Ok(Replay {
             complete: after <= head && events.len() as u64 == missed,
@@ -653,6 +709,13 @@ impl Bus for RedisBackend {
     }
 
     async fn unsubscribe(&self, topic: &Topic) -> Result<(), BackendError> {
+        if !self.hub.has_interest(topic) {
+            // A later subscription starts afresh: no "gap" back to this point.
+            self.last_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(topic);
+        }
         self.subs.change(self.keys.channel(topic), -1).await
     }
 }
