@@ -666,18 +666,8 @@ impl<T: Transport> Session<'_, T> {
                 let state = gw.game_join(&self.handle, &room).await?;
                 self.games
                     .insert(room.clone(), (GameRole::Player, since.unwrap_or(0)));
-                let (recovered, replayed) =
-                    self.game_replay(&room, GameRole::Player, since).await?;
-                let detail = OkDetail::Game {
-                    room: room.as_str(),
-                    role: GameRole::Player,
-                    owner: state.owner.as_str(),
-                    opponent: state.opponent.as_ref().map(|u| u.as_str()),
-                    started: state.started,
-                    recovered,
-                    replayed,
-                };
-                self.ok(id, detail).await;
+                self.game_seated(id, &room, GameRole::Player, &state, since)
+                    .await?;
             }
             ClientFrame::GameWatch { room, since } => {
                 if self.games.contains_key(&room) {
@@ -686,18 +676,8 @@ impl<T: Transport> Session<'_, T> {
                 let state = gw.game_watch(&self.handle, &room).await?;
                 self.games
                     .insert(room.clone(), (GameRole::Watcher, since.unwrap_or(0)));
-                let (recovered, replayed) =
-                    self.game_replay(&room, GameRole::Watcher, since).await?;
-                let detail = OkDetail::Game {
-                    room: room.as_str(),
-                    role: GameRole::Watcher,
-                    owner: state.owner.as_str(),
-                    opponent: state.opponent.as_ref().map(|u| u.as_str()),
-                    started: state.started,
-                    recovered,
-                    replayed,
-                };
-                self.ok(id, detail).await;
+                self.game_seated(id, &room, GameRole::Watcher, &state, since)
+                    .await?;
             }
             ClientFrame::GameSend { room, to, data } => {
                 match self.games.get(&room) {
@@ -770,6 +750,30 @@ impl<T: Transport> Session<'_, T> {
                 self.ok(id, OkDetail::None {}).await;
             }
         }
+        Ok(())
+    }
+
+    /// After `game.join` / `game.watch`: replays what was missed, then answers `ok` with
+    /// where the caller stands.
+    async fn game_seated(
+        &mut self,
+        id: Option<&Value>,
+        room: &RoomId,
+        role: GameRole,
+        state: &crate::backend::GameState,
+        since: Option<u64>,
+    ) -> Result<(), Reply> {
+        let (recovered, replayed) = self.game_replay(room, role, since).await?;
+        let detail = OkDetail::Game {
+            room: room.as_str(),
+            role,
+            owner: state.owner.as_str(),
+            opponent: state.opponent.as_ref().map(|u| u.as_str()),
+            started: state.started,
+            recovered,
+            replayed,
+        };
+        self.ok(id, detail).await;
         Ok(())
     }
 

@@ -531,24 +531,10 @@ impl RedisBackend {
                     .iter()
                     .filter(|(room, _, session)| this.hub.holds(session, Some(room)));
                 let calls = live.map(|(room, user, session)| {
-                    let keys = vec![
-                        this.keys.room_user(room, user),
-                        this.keys.room_users(room),
-                        this.keys.log(&Topic::Room(room.clone())).swap_remove(0),
-                    ];
-                    let args = vec![
-                        session.clone(),
-                        user.to_string(),
-                        now.clone(),
-                        expiry.clone(),
-                        ttl.clone(),
-                        this.history_ttl_ms.to_string(),
-                    ];
                     let rooms = this.keys.user(user, "rooms");
                     let ttl_ms = this.presence_ttl.as_millis() as i64 * 2;
                     async move {
-                        this.eval::<RedisValue>(&this.scripts.room_join, keys, args)
-                            .await?;
+                        this.room_join_script(room, user, session).await?;
                         // `rename` finds the user's rooms here: keep it alive too.
                         this.call(async {
                             this.cmd.sadd::<i64, _, _>(&rooms, room.as_str()).await?;
@@ -590,6 +576,33 @@ impl RedisBackend {
             }
         }
         events
+    }
+
+    /// Runs `room_join.lua`: adds or refreshes a session's membership with a fresh expiry.
+    async fn room_join_script(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        session: &str,
+    ) -> Result<Membership, BackendError> {
+        let now = now_ms();
+        let presence_ms = self.presence_ttl.as_millis() as u64;
+        let keys = vec![
+            self.keys.room_user(room, user),
+            self.keys.room_users(room),
+            self.keys.log(&Topic::Room(room.clone())).swap_remove(0),
+        ];
+        let args = vec![
+            session.to_owned(),
+            user.to_string(),
+            now.to_string(),
+            (now + presence_ms).to_string(),
+            (presence_ms * 2).to_string(),
+            self.history_ttl_ms.to_string(),
+        ];
+        Ok(Self::membership(
+            self.eval(&self.scripts.room_join, keys, args).await?,
+        ))
     }
 
     /// `{changed (0/1), members}` from the room scripts.
@@ -782,21 +795,7 @@ impl Presence for RedisBackend {
         user: &UserId,
         session: &str,
     ) -> Result<Membership, BackendError> {
-        let now = now_ms();
-        let keys = vec![
-            self.keys.room_user(room, user),
-            self.keys.room_users(room),
-            self.keys.log(&Topic::Room(room.clone())).swap_remove(0),
-        ];
-        let args = vec![
-            session.to_owned(),
-            user.to_string(),
-            now.to_string(),
-            (now + self.presence_ttl.as_millis() as u64).to_string(),
-            (self.presence_ttl.as_millis() as u64 * 2).to_string(),
-            self.history_ttl_ms.to_string(),
-        ];
-        let joined = Self::membership(self.eval(&self.scripts.room_join, keys, args).await?);
+        let joined = self.room_join_script(room, user, session).await?;
         if joined.changed {
             // Best effort: only `rename` reads this set.
             let rooms = self.keys.user(user, "rooms");
