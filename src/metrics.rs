@@ -194,10 +194,6 @@ impl Metrics {
         }
         String::from_utf8(buf).unwrap_or_default()
     }
-
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
 }
 
 impl Default for Metrics {

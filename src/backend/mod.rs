@@ -248,15 +248,6 @@ impl GameState {
     pub fn is_player(&self, user: &UserId) -> bool {
         &self.owner == user || self.opponent.as_ref() == Some(user)
     }
-
-    /// The other player, seen from `user`.
-    pub fn opponent_of(&self, user: &UserId) -> Option<&UserId> {
-        if &self.owner == user {
-            self.opponent.as_ref()
-        } else {
-            Some(&self.owner)
-        }
-    }
 }
 
 /// Why a game request was refused.

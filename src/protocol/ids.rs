@@ -4,11 +4,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::{borrow::Borrow, fmt, sync::Arc};
 
 /// Longest room or user id accepted, in bytes.
-pub const MAX_NAME_LEN: usize = 128;
+const MAX_NAME_LEN: usize = 128;
 
 /// Ids become parts of Redis keys and channel names, so they are restricted to a
 /// printable set without whitespace, globs or the `{}` of Redis Cluster hash tags.
-pub fn valid_name(s: &str) -> bool {
+fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_NAME_LEN
         && s.chars().all(|c| {

@@ -6,7 +6,7 @@
 pub mod close;
 mod ids;
 
-pub use ids::{MAX_NAME_LEN, RoomId, UserId, valid_name};
+pub use ids::{RoomId, UserId};
 
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};

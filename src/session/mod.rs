@@ -498,11 +498,13 @@ impl<T: Transport> Session<'_, T> {
             Ok(Ok(()))
         );
         if ok {
-            self.gw
-                .metrics
-                .frames_out
-                .with_label_values(&["message"])
-                .inc_by(frames.len() as u64);
+            for frame in &frames {
+                self.gw
+                    .metrics
+                    .frames_out
+                    .with_label_values(&[frame.kind()])
+                    .inc();
+            }
         }
         ok
     }

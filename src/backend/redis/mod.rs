@@ -147,6 +147,17 @@ impl Keys {
     }
 }
 
+/// Runs the calls concurrently; returns how many failed.
+async fn failed<T>(
+    calls: impl Iterator<Item = impl std::future::Future<Output = Result<T, BackendError>>>,
+) -> usize {
+    futures_util::future::join_all(calls)
+        .await
+        .iter()
+        .filter(|r| r.is_err())
+        .count()
+}
+
 fn now_ms() -> u64 {
     crate::auth::unix_millis()
 }
@@ -520,34 +531,17 @@ impl RedisBackend {
                             .await
                     }
                 });
-                failures += futures_util::future::join_all(calls)
-                    .await
-                    .iter()
-                    .filter(|r| r.is_err())
-                    .count();
+                failures += failed(calls).await;
             }
             for chunk in memberships.chunks(256) {
                 let live = chunk
                     .iter()
                     .filter(|(room, _, session)| this.hub.holds(session, Some(room)));
-                let calls = live.map(|(room, user, session)| {
-                    let rooms = this.keys.user(user, "rooms");
-                    let ttl_ms = this.presence_ttl.as_millis() as i64 * 2;
-                    async move {
-                        this.room_join_script(room, user, session).await?;
-                        // `rename` finds the user's rooms here: keep it alive too.
-                        this.call(async {
-                            this.cmd.sadd::<i64, _, _>(&rooms, room.as_str()).await?;
-                            this.cmd.pexpire::<i64, _>(&rooms, ttl_ms, None).await
-                        })
-                        .await
-                    }
+                let calls = live.map(|(room, user, session)| async move {
+                    this.room_join_script(room, user, session).await?;
+                    this.remember_room(user, room).await
                 });
-                failures += futures_util::future::join_all(calls)
-                    .await
-                    .iter()
-                    .filter(|r| r.is_err())
-                    .count();
+                failures += failed(calls).await;
             }
             if failures > 0 {
                 tracing::warn!(failures, "presence refresh incomplete");
@@ -576,6 +570,17 @@ impl RedisBackend {
             }
         }
         events
+    }
+
+    /// Adds the room to the user's room set (read by `rename`) and keeps the set alive.
+    async fn remember_room(&self, user: &UserId, room: &RoomId) -> Result<i64, BackendError> {
+        let rooms = self.keys.user(user, "rooms");
+        let ttl_ms = self.presence_ttl.as_millis() as i64 * 2;
+        self.call(async {
+            self.cmd.sadd::<i64, _, _>(&rooms, room.as_str()).await?;
+            self.cmd.pexpire::<i64, _>(&rooms, ttl_ms, None).await
+        })
+        .await
     }
 
     /// Runs `room_join.lua`: adds or refreshes a session's membership with a fresh expiry.
@@ -798,14 +803,7 @@ impl Presence for RedisBackend {
         let joined = self.room_join_script(room, user, session).await?;
         if joined.changed {
             // Best effort: only `rename` reads this set.
-            let rooms = self.keys.user(user, "rooms");
-            let ttl = self.presence_ttl.as_millis() as i64 * 2;
-            let _ = self
-                .call(async {
-                    self.cmd.sadd::<i64, _, _>(&rooms, room.as_str()).await?;
-                    self.cmd.pexpire::<i64, _>(&rooms, ttl, None).await
-                })
-                .await;
+            let _ = self.remember_room(user, room).await;
         }
         Ok(joined)
     }
