@@ -1,8 +1,10 @@
-//! Wiring: binds listeners, serves HTTP/WebSocket and TCP, and drains gracefully on
-//! shutdown: readiness off, no new connections, every client told to reconnect and
-//! closed spread over the drain period, then exit.
+//! Wiring: binds listeners, serves HTTP/WebSocket, admin and TCP, and drains gracefully
+//! on shutdown: readiness off at once while the listeners stay open for the drain delay
+//! (so load balancers notice), then no new connections, every client told to reconnect
+//! and closed spread over the drain period, then exit.
 
 use crate::api::{self, AppState};
+use crate::config::Config;
 use crate::features::Gateway;
 use crate::protocol::close;
 use crate::session;
@@ -22,20 +24,32 @@ const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 /// Share of the drain period over which closes are spread; the rest lets them finish.
 const DRAIN_SPREAD: f64 = 0.75;
 
-/// The sockets the gateway serves, bound before `run` so tests can use port 0.
+/// The sockets the gateway serves, bound before the backend connects (so the port is
+/// open at once) and before `run` (so tests can use port 0).
 pub struct Listeners {
     pub http: TcpListener,
+    pub admin: Option<TcpListener>,
     pub tcp: Option<TcpListener>,
 }
 
 impl Listeners {
-    pub async fn bind(http: SocketAddr, tcp: Option<SocketAddr>) -> io::Result<Self> {
-        let http = TcpListener::bind(http).await?;
-        let tcp = match tcp {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
+    /// Binds every configured listener; the error names the setting and the address.
+    pub async fn bind(config: &Config) -> Result<Self, String> {
+        async fn one(addr: SocketAddr, setting: &str) -> Result<TcpListener, String> {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} ({setting}): {e}"))
+        }
+        let http = one(config.listen_addr(), "SWITCHBOARD_LISTEN").await?;
+        let admin = match config.admin_listen {
+            Some(addr) => Some(one(addr, "SWITCHBOARD_ADMIN_LISTEN").await?),
             None => None,
         };
-        Ok(Listeners { http, tcp })
+        let tcp = match config.tcp_listen {
+            Some(addr) => Some(one(addr, "SWITCHBOARD_TCP_LISTEN").await?),
+            None => None,
+        };
+        Ok(Listeners { http, admin, tcp })
     }
 }
 
@@ -52,7 +66,21 @@ pub async fn run(
         tracker: tracker.clone(),
         draining: draining.clone(),
     };
-    let router = api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    let admin = match listeners.admin {
+        Some(listener) => {
+            tracing::info!(addr = %listener.local_addr()?, "admin listening (metrics, probes)");
+            // Open until the drain is over, so the drain itself can be watched.
+            Some(tokio::spawn(
+                axum::serve(listener, api::admin_router(state.clone())).into_future(),
+            ))
+        }
+        None => None,
+    };
+    // 503s are expected (readiness while draining or waiting for Redis, refused
+    // upgrades): logged at debug, not as errors on every health check.
+    let trace = tower_http::trace::TraceLayer::new_for_http()
+        .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG));
+    let router = api::router(state).layer(trace);
     let http_addr = listeners.http.local_addr()?;
     let http = tokio::spawn(
         axum::serve(listeners.http, router)
@@ -75,10 +103,18 @@ pub async fn run(
     tracing::info!(addr = %http_addr, replica = %gw.replica, "switchboard listening");
 
     shutdown.await;
+    // Readiness off, listeners open: endpoints and health checks catch up while new
+    // upgrades get 503 + Retry-After and new TCP clients a `reconnect`.
+    gw.stop_accepting();
+    let delay = gw.config.drain_delay();
+    tracing::info!(sessions = gw.hub.session_count(), ?delay, drain = ?gw.config.drain_timeout, "draining: readiness off");
+    sleep(delay).await;
     let started = Instant::now();
     let deadline = started + gw.config.drain_timeout;
-    tracing::info!(sessions = gw.hub.session_count(), drain = ?gw.config.drain_timeout, "draining");
-    gw.stop_accepting();
+    tracing::info!(
+        sessions = gw.hub.session_count(),
+        "draining: listeners closed, clients told to reconnect"
+    );
     draining.cancel();
 
     let sessions = gw.hub.sessions();
@@ -108,7 +144,10 @@ pub async fn run(
         _ => {}
     }
     gw.close().await;
-    tracing::info!(took = ?started.elapsed(), "drained");
+    if let Some(admin) = admin {
+        admin.abort();
+    }
+    tracing::info!(took = ?(started.elapsed() + delay), "drained");
     Ok(())
 }
 
@@ -127,6 +166,15 @@ async fn accept_tcp(
             Ok((stream, _peer)) => {
                 let transport =
                     TcpTransport::new(stream, gw.config.max_frame_bytes, gw.config.io_buffer_bytes);
+                if gw.at_connection_limit() {
+                    gw.refused("limit");
+                    tracker.spawn(session::refuse(
+                        gw.clone(),
+                        transport,
+                        "connection limit reached",
+                    ));
+                    continue;
+                }
                 tracker.spawn(session::run(gw.clone(), transport, draining.clone()));
             }
             Err(err) => {

@@ -70,6 +70,9 @@ pub struct Verifier {
     max_name_chars: usize,
     /// Present only in dev mode, where the gateway mints its own tokens.
     dev_signer: Option<EncodingKey>,
+    /// Claims dev tokens carry so they pass the configured `iss`/`aud` checks.
+    dev_issuer: Option<String>,
+    dev_audience: Option<String>,
     alg: Algorithm,
 }
 
@@ -77,7 +80,10 @@ impl Verifier {
     pub fn from_config(config: &Config) -> Result<Self, String> {
         let alg = algorithm(config.jwt_alg);
         let (key, dev_signer) = if let Some(secret) = &config.jwt_secret {
-            (DecodingKey::from_secret(secret.as_bytes()), None)
+            let signer = config
+                .dev_mode()
+                .then(|| EncodingKey::from_secret(secret.as_bytes()));
+            (DecodingKey::from_secret(secret.as_bytes()), signer)
         } else if let Some(path) = &config.jwt_public_key_file {
             let pem = std::fs::read(path).map_err(|e| {
                 format!(
@@ -127,6 +133,8 @@ impl Verifier {
             validation,
             max_name_chars: config.max_name_chars,
             dev_signer,
+            dev_issuer: config.jwt_issuer.clone(),
+            dev_audience: config.jwt_audience.clone(),
             alg,
         })
     }
@@ -160,8 +168,8 @@ impl Verifier {
             rating: None,
             perms: vec!["broadcast".into()],
             rooms: None,
-            iss: None,
-            aud: None,
+            iss: self.dev_issuer.clone(),
+            aud: self.dev_audience.clone(),
         };
         jsonwebtoken::encode(&Header::new(self.alg), &claims, key).ok()
     }

@@ -1,6 +1,7 @@
 //! Every setting, from command-line flags and `SWITCHBOARD_*` environment variables,
 //! checked once at startup so a bad value fails fast with the setting's name.
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -107,9 +108,19 @@ pub enum LogFormat {
 /// Gateway settings. Defaults work on a laptop.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// HTTP address: WebSocket endpoint `/ws`, API, metrics and probes.
-    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "0.0.0.0:8080")]
-    pub listen: SocketAddr,
+    /// Dev mode: tokens minted at `GET /dev/token` (signed with SWITCHBOARD_JWT_SECRET, or a
+    /// random secret when none is set) and a loopback-only default listen address. Implied
+    /// when nothing production-like is configured; never run it where others can reach.
+    #[arg(long, env = "SWITCHBOARD_DEV", value_parser = BoolishValueParser::new())]
+    pub dev: bool,
+    /// HTTP address: WebSocket endpoint `/ws`, API, probes (and metrics unless
+    /// SWITCHBOARD_ADMIN_LISTEN is set). Default 0.0.0.0:8080; 127.0.0.1:8080 in dev mode.
+    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Admin address for `/metrics` (and `/healthz`, `/readyz`); when set, `/metrics` is
+    /// served only here, keeping it off the public path.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
     /// Raw TCP transport address (newline-delimited JSON); off when unset.
     #[arg(long, env = "SWITCHBOARD_TCP_LISTEN")]
     pub tcp_listen: Option<SocketAddr>,
@@ -150,7 +161,7 @@ pub struct Config {
     pub redis_prefix: String,
 
     /// Use Redis Cluster (also implied by a `redis-cluster://` URL).
-    #[arg(long, env = "SWITCHBOARD_REDIS_CLUSTER")]
+    #[arg(long, env = "SWITCHBOARD_REDIS_CLUSTER", value_parser = BoolishValueParser::new())]
     pub redis_cluster: bool,
     /// Longest wait for one Redis command; past it the client gets `unavailable`.
     #[arg(long, env = "SWITCHBOARD_REDIS_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
@@ -255,7 +266,16 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_RANK_INTERVAL", default_value = "100ms", value_parser = humantime::parse_duration)]
     pub rank_interval: Duration,
 
-    /// On SIGTERM, clients are told to reconnect and closed spread over this period.
+    /// Connections this replica holds at most (0: no cap); past it WebSocket upgrades get
+    /// 503 and TCP connections are closed, so a load balancer can try another replica.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 100_000)]
+    pub max_connections: usize,
+    /// On SIGTERM, `/readyz` fails at once but the listeners stay open this long (new
+    /// upgrades answered 503 + Retry-After) so load balancers notice before the drain.
+    /// Default 5s; 0s in dev mode.
+    #[arg(long, env = "SWITCHBOARD_DRAIN_DELAY", value_parser = humantime::parse_duration)]
+    pub drain_delay: Option<Duration>,
+    /// After the delay, clients are told to reconnect and closed spread over this period.
     #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
     /// Log output format.
@@ -366,12 +386,91 @@ impl Config {
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}', ' ']) {
             return Err("SWITCHBOARD_REDIS_PREFIX must be non-empty without spaces or {}".into());
         }
+        if let Some(url) = &self.redis_url {
+            let scheme = url.split_once("://").map(|(s, _)| s);
+            if !matches!(
+                scheme,
+                Some("redis" | "rediss" | "redis-cluster" | "rediss-cluster")
+            ) {
+                return Err(format!(
+                    "SWITCHBOARD_REDIS_URL must start with redis://, rediss:// or redis-cluster:// (got {:?})",
+                    scheme.unwrap_or(url.as_str())
+                ));
+            }
+        }
+        if self.admin_listen.is_some() && self.admin_listen == self.listen {
+            return Err("SWITCHBOARD_ADMIN_LISTEN must differ from SWITCHBOARD_LISTEN".to_owned());
+        }
+        self.validate_mode()
+    }
+
+    /// Dev mode must be asked for: a configuration that looks like production but has no
+    /// JWT key would otherwise mint tokens for anyone, with a secret per replica.
+    fn validate_mode(&self) -> Result<(), String> {
+        let has_key = self.jwt_secret.is_some() || self.jwt_public_key_file.is_some();
+        if self.dev {
+            if self.jwt_public_key_file.is_some() || !self.jwt_alg.is_hmac() {
+                return Err(
+                    "SWITCHBOARD_DEV mints HS* tokens: use SWITCHBOARD_JWT_SECRET with \
+                     SWITCHBOARD_JWT_ALG HS256/HS384/HS512, or turn dev mode off"
+                        .to_owned(),
+                );
+            }
+            return Ok(());
+        }
+        let production = self.production_settings();
+        if !has_key && !production.is_empty() {
+            return Err(format!(
+                "no SWITCHBOARD_JWT_SECRET or SWITCHBOARD_JWT_PUBLIC_KEY_FILE, but {} set as for \
+                 production: set the JWT key, or SWITCHBOARD_DEV=1 to run in dev mode anyway",
+                production.join(", ")
+            ));
+        }
         Ok(())
     }
 
-    /// Dev mode: no key configured, so a random secret is used and `/dev/token` mints tokens.
+    /// Settings that only make sense in production, by name.
+    fn production_settings(&self) -> Vec<&'static str> {
+        let public = |addr: Option<SocketAddr>| addr.is_some_and(|a| !a.ip().is_loopback());
+        [
+            (
+                "SWITCHBOARD_LISTEN (not a loopback address)",
+                public(self.listen),
+            ),
+            ("SWITCHBOARD_API_KEY", self.api_key.is_some()),
+            ("SWITCHBOARD_REDIS_URL", self.redis_url.is_some()),
+            ("SWITCHBOARD_JWT_ALG", !self.jwt_alg.is_hmac()),
+            ("SWITCHBOARD_JWT_ISSUER", self.jwt_issuer.is_some()),
+            ("SWITCHBOARD_JWT_AUDIENCE", self.jwt_audience.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+
+    /// Dev mode: asked for, or nothing configured at all. `/dev/token` mints tokens.
     pub fn dev_mode(&self) -> bool {
-        self.jwt_secret.is_none() && self.jwt_public_key_file.is_none()
+        self.dev || (self.jwt_secret.is_none() && self.jwt_public_key_file.is_none())
+    }
+
+    /// The HTTP address: loopback-only in dev mode unless set.
+    pub fn listen_addr(&self) -> SocketAddr {
+        let default = if self.dev_mode() {
+            [127, 0, 0, 1]
+        } else {
+            [0, 0, 0, 0]
+        };
+        self.listen
+            .unwrap_or_else(|| SocketAddr::from((default, 8080)))
+    }
+
+    /// How long listeners stay open after SIGTERM with readiness off.
+    pub fn drain_delay(&self) -> Duration {
+        self.drain_delay.unwrap_or(if self.dev_mode() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(5)
+        })
     }
 }
 
@@ -390,7 +489,8 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let c = parse(&[]).expect("defaults");
-        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.listen_addr(), "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(c.drain_delay(), Duration::ZERO);
         assert_eq!(c.login_timeout, Duration::from_secs(5));
         assert_eq!(c.outbound_queue, 1024);
         assert!(c.dev_mode());
@@ -406,5 +506,36 @@ mod tests {
         assert!(err.contains("SWITCHBOARD_JWT_ALG"), "{err}");
         let err = parse(&["--heartbeat", "90s"]).expect_err("idle<hb");
         assert!(err.contains("SWITCHBOARD_IDLE_TIMEOUT"), "{err}");
+        let err =
+            parse(&["--jwt-secret", "s", "--redis-url", "http://redis:6379"]).expect_err("scheme");
+        assert!(err.contains("SWITCHBOARD_REDIS_URL"), "{err}");
+    }
+
+    #[test]
+    fn half_production_needs_a_key_or_explicit_dev_mode() {
+        for args in [
+            &["--api-key", "k"][..],
+            &["--redis-url", "redis://127.0.0.1:6379"],
+            &["--jwt-alg", "RS256"],
+            &["--jwt-issuer", "me"],
+            &["--jwt-audience", "us"],
+            &["--listen", "0.0.0.0:8080"],
+        ] {
+            let err = parse(args).expect_err("half production");
+            assert!(err.contains("SWITCHBOARD_JWT_SECRET"), "{args:?}: {err}");
+            assert!(err.contains("SWITCHBOARD_DEV"), "{args:?}: {err}");
+        }
+        let c = parse(&["--dev", "--redis-url", "redis://127.0.0.1:6379"]).expect("dev");
+        assert!(c.dev_mode());
+        assert!(
+            parse(&["--listen", "127.0.0.1:9000"])
+                .expect("local")
+                .dev_mode()
+        );
+        assert!(parse(&["--dev", "--jwt-alg", "RS256"]).is_err());
+        let c = parse(&["--jwt-secret", "s", "--api-key", "k"]).expect("production");
+        assert!(!c.dev_mode());
+        assert_eq!(c.listen_addr(), "0.0.0.0:8080".parse().expect("addr"));
+        assert_eq!(c.drain_delay(), Duration::from_secs(5));
     }
 }

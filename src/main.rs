@@ -52,6 +52,19 @@ fn init_tracing(format: LogFormat) {
 async fn serve(config: Config) -> ExitCode {
     init_tracing(config.log_format);
     let shutdown = shutdown_signal();
+    if let Err(err) = config.validate() {
+        eprintln!("switchboard: invalid configuration: {err}");
+        return ExitCode::from(2);
+    }
+    // Listen first: probes answer (not ready) while the backend is still connecting.
+    let listeners = match Listeners::bind(&config).await {
+        Ok(l) => l,
+        Err(err) => {
+            tracing::error!(cause = %err, "cannot bind listeners");
+            eprintln!("switchboard: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let gw = match Gateway::start(config).await {
         Ok(gw) => gw,
         Err(err) => {
@@ -61,17 +74,18 @@ async fn serve(config: Config) -> ExitCode {
     };
     if gw.verifier.is_dev() {
         tracing::warn!(
-            "DEV MODE: no SWITCHBOARD_JWT_SECRET or SWITCHBOARD_JWT_PUBLIC_KEY_FILE set; \
-             using a random secret and serving GET /dev/token. Never run this in production."
+            listen = %gw.config.listen_addr(),
+            "DEV MODE: GET /dev/token mints tokens for anyone who can reach this address. \
+             Never run this in production: set SWITCHBOARD_JWT_SECRET or \
+             SWITCHBOARD_JWT_PUBLIC_KEY_FILE and leave SWITCHBOARD_DEV unset."
         );
-    }
-    let listeners = match Listeners::bind(gw.config.listen, gw.config.tcp_listen).await {
-        Ok(l) => l,
-        Err(err) => {
-            tracing::error!(cause = %err, "cannot bind listeners");
-            return ExitCode::FAILURE;
+        if gw.config.redis_url.is_some() && gw.config.jwt_secret.is_none() {
+            tracing::warn!(
+                "dev mode with Redis but no SWITCHBOARD_JWT_SECRET: every replica has its own \
+                 random secret and rejects the others' tokens"
+            );
         }
-    };
+    }
     match app::run(gw, listeners, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

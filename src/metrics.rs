@@ -8,6 +8,8 @@ use prometheus::{
 
 pub struct Metrics {
     registry: Registry,
+    /// Standard `process_*` metrics (open fds vs limit, memory, CPU), kept unprefixed.
+    process: Registry,
     /// Open connections by transport (`ws`, `tcp`), logged in or not.
     pub connections: IntGaugeVec,
     /// Login attempts by result (`ok`, `invalid`, `timeout`, `not_login`, `conflict`, ...).
@@ -58,6 +60,15 @@ pub struct Metrics {
     pub rank_matches: IntCounter,
     /// Time from `rank.join` to a match.
     pub rank_wait_seconds: Histogram,
+    /// Connections turned away before a session started, by reason
+    /// (`limit`, `draining`).
+    pub connections_refused: IntCounterVec,
+    /// The configured per-replica connection cap (0: none), for "near the cap" alerts.
+    pub connection_limit: IntGauge,
+    /// 1 from SIGTERM until exit.
+    pub draining: IntGauge,
+    /// 1 while `/readyz` answers 200.
+    pub ready: IntGauge,
 }
 
 impl Metrics {
@@ -182,18 +193,49 @@ impl Metrics {
                     vec![0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]
                 )
             )),
+            connections_refused: reg!(IntCounterVec::new(
+                Opts::new(
+                    "connections_refused_total",
+                    "Connections refused before a session started, by reason"
+                ),
+                &["reason"]
+            )),
+            connection_limit: reg!(IntGauge::new(
+                "connection_limit",
+                "Most connections this replica accepts (0: no cap)"
+            )),
+            draining: reg!(IntGauge::new(
+                "draining",
+                "1 while the replica drains after SIGTERM"
+            )),
+            ready: reg!(IntGauge::new("ready", "1 while /readyz answers 200")),
             registry,
+            process: process_registry(),
         }
     }
 
     /// Prometheus text exposition of every registered metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        if let Err(err) = TextEncoder::new().encode(&families, &mut buf) {
             tracing::error!(cause = %err, "encoding metrics failed");
         }
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+/// `process_*` metrics where the platform has them (Linux); empty elsewhere.
+fn process_registry() -> Registry {
+    let registry = Registry::new();
+    #[cfg(target_os = "linux")]
+    if let Err(err) = registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    )) {
+        tracing::warn!(cause = %err, "process metrics unavailable");
+    }
+    registry
 }
 
 impl Default for Metrics {

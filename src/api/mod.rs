@@ -50,15 +50,30 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             count_requests,
         ));
-    Router::new()
+    let public = Router::new()
         .route("/", get(index))
         .route("/ws", get(ws_upgrade))
         .route("/dev/token", get(dev_token))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz));
+    // With an admin listener, metrics live only there, off the public path.
+    let public = if state.gw.config.admin_listen.is_some() {
+        public
+    } else {
+        public.route("/metrics", get(metrics))
+    };
+    public
         .nest("/api/v1", api)
         .layer(DefaultBodyLimit::max(state.gw.config.max_frame_bytes))
+        .with_state(state)
+}
+
+/// The admin listener: metrics and probes only, for scrapers and kubelets.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .with_state(state)
 }
 
@@ -67,7 +82,9 @@ async fn index() -> Html<&'static str> {
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {
-    if st.gw.is_ready() {
+    let ready = st.gw.is_ready();
+    st.gw.metrics.ready.set(i64::from(ready));
+    if ready {
         (StatusCode::OK, "ready").into_response()
     } else if st.gw.is_accepting() {
         (StatusCode::SERVICE_UNAVAILABLE, "backend unavailable").into_response()
@@ -77,6 +94,7 @@ async fn readyz(State(st): State<AppState>) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
+    st.gw.metrics.ready.set(i64::from(st.gw.is_ready()));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.gw.metrics.render(),
@@ -106,8 +124,15 @@ async fn ws_upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // 503 with Retry-After: a load balancer may retry on another replica (HAProxy
+    // `retry-on 503`), and any client knows to come back.
     if !st.gw.is_accepting() {
-        return ApiError::new(ErrorCode::Unavailable, "server draining").into_response();
+        st.gw.refused("draining");
+        return retry_later("server draining");
+    }
+    if st.gw.at_connection_limit() {
+        st.gw.refused("limit");
+        return retry_later("connection limit reached");
     }
     if !origin_allowed(&st.gw.config.allowed_origins, &headers) {
         return ApiError::new(ErrorCode::Forbidden, "origin not allowed").into_response();
@@ -126,6 +151,14 @@ async fn ws_upgrade(
             st.tracker
                 .track_future(session::run(st.gw.clone(), transport, st.draining.clone()))
         })
+}
+
+fn retry_later(message: &str) -> Response {
+    let mut response = ApiError::new(ErrorCode::Unavailable, message).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
 }
 
 #[derive(Deserialize)]

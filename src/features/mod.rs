@@ -102,6 +102,7 @@ impl Gateway {
                 None,
             ),
         };
+        metrics.connection_limit.set(config.max_connections as i64);
         Ok(Arc::new(Gateway {
             config,
             replica,
@@ -137,6 +138,31 @@ impl Gateway {
 
     pub fn stop_accepting(&self) {
         self.accepting.store(false, Ordering::Release);
+        self.metrics.draining.set(1);
+    }
+
+    /// Open connections (logged in or not) on this replica, all transports.
+    pub fn connection_count(&self) -> usize {
+        ["ws", "tcp"]
+            .iter()
+            .map(|t| self.metrics.connections.with_label_values(&[*t]).get())
+            .sum::<i64>()
+            .max(0) as usize
+    }
+
+    /// True when `SWITCHBOARD_MAX_CONNECTIONS` is set and reached. A soft cap: upgrades
+    /// racing each other may pass it by a few.
+    pub fn at_connection_limit(&self) -> bool {
+        let cap = self.config.max_connections;
+        cap > 0 && self.connection_count() >= cap
+    }
+
+    /// Counts a connection turned away before its session started.
+    pub fn refused(&self, reason: &str) {
+        self.metrics
+            .connections_refused
+            .with_label_values(&[reason])
+            .inc();
     }
 
     /// Applies the duplicate-login policy and registers the session everywhere.

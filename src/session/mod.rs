@@ -50,6 +50,17 @@ pub async fn run<T: Transport>(gw: Arc<Gateway>, mut transport: T, draining: Can
     gauge.dec();
 }
 
+/// Turns a connection away before any session starts (the replica is at its connection
+/// cap): an `unavailable` error, then close 1013 so the client tries again elsewhere.
+pub async fn refuse<T: Transport>(gw: Arc<Gateway>, mut transport: T, message: &str) {
+    write_error(&gw, &mut transport, None, ErrorCode::Unavailable, message).await;
+    let _ = timeout(
+        gw.config.write_timeout.min(Duration::from_secs(2)),
+        transport.close(close::TRY_LATER, close::reason(close::TRY_LATER)),
+    )
+    .await;
+}
+
 /// Writes one reply frame straight to the transport (bounded by the write timeout).
 async fn write_now<T: Transport>(gw: &Gateway, t: &mut T, frame: ServerFrame<'_>) -> bool {
     let encoded = frame.encode();
@@ -123,6 +134,12 @@ async fn login<T: Transport>(
         }
     };
     gw.metrics.frames_in.with_label_values(&["login"]).inc();
+    // Logging in during the drain delay (readiness already off): send it elsewhere now.
+    if !gw.is_accepting() {
+        gw.refused("draining");
+        write_reconnect(gw, t).await;
+        return Err(close::DRAINING);
+    }
     let (id, token, dm_since) = match parse_request(&text) {
         Ok(Request {
             id,

@@ -173,7 +173,11 @@ async fn probes_dev_token_and_page() {
         404
     );
 
-    let dev = TestServer::with(|c| c.jwt_secret = None).await;
+    let dev = TestServer::with(|c| {
+        c.jwt_secret = None;
+        c.dev = true;
+    })
+    .await;
     let (status, token) = http(
         dev.http,
         "GET",
@@ -189,6 +193,13 @@ async fn probes_dev_token_and_page() {
         (welcome["user"].clone(), welcome["name"].clone()),
         (json!("alice"), json!("Alice"))
     );
+
+    // Dev mode with a shared secret: a token minted by one replica works on another.
+    let dev_shared = TestServer::with(|c| c.dev = true).await;
+    let (status, token) = http(dev_shared.http, "GET", "/dev/token?user=bob", None, None).await;
+    assert_eq!(status, 200);
+    let mut c = s.ws_raw().await;
+    assert_eq!(c.login(token.trim()).await["user"], "bob");
 }
 
 #[tokio::test]

@@ -40,18 +40,17 @@ impl TestServer {
     /// Starts a gateway with test defaults, adjusted by `tweak`.
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config {
-            listen: "127.0.0.1:0".parse().expect("addr"),
+            listen: Some("127.0.0.1:0".parse().expect("addr")),
             tcp_listen: Some("127.0.0.1:0".parse().expect("addr")),
             jwt_secret: Some(SECRET.into()),
             api_key: Some(API_KEY.into()),
             drain_timeout: Duration::from_secs(1),
+            drain_delay: Some(Duration::ZERO),
             ..Config::default()
         };
         tweak(&mut config);
         let gw = Gateway::start(config).await.expect("valid test config");
-        let listeners = Listeners::bind(gw.config.listen, gw.config.tcp_listen)
-            .await
-            .expect("bind");
+        let listeners = Listeners::bind(&gw.config).await.expect("bind");
         let http = listeners.http.local_addr().expect("addr");
         let tcp = listeners
             .tcp

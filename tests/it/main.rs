@@ -4,6 +4,7 @@
 mod api;
 mod chat;
 mod conformance;
+mod deploy;
 mod games;
 mod harness;
 mod limits;

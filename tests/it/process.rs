@@ -44,6 +44,10 @@ fn help_documents_every_setting() {
         "SWITCHBOARD_RATE_LIMIT",
         "SWITCHBOARD_DUPLICATE_LOGIN",
         "SWITCHBOARD_DRAIN_TIMEOUT",
+        "SWITCHBOARD_DRAIN_DELAY",
+        "SWITCHBOARD_DEV",
+        "SWITCHBOARD_ADMIN_LISTEN",
+        "SWITCHBOARD_MAX_CONNECTIONS",
         "SWITCHBOARD_LOG_FORMAT",
     ] {
         assert!(help.contains(var), "--help lacks {var}");
@@ -100,12 +104,106 @@ fn invalid_settings_stop_startup_naming_the_setting() {
     }
 }
 
+/// Runs the gateway with `env`, expects it to refuse to start, returns its stderr.
+fn refused_start(env: &[(&str, &str)]) -> String {
+    let mut cmd = gateway();
+    cmd.env("SWITCHBOARD_LISTEN", "127.0.0.1:0");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{env:?}: still running, expected a refusal");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "{env:?} started");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    err
+}
+
+#[test]
+fn half_production_config_refuses_to_start() {
+    for env in [
+        &[("SWITCHBOARD_API_KEY", "k")][..],
+        &[("SWITCHBOARD_REDIS_URL", "redis://127.0.0.1:1")],
+        &[("SWITCHBOARD_JWT_ALG", "RS256")],
+        &[("SWITCHBOARD_JWT_ISSUER", "me")],
+        &[("SWITCHBOARD_LISTEN", "0.0.0.0:0")],
+    ] {
+        let err = refused_start(env);
+        assert!(
+            err.contains("SWITCHBOARD_JWT_SECRET") && err.contains("SWITCHBOARD_DEV"),
+            "{env:?}: {err}"
+        );
+        assert!(err.contains(env[0].0), "{env:?} not named: {err}");
+    }
+}
+
+#[test]
+fn explicit_dev_mode_accepts_one_as_true() {
+    let mut child = gateway()
+        .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
+        .env("SWITCHBOARD_API_KEY", "k")
+        .env("SWITCHBOARD_DEV", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(500));
+    let running = child.try_wait().expect("wait").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(running, "SWITCHBOARD_DEV=1 with an API key did not start");
+}
+
+#[test]
+fn startup_errors_name_what_failed() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    for (setting, extra) in [
+        ("SWITCHBOARD_LISTEN", None),
+        ("SWITCHBOARD_ADMIN_LISTEN", Some("SWITCHBOARD_ADMIN_LISTEN")),
+        ("SWITCHBOARD_TCP_LISTEN", Some("SWITCHBOARD_TCP_LISTEN")),
+    ] {
+        let mut env = vec![("SWITCHBOARD_JWT_SECRET", SECRET)];
+        match extra {
+            Some(var) => env.push((var, addr.as_str())),
+            None => env.push(("SWITCHBOARD_LISTEN", addr.as_str())),
+        }
+        // The later entry wins for SWITCHBOARD_LISTEN (set to :0 by `refused_start`).
+        let err = refused_start(&env);
+        assert!(
+            err.contains(setting) && err.contains(&addr),
+            "{setting}: {err}"
+        );
+    }
+    let err = refused_start(&[
+        ("SWITCHBOARD_JWT_SECRET", SECRET),
+        ("SWITCHBOARD_REDIS_URL", "http://redis:6379"),
+    ]);
+    assert!(err.contains("SWITCHBOARD_REDIS_URL"), "{err}");
+}
+
 #[tokio::test]
 async fn sigterm_drains_and_exits_zero() {
     let mut child = gateway()
         .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
         .env("SWITCHBOARD_JWT_SECRET", SECRET)
         .env("SWITCHBOARD_DRAIN_TIMEOUT", "1s")
+        .env("SWITCHBOARD_DRAIN_DELAY", "0s")
         .env("SWITCHBOARD_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())

@@ -191,6 +191,8 @@ pub struct RedisBackend {
     /// When our own probe message last came back through the subscriber (ms epoch).
     probe_seen_ms: AtomicU64,
     probe_interval: Duration,
+    /// Wakes the probe loop right after a (re)connection, so readiness returns at once.
+    probe_now: tokio::sync::Notify,
     stop: CancellationToken,
 }
 
@@ -215,6 +217,10 @@ impl RedisBackend {
             fred::types::config::Config::from_url(url)
         }
         .map_err(|e| format!("SWITCHBOARD_REDIS_URL: {e}"))?;
+        let mut redis_config = redis_config;
+        // A Redis that is not up yet is retried like a lost connection, however long it
+        // takes (compose and Kubernetes start everything at once).
+        redis_config.fail_fast = false;
         let mut builder = Builder::from_config(redis_config);
         builder
             .with_connection_config(|c| {
@@ -226,7 +232,8 @@ impl RedisBackend {
                 p.default_command_timeout = config.redis_timeout;
                 p.broadcast_channel_capacity = 16 * 1024;
             })
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+            // Capped at 1 s so a replica is ready about a second after Redis answers.
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 1_000, 2));
         let cmd = builder.build().map_err(|e| format!("redis client: {e}"))?;
         let sub = builder
             .build_subscriber_client()
@@ -254,6 +261,7 @@ impl RedisBackend {
             last_seen: std::sync::Mutex::default(),
             probe_seen_ms: AtomicU64::new(0),
             probe_interval: config.redis_probe_interval,
+            probe_now: tokio::sync::Notify::new(),
             stop,
         });
         backend.cmd.connect();
@@ -276,6 +284,7 @@ impl RedisBackend {
                                 if subscriber && let Err(err) = this.subs.resync().await {
                                     tracing::warn!(cause = %err, "re-subscribing after reconnect failed");
                                 }
+                                this.probe_now.notify_one();
                             }
                             Err(RecvError::Lagged(_)) => {}
                             Err(RecvError::Closed) => return,
@@ -288,19 +297,35 @@ impl RedisBackend {
             backend.cmd.wait_for_connect().await?;
             backend.sub.wait_for_connect().await
         };
-        match tokio::time::timeout(config.redis_timeout * 3, wait).await {
-            Ok(Ok(())) => tracing::info!("redis backend connected"),
-            _ => tracing::warn!("redis not reachable yet; retrying in the background"),
+        // Bounded: the listeners are open meanwhile; an absent Redis only means "not ready".
+        let connected = matches!(
+            tokio::time::timeout(config.redis_timeout, wait).await,
+            Ok(Ok(()))
+        );
+        if connected {
+            tracing::info!("redis backend connected");
+        } else {
+            tracing::warn!("redis not reachable yet; retrying in the background (not ready)");
         }
         // Every replica always listens to broadcasts and to its own probe: permanent
         // interest, re-subscribed with everything else.
-        for channel in [
-            backend.keys.channel(&Topic::All),
-            backend.keys.probe(&backend.replica),
-        ] {
-            if let Err(err) = backend.subs.request_always(channel).await {
-                tracing::warn!(cause = %err, "base subscription failed; retried by the probe");
+        let base = {
+            let backend = backend.clone();
+            async move {
+                for channel in [
+                    backend.keys.channel(&Topic::All),
+                    backend.keys.probe(&backend.replica),
+                ] {
+                    if let Err(err) = backend.subs.request_always(channel).await {
+                        tracing::warn!(cause = %err, "base subscription failed; retried by the probe");
+                    }
+                }
             }
+        };
+        if connected {
+            base.await;
+        } else {
+            tokio::spawn(base);
         }
         tokio::spawn(backend.clone().receive());
         tokio::spawn(backend.clone().probe_loop());
@@ -456,6 +481,7 @@ impl RedisBackend {
             tokio::select! {
                 _ = self.stop.cancelled() => return,
                 _ = tick.tick() => {}
+                _ = self.probe_now.notified() => {}
             }
             if self.cmd.is_connected() {
                 let probe = async {
