@@ -5,7 +5,7 @@
 
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::features::Gateway;
+use crate::gateway::Gateway;
 use crate::protocol::close;
 use crate::session;
 use crate::transport::tcp::TcpTransport;

@@ -1,57 +1,9 @@
-//! Every setting, from command-line flags and `SWITCHBOARD_*` environment variables,
-//! checked once at startup so a bad value fails fast with the setting's name.
+//! Every gateway setting, from command-line flags and `SWITCHBOARD_*` environment
+//! variables, checked once at startup so a bad value fails fast with the setting's name.
 
 use clap::builder::BoolishValueParser;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
-
-/// Horizontally scaled real-time gateway: WebSocket and TCP clients, rooms, direct
-/// messages, presence and broadcast, with an HTTP API for backends.
-#[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about, long_about = None)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    #[command(flatten)]
-    pub config: Config,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Print a signed HS* token for trying things out.
-    Token(TokenArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct TokenArgs {
-    /// User id (`sub` claim).
-    #[arg(long)]
-    pub sub: String,
-    /// Display name.
-    #[arg(long)]
-    pub name: Option<String>,
-    /// HMAC secret the gateway is configured with.
-    #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
-    pub secret: String,
-    #[arg(long, value_enum, default_value = "hs256")]
-    pub alg: JwtAlg,
-    /// Ranked-play rating claim.
-    #[arg(long)]
-    pub rating: Option<i64>,
-    /// Permission to grant (repeatable), e.g. `broadcast`.
-    #[arg(long = "perm")]
-    pub perms: Vec<String>,
-    /// Room glob the user may join (repeatable); no `--room` means any room.
-    #[arg(long = "room")]
-    pub rooms: Vec<String>,
-    /// Lifetime of the token.
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
-    pub ttl: Duration,
-    #[arg(long)]
-    pub issuer: Option<String>,
-    #[arg(long)]
-    pub audience: Option<String>,
-}
 
 /// JWT signature algorithms the gateway accepts (exactly one is configured).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -288,11 +240,27 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// Parses a `Config` alone, for the built-in defaults.
+#[derive(Parser)]
+#[command(name = "switchboard")]
+struct ConfigOnly {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// The settings' parser with every `env = ...` source removed.
+fn hermetic_command() -> clap::Command {
+    ConfigOnly::command().mut_args(|arg| arg.env(None))
+}
+
 impl Default for Config {
-    /// The defaults, as if started with no flags (environment variables still apply).
+    /// The built-in defaults, as if started with no flags and no `SWITCHBOARD_*`
+    /// variables: the caller's environment is ignored, so tests are hermetic.
     fn default() -> Self {
-        Cli::try_parse_from(["switchboard"])
-            .map(|cli| cli.config)
+        hermetic_command()
+            .try_get_matches_from(["switchboard"])
+            .and_then(|matches| ConfigOnly::from_arg_matches(&matches))
+            .map(|parsed| parsed.config)
             .unwrap_or_else(|err| panic!("built-in defaults must parse: {err}"))
     }
 }
@@ -481,9 +449,19 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Config, String> {
         let mut all = vec!["switchboard"];
         all.extend_from_slice(args);
-        let cli = Cli::try_parse_from(all).map_err(|e| e.to_string())?;
+        let cli = crate::cli::Cli::try_parse_from(all).map_err(|e| e.to_string())?;
         cli.config.validate()?;
         Ok(cli.config)
+    }
+
+    #[test]
+    fn defaults_ignore_the_environment() {
+        let command = hermetic_command();
+        assert!(command.get_arguments().count() > 40);
+        assert!(command.get_arguments().all(|a| a.get_env().is_none()));
+        let c = Config::default();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.redis_url, None);
     }
 
     #[test]

@@ -1,185 +1,16 @@
 //! This replica's registry of local sessions by user and room, and fan-out: each
 //! event is encoded once and the shared bytes are queued to every local recipient.
 
-use crate::backend::{Event, EventSink, Topic};
+use crate::event::{Delivery, Event, EventSink, LocalSnapshot, Topic};
 use crate::metrics::Metrics;
-use crate::protocol::{Encoded, GameRole, RoomId, ServerFrame, UserId, close};
+use crate::protocol::close::{self, CloseCode};
+use crate::protocol::{GameRole, RoomId, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// One encoded frame on its way to a session, shared by all its recipients.
-#[derive(Debug)]
-pub struct Delivery {
-    pub frame: Encoded,
-    /// Position in an ordered stream, so a session can drop what a replay already sent.
-    pub order: Option<Ordered>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ordered {
-    Room(RoomId, u64),
-    Direct(u64),
-    Game(RoomId, u64),
-    /// The game is over: the session lets go of it after writing this frame.
-    GameOver(RoomId),
-}
-
-impl Delivery {
-    /// Encodes the client frame for an event; `None` for control events.
-    pub fn for_event(event: &Event) -> Option<Delivery> {
-        let (frame, order) = match event {
-            Event::Kick { .. } | Event::Renamed { .. } => return None,
-            Event::GameStarted {
-                room,
-                owner,
-                opponent,
-            } => (
-                ServerFrame::GameStarted {
-                    room: room.as_str(),
-                    owner: owner.as_str(),
-                    opponent: opponent.as_str(),
-                }
-                .encode(),
-                None,
-            ),
-            Event::GameMessage {
-                room,
-                from,
-                to,
-                data,
-                seq,
-            } => (
-                ServerFrame::GameMessage {
-                    room: room.as_str(),
-                    from: from.as_str(),
-                    to: *to,
-                    data,
-                    seq: *seq,
-                }
-                .encode(),
-                Some(Ordered::Game(room.clone(), *seq)),
-            ),
-            Event::GameClosed { room, reason } => (
-                ServerFrame::GameClosed {
-                    room: room.as_str(),
-                    reason,
-                }
-                .encode(),
-                Some(Ordered::GameOver(room.clone())),
-            ),
-            Event::RankMatched {
-                room,
-                opponent,
-                opponent_rating,
-            } => (
-                ServerFrame::RankMatched {
-                    room: room.as_str(),
-                    opponent: opponent.as_str(),
-                    opponent_rating: *opponent_rating,
-                }
-                .encode(),
-                None,
-            ),
-            Event::Message {
-                room,
-                from,
-                name,
-                data,
-                seq,
-                ts,
-                ..
-            } => (
-                ServerFrame::Message {
-                    room: room.as_str(),
-                    from: from.as_str(),
-                    name,
-                    data,
-                    seq: *seq,
-                    ts: *ts,
-                }
-                .encode(),
-                Some(Ordered::Room(room.clone(), *seq)),
-            ),
-            Event::Direct {
-                from,
-                name,
-                data,
-                seq,
-                ts,
-                ..
-            } => (
-                ServerFrame::Direct {
-                    from: from.as_str(),
-                    name,
-                    data,
-                    seq: *seq,
-                    ts: *ts,
-                }
-                .encode(),
-                Some(Ordered::Direct(*seq)),
-            ),
-            Event::Broadcast {
-                from,
-                name,
-                data,
-                ts,
-            } => (
-                ServerFrame::Broadcast {
-                    from: from.as_str(),
-                    name,
-                    data,
-                    ts: *ts,
-                }
-                .encode(),
-                None,
-            ),
-            Event::MemberJoined {
-                room,
-                user,
-                name,
-                count,
-            } => (
-                ServerFrame::MemberJoined {
-                    room: room.as_str(),
-                    user: user.as_str(),
-                    name,
-                    count: *count,
-                }
-                .encode(),
-                None,
-            ),
-            Event::MemberLeft {
-                room,
-                user,
-                name,
-                count,
-            } => (
-                ServerFrame::MemberLeft {
-                    room: room.as_str(),
-                    user: user.as_str(),
-                    name,
-                    count: *count,
-                }
-                .encode(),
-                None,
-            ),
-            Event::MemberRenamed { room, user, name } => (
-                ServerFrame::MemberRenamed {
-                    room: room.as_str(),
-                    user: user.as_str(),
-                    name,
-                }
-                .encode(),
-                None,
-            ),
-        };
-        Some(Delivery { frame, order })
-    }
-}
 
 /// The hub's view of one live session: its queue and how to close it.
 pub struct SessionHandle {
@@ -214,10 +45,10 @@ impl SessionHandle {
 
     /// Asks the session to close with `code`; the first reason wins. True when this
     /// call decided the reason, so an event is counted once.
-    pub fn close(&self, code: u16) -> bool {
+    pub fn close(&self, code: CloseCode) -> bool {
         let first = self
             .close_code
-            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(0, code.as_u16(), Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         self.closer.cancel();
         first
@@ -228,10 +59,10 @@ impl SessionHandle {
         self.closer.cancelled()
     }
 
-    pub fn close_code(&self) -> u16 {
+    pub fn close_code(&self) -> CloseCode {
         match self.close_code.load(Ordering::Acquire) {
             0 => close::NORMAL,
-            code => code,
+            code => CloseCode::from_u16(code),
         }
     }
 }
@@ -332,56 +163,9 @@ impl Hub {
         removed
     }
 
-    /// True while the session is registered here (and, with `room`, in that room).
-    pub fn holds(&self, session: &str, room: Option<&RoomId>) -> bool {
-        let reg = self.read();
-        match room {
-            None => reg.sessions.contains_key(session),
-            Some(room) => reg.rooms.get(room).is_some_and(|m| m.contains_key(session)),
-        }
-    }
-
-    /// True while some local session needs `topic`.
-    pub fn has_interest(&self, topic: &Topic) -> bool {
-        let reg = self.read();
-        match topic {
-            Topic::Room(room) => reg.rooms.contains_key(room),
-            Topic::User(user) => reg.users.contains_key(user),
-            Topic::Game(room) => reg.games.contains_key(room),
-            Topic::All => true,
-        }
-    }
-
     /// Every local session, for draining.
     pub fn sessions(&self) -> Vec<Arc<SessionHandle>> {
         self.read().sessions.values().cloned().collect()
-    }
-
-    /// Local sessions `(user, session, name)` and room memberships `(room, user, session)`:
-    /// what a shared presence store must keep refreshed for this replica.
-    #[allow(clippy::type_complexity)]
-    pub fn snapshot(
-        &self,
-    ) -> (
-        Vec<(UserId, String, Arc<str>)>,
-        Vec<(RoomId, UserId, String)>,
-    ) {
-        let reg = self.read();
-        let sessions = reg
-            .sessions
-            .values()
-            .map(|h| (h.user.clone(), h.id.clone(), h.name()))
-            .collect();
-        let memberships = reg
-            .rooms
-            .iter()
-            .flat_map(|(room, members)| {
-                members
-                    .values()
-                    .map(move |h| (room.clone(), h.user.clone(), h.id.clone()))
-            })
-            .collect();
-        (sessions, memberships)
     }
 
     pub fn session_count(&self) -> usize {
@@ -423,6 +207,46 @@ impl Hub {
 }
 
 impl EventSink for Hub {
+    fn has_interest(&self, topic: &Topic) -> bool {
+        let reg = self.read();
+        match topic {
+            Topic::Room(room) => reg.rooms.contains_key(room),
+            Topic::User(user) => reg.users.contains_key(user),
+            Topic::Game(room) => reg.games.contains_key(room),
+            Topic::All => true,
+        }
+    }
+
+    fn holds(&self, session: &str, room: Option<&RoomId>) -> bool {
+        let reg = self.read();
+        match room {
+            None => reg.sessions.contains_key(session),
+            Some(room) => reg.rooms.get(room).is_some_and(|m| m.contains_key(session)),
+        }
+    }
+
+    fn snapshot(&self) -> LocalSnapshot {
+        let reg = self.read();
+        let sessions = reg
+            .sessions
+            .values()
+            .map(|h| (h.user.clone(), h.id.clone(), h.name()))
+            .collect();
+        let memberships = reg
+            .rooms
+            .iter()
+            .flat_map(|(room, members)| {
+                members
+                    .values()
+                    .map(move |h| (room.clone(), h.user.clone(), h.id.clone()))
+            })
+            .collect();
+        LocalSnapshot {
+            sessions,
+            memberships,
+        }
+    }
+
     fn dispatch(&self, topic: &Topic, event: &Event) -> usize {
         let started = Instant::now();
         let reg = self.read();

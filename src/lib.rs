@@ -6,14 +6,18 @@
 //! backend (in-memory for a single node, Redis for many).
 //!
 //! # Layout
+//! - [`cli`]: the command line and its subcommands.
 //! - [`config`]: every setting, from flags and `SWITCHBOARD_*` variables.
 //! - [`protocol`]: wire frames, ids, error and close codes.
 //! - [`auth`]: JWT verification and the resulting `Identity`.
 //! - [`transport`]: WebSocket and TCP front ends behind one `Transport` trait.
 //! - [`session`]: one connection's life: login, select loop, limits, teardown.
-//! - [`hub`]: this replica's sessions by user and room; encode-once fan-out.
+//! - [`event`]: what travels between replicas, the `EventSink` seam, encode-once frames.
+//! - [`hub`]: this replica's sessions by user and room; fan-out of shared frames.
 //! - [`backend`]: what replicas share (`Bus`, `Presence`), with a memory implementation.
-//! - [`features`]: the rules (rooms, DMs, broadcast, presence), shared by sessions and API.
+//! - [`gateway`]: the shared state (settings, hub, stores, metrics), start-up, readiness.
+//! - [`features`]: the rules (logins, rooms, DMs, broadcast, presence, games, ranked),
+//!   one file each, shared by sessions and the API.
 //! - [`api`]: HTTP routes: `/ws`, `/api/v1`, `/metrics`, probes.
 //! - [`matchmaking`]: the ranked matching rule.
 //! - [`metrics`]: the Prometheus registry.
@@ -23,8 +27,11 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod backend;
+pub mod cli;
 pub mod config;
+pub mod event;
 pub mod features;
+pub mod gateway;
 pub mod hub;
 pub mod matchmaking;
 pub mod metrics;

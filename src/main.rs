@@ -4,8 +4,9 @@ use clap::Parser;
 use std::process::ExitCode;
 use switchboard::app::{self, Listeners};
 use switchboard::auth::{self, Claims};
-use switchboard::config::{Cli, Command, Config, LogFormat, TokenArgs};
-use switchboard::features::Gateway;
+use switchboard::cli::{Cli, Command, TokenArgs};
+use switchboard::config::{Config, LogFormat};
+use switchboard::gateway::Gateway;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -68,8 +69,8 @@ async fn serve(config: Config) -> ExitCode {
     let gw = match Gateway::start(config).await {
         Ok(gw) => gw,
         Err(err) => {
-            eprintln!("switchboard: invalid configuration: {err}");
-            return ExitCode::from(2);
+            eprintln!("switchboard: {err}");
+            return ExitCode::from(err.exit_code());
         }
     };
     if gw.verifier.is_dev() {

@@ -5,7 +5,7 @@ mod error;
 
 pub use error::ApiError;
 
-use crate::features::Gateway;
+use crate::gateway::Gateway;
 use crate::protocol::{ErrorCode, Member, RoomId, UserId};
 use crate::session;
 use crate::transport::ws::{HARD_LIMIT_FACTOR, WsTransport};

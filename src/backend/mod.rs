@@ -1,5 +1,6 @@
-//! What replicas share, behind small traits: the event `Bus` (publish/subscribe with
-//! per-topic logs for resume and offline delivery) and `Presence`.
+//! What replicas share, behind four traits: the event `Bus` (publish/subscribe with
+//! per-topic logs for resume and offline delivery), `Presence`, `Games` and the ranked
+//! `Matchmaker`. Events reach this replica's sessions through `event::EventSink`.
 //!
 //! `memory` is the single-node implementation. A Redis implementation plugs in behind
 //! the same traits; the rules in `features` never know which one runs.
@@ -7,127 +8,14 @@
 pub mod memory;
 pub mod redis;
 
+use crate::config::Config;
+use crate::event::{Event, EventSink, Topic};
 use crate::matchmaking::{Rules, Waiting};
-use crate::protocol::{GameTarget, Member, RoomId, UserId};
+use crate::metrics::Metrics;
+use crate::protocol::{Member, RoomId, UserId};
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-/// Where an event goes: every replica delivers it to its local sessions of the topic.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Topic {
-    Room(RoomId),
-    User(UserId),
-    All,
-    /// A game's participants (players and watchers); logged like a room.
-    Game(RoomId),
-}
-
-/// What travels between replicas. Each replica turns it into a client frame once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "k", rename_all = "snake_case")]
-pub enum Event {
-    Message {
-        room: RoomId,
-        from: UserId,
-        name: String,
-        data: Value,
-        seq: u64,
-        ts: u64,
-        /// Set when the sender asked for no echo: its own sessions are skipped.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        skip: Option<UserId>,
-    },
-    Direct {
-        to: UserId,
-        from: UserId,
-        name: String,
-        data: Value,
-        seq: u64,
-        ts: u64,
-    },
-    Broadcast {
-        from: UserId,
-        name: String,
-        data: Value,
-        ts: u64,
-    },
-    MemberJoined {
-        room: RoomId,
-        user: UserId,
-        name: String,
-        /// Distinct users in the room afterwards.
-        count: usize,
-    },
-    MemberLeft {
-        room: RoomId,
-        user: UserId,
-        name: String,
-        /// Distinct users in the room afterwards.
-        count: usize,
-    },
-    MemberRenamed {
-        room: RoomId,
-        user: UserId,
-        name: String,
-    },
-    /// Close the user's sessions (but `except`) with `code`: kick policy, API disconnect.
-    Kick {
-        user: UserId,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        except: Option<String>,
-        code: u16,
-    },
-    /// The user's display name changed; its sessions use the new one from now on.
-    Renamed {
-        user: UserId,
-        name: String,
-    },
-    GameStarted {
-        room: RoomId,
-        owner: UserId,
-        opponent: UserId,
-    },
-    GameMessage {
-        room: RoomId,
-        from: UserId,
-        to: GameTarget,
-        data: Value,
-        seq: u64,
-    },
-    GameClosed {
-        room: RoomId,
-        reason: String,
-    },
-    /// On the user's topic: the ranked queue paired this user.
-    RankMatched {
-        room: RoomId,
-        opponent: UserId,
-        opponent_rating: i64,
-    },
-}
-
-impl Event {
-    /// The seq of a logged event.
-    pub fn seq(&self) -> Option<u64> {
-        match self {
-            Event::Message { seq, .. }
-            | Event::Direct { seq, .. }
-            | Event::GameMessage { seq, .. } => Some(*seq),
-            _ => None,
-        }
-    }
-
-    /// Stores the seq a logged topic assigned.
-    pub fn set_seq(&mut self, value: u64) {
-        if let Event::Message { seq, .. }
-        | Event::Direct { seq, .. }
-        | Event::GameMessage { seq, .. } = self
-        {
-            *seq = value;
-        }
-    }
-}
+use memory::{MemoryBus, MemoryGames, MemoryMatchmaker, MemoryPresence};
+use std::sync::Arc;
 
 /// Result of reading a topic's log after a seq.
 #[derive(Debug, Default)]
@@ -140,17 +28,76 @@ pub struct Replay {
     pub head: u64,
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum BackendError {
-    /// The shared store cannot be reached right now; callers answer `unavailable`.
-    #[error("backend unavailable: {0}")]
-    Unavailable(String),
+/// The four shared stores of one gateway.
+pub struct Backends {
+    pub bus: Arc<dyn Bus>,
+    pub presence: Arc<dyn Presence>,
+    pub games: Arc<dyn Games>,
+    pub matchmaker: Arc<dyn Matchmaker>,
+    /// Set on Redis: readiness and shutdown need the connection's health.
+    pub redis: Option<Arc<redis::RedisBackend>>,
 }
 
-/// Receives events for topics this replica subscribed to: the local hub.
-pub trait EventSink: Send + Sync {
-    /// Delivers to local sessions; returns how many received it.
-    fn dispatch(&self, topic: &Topic, event: &Event) -> usize;
+/// Why the shared backend could not be set up. An unreachable Redis is not one: it is
+/// retried in the background while the replica reports not ready.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// `SWITCHBOARD_REDIS_URL` does not parse.
+    #[error("SWITCHBOARD_REDIS_URL: {0}")]
+    Url(String),
+    /// The Redis client could not be built (TLS setup and the like).
+    #[error("redis client: {0}")]
+    Client(String),
+}
+
+/// Builds the backends: Redis when `redis_url` is set, else in-memory. Events for this
+/// replica reach `sink`.
+pub async fn connect(
+    config: &Config,
+    sink: Arc<dyn EventSink>,
+    metrics: Arc<Metrics>,
+    replica: &str,
+) -> Result<Backends, ConnectError> {
+    Ok(match config.redis_url.as_deref() {
+        Some(url) => {
+            let redis =
+                redis::RedisBackend::connect(config, url, sink, metrics, replica.to_owned())
+                    .await?;
+            Backends {
+                bus: redis.clone(),
+                presence: redis.clone(),
+                games: redis.clone(),
+                matchmaker: redis.clone(),
+                redis: Some(redis),
+            }
+        }
+        None => Backends {
+            bus: Arc::new(MemoryBus::new(
+                sink,
+                config.history_size,
+                config.inbox_size,
+                metrics,
+            )),
+            presence: Arc::new(MemoryPresence::new()),
+            games: Arc::new(MemoryGames::new(config.game_ttl)),
+            matchmaker: Arc::new(MemoryMatchmaker::new()),
+            redis: None,
+        },
+    })
+}
+
+/// A shared-store call that did not work; every kind makes clients answer `unavailable`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    /// The store cannot be reached right now (disconnected, timed out, stopping).
+    #[error("backend unavailable: {0}")]
+    Unavailable(&'static str),
+    /// The store answered a command with an error, kept as the source.
+    #[error("backend command failed: {0}")]
+    Command(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// The store answered with a reply of an unexpected shape.
+    #[error("unexpected backend reply: {0}")]
+    Reply(String),
 }
 
 /// Topic-based publish/subscribe across replicas, with ordered logs for room messages

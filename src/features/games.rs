@@ -1,8 +1,9 @@
 //! Game rooms (friend play): seats, watchers, targeted game messages with a per-game
 //! seq, and closing, including a grace period for players who drop out.
 
-use super::Gateway;
-use crate::backend::{Event, GameRefusal, GameState, Seated, Topic};
+use crate::backend::{GameRefusal, GameState, Replay, Seated};
+use crate::event::{Event, Topic};
+use crate::gateway::Gateway;
 use crate::hub::SessionHandle;
 use crate::protocol::{ErrorCode, GameRole, GameTarget, Reply, RoomId, UserId};
 use serde_json::Value;
@@ -127,6 +128,25 @@ impl Gateway {
         Ok(self
             .bus
             .publish_logged(&Topic::Game(room.clone()), event)
+            .await?)
+    }
+
+    /// `game.close`: only the owner may close a game.
+    pub async fn game_close_by(&self, user: &UserId, room: &RoomId) -> Result<(), Reply> {
+        let Some(state) = self.games.get(room).await? else {
+            return Err(Reply::new(ErrorCode::NotFound, "no such game"));
+        };
+        if &state.owner != user {
+            return Err(Reply::new(ErrorCode::Forbidden, "only the owner can close"));
+        }
+        self.game_end(room, reason::CLOSED).await
+    }
+
+    /// The game's logged messages after `after` (every target; the caller filters by role).
+    pub async fn game_replay(&self, room: &RoomId, after: u64) -> Result<Replay, Reply> {
+        Ok(self
+            .bus
+            .replay(&Topic::Game(room.clone()), after, self.config.replay_limit)
             .await?)
     }
 

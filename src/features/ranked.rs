@@ -1,9 +1,10 @@
 //! Ranked play: the shared queue, the matcher loop every replica runs, and turning a
 //! pair into a game room announced over both players' user channels.
 
-use super::Gateway;
 use super::games::new_game_id;
-use crate::backend::{Event, QueueStats, Topic};
+use crate::backend::QueueStats;
+use crate::event::{Event, Topic};
+use crate::gateway::Gateway;
 use crate::matchmaking::{Rules, Waiting};
 use crate::protocol::Reply;
 use std::sync::Arc;

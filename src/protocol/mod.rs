@@ -321,7 +321,7 @@ pub enum ServerFrame<'a> {
     },
     /// Sent over TCP only, which has no close frames of its own.
     Close {
-        code: u16,
+        code: close::CloseCode,
         reason: &'a str,
     },
 }

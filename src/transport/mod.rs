@@ -5,6 +5,7 @@ pub mod tcp;
 pub mod ws;
 
 use crate::protocol::Encoded;
+use crate::protocol::close::CloseCode;
 use axum::extract::ws::Utf8Bytes;
 use std::future::Future;
 use std::io;
@@ -39,5 +40,9 @@ pub trait Transport: Send {
     /// Sends a liveness probe the client must answer (or at least not ignore for long).
     fn ping(&mut self) -> impl Future<Output = io::Result<()>> + Send;
     /// Says goodbye with a close code and ends the connection.
-    fn close(&mut self, code: u16, reason: &str) -> impl Future<Output = io::Result<()>> + Send;
+    fn close(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+    ) -> impl Future<Output = io::Result<()>> + Send;
 }

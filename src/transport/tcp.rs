@@ -2,6 +2,7 @@
 //! rules as WebSocket. Oversized lines are skipped without being buffered.
 
 use super::{Inbound, Transport};
+use crate::protocol::close::CloseCode;
 use crate::protocol::{Encoded, ServerFrame};
 use axum::extract::ws::Utf8Bytes;
 use std::io;
@@ -118,7 +119,7 @@ impl Transport for TcpTransport {
         self.flush().await
     }
 
-    async fn close(&mut self, code: u16, reason: &str) -> io::Result<()> {
+    async fn close(&mut self, code: CloseCode, reason: &str) -> io::Result<()> {
         self.feed(&ServerFrame::Close { code, reason }.encode())
             .await?;
         self.flush().await?;

@@ -2,6 +2,7 @@
 
 use super::{Inbound, Transport};
 use crate::protocol::Encoded;
+use crate::protocol::close::CloseCode;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::SinkExt;
@@ -81,9 +82,9 @@ impl Transport for WsTransport {
             .map_err(to_io)
     }
 
-    async fn close(&mut self, code: u16, reason: &str) -> io::Result<()> {
+    async fn close(&mut self, code: CloseCode, reason: &str) -> io::Result<()> {
         let frame = CloseFrame {
-            code,
+            code: code.as_u16(),
             reason: Utf8Bytes::from(reason),
         };
         self.socket

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use switchboard::app::{self, Listeners};
 use switchboard::auth::{self, Claims};
 use switchboard::config::{Config, JwtAlg};
-use switchboard::features::Gateway;
+use switchboard::gateway::Gateway;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};

@@ -2,7 +2,7 @@
 //! tag `{g:<id>}`), a sorted set plus metadata hash for the queue (`{mm}`), all changed
 //! by atomic Lua scripts so replicas can race safely.
 
-use super::{RedisBackend, unavailable};
+use super::{RedisBackend, bad_reply};
 use crate::backend::{BackendError, GameRefusal, GameState, Games, Matchmaker, QueueStats, Seated};
 use crate::matchmaking::{Rules, Waiting};
 use crate::protocol::{RoomId, UserId};
@@ -44,15 +44,15 @@ impl RedisBackend {
             "not_found" => Some(GameRefusal::NotFound),
             "room_full" => Some(GameRefusal::RoomFull),
             "conflict" => Some(GameRefusal::Conflict),
-            other => return Err(unavailable(format!("unexpected game reply {other:?}"))),
+            other => return Err(BackendError::Reply(format!("game reply {other:?}"))),
         };
         if let Some(refusal) = refusal {
             return Ok(Err(refusal));
         }
-        let owner = UserId::new(&text(1)).map_err(unavailable)?;
+        let owner = UserId::new(&text(1)).map_err(bad_reply)?;
         let opponent = match text(2).as_str() {
             "" => None,
-            id => Some(UserId::new(id).map_err(unavailable)?),
+            id => Some(UserId::new(id).map_err(bad_reply)?),
         };
         Ok(Ok(Seated {
             state: GameState {

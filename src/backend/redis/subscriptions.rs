@@ -3,7 +3,7 @@
 //! order: a leave and a quick re-join cannot reorder and lose a member's messages, and a
 //! reconnect storm of logins costs a few round trips, not one per user.
 
-use super::unavailable;
+use super::{command_failed, unavailable};
 use crate::backend::BackendError;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
@@ -228,7 +228,7 @@ async fn run(
             let call = subscribe(&sub, sharded, to_sub.clone());
             match tokio::time::timeout(timeout, call).await {
                 Ok(Ok(())) => None,
-                Ok(Err(err)) => Some(unavailable(err)),
+                Ok(Err(err)) => Some(command_failed(err)),
                 Err(_) => Some(unavailable("redis subscribe timed out")),
             }
         };

@@ -1,0 +1,214 @@
+//! The event bus on Redis: publishing (logged messages in one Lua call), replay, the
+//! delivery watermark, and the receive path from pub/sub to the local sink, with gaps
+//! filled from the logs.
+
+use super::*;
+
+impl RedisBackend {
+    /// Forwards every pub/sub message to the local hub.
+    pub(super) async fn receive(self: Arc<Self>) {
+        let mut rx = self.sub.message_rx();
+        let probe = self.keys.probe(&self.replica);
+        loop {
+            let message = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                m = rx.recv() => m,
+            };
+            match message {
+                Ok(message) => {
+                    let channel: &str = &message.channel;
+                    if channel == probe {
+                        self.probe_seen_ms.store(now_ms(), Ordering::Release);
+                        continue;
+                    }
+                    self.deliver(channel, &message.value).await;
+                }
+                Err(RecvError::Lagged(n)) => {
+                    self.metrics.bus_lost_messages.inc_by(n);
+                    tracing::warn!(lost = n, "pub/sub receiver lagged; messages dropped");
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
+    pub(super) async fn deliver(self: &Arc<Self>, channel: &str, value: &RedisValue) {
+        let Some(topic) = self.keys.topic(channel) else {
+            return;
+        };
+        let Some(payload) = value.as_str() else {
+            return;
+        };
+        let Some((seq, json)) = payload.split_once(' ') else {
+            return;
+        };
+        let mut event: Event = match serde_json::from_str(json) {
+            Ok(event) => event,
+            Err(err) => {
+                tracing::warn!(%channel, cause = %err, "undecodable bus message");
+                return;
+            }
+        };
+        let seq: u64 = seq.parse().unwrap_or(0);
+        if seq > 0 {
+            event.set_seq(seq);
+            self.fill_gap(&topic, seq).await;
+        }
+        // Sessions raise the DM watermark themselves once a DM is really written.
+        self.hub.dispatch(&topic, &event);
+    }
+
+    /// Logged topics reach this replica complete and in order (filtering happens later,
+    /// in the hub), so a jump in seq means messages were lost on the way: while the
+    /// subscriber reconnected, or when the local receiver lagged. They are fetched from
+    /// the topic's log and dispatched first.
+    pub(super) async fn fill_gap(&self, topic: &Topic, seq: u64) {
+        let last = {
+            let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+            let last = seen.insert(topic.clone(), seq).unwrap_or(0);
+            if last == 0 || seq <= last + 1 {
+                // First message, in order, or the counter restarted.
+                return;
+            }
+            last
+        };
+        let log = self.keys.log(topic).swap_remove(1);
+        let range = vec![(last + 1).to_string(), (seq - 1).to_string()];
+        match self
+            .eval::<RedisValue>(&self.scripts.range, vec![log], range)
+            .await
+        {
+            Ok(value) => {
+                let events = Self::log_entries(value.into_array());
+                for event in &events {
+                    self.hub.dispatch(topic, event);
+                }
+                self.metrics
+                    .bus_recovered_messages
+                    .inc_by(events.len() as u64);
+                tracing::info!(
+                    ?topic,
+                    last,
+                    seq,
+                    recovered = events.len(),
+                    "filled a gap from the log"
+                );
+            }
+            Err(err) => tracing::warn!(?topic, cause = %err, "could not fill a gap"),
+        }
+    }
+
+    /// Decodes `{id, event JSON, ...}` log entries; the id `<seq>-1` carries the seq
+    /// (the JSON was written before its seq existed).
+    pub(super) fn log_entries(flat: Vec<RedisValue>) -> Vec<Event> {
+        let mut events = Vec::new();
+        for pair in flat.chunks(2) {
+            let [id, json] = pair else { continue };
+            let seq = id
+                .as_str()
+                .and_then(|id| id.split('-').next().and_then(|s| s.parse::<u64>().ok()));
+            let (Some(seq), Some(json)) = (seq, json.as_str()) else {
+                continue;
+            };
+            match serde_json::from_str::<Event>(&json) {
+                Ok(mut event) => {
+                    event.set_seq(seq);
+                    events.push(event);
+                }
+                Err(err) => tracing::warn!(cause = %err, "undecodable log entry"),
+            }
+        }
+        events
+    }
+}
+
+#[async_trait]
+impl Bus for RedisBackend {
+    async fn publish(&self, topic: &Topic, event: Event) -> Result<(), BackendError> {
+        let payload = format!("0 {}", serde_json::to_string(&event).map_err(bad_reply)?);
+        let channel = self.keys.channel(topic);
+        if self.sharded {
+            self.call(self.cmd.spublish::<i64, _, _>(channel, payload))
+                .await?;
+        } else {
+            self.call(self.cmd.publish::<i64, _, _>(channel, payload))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn publish_logged(&self, topic: &Topic, event: Event) -> Result<u64, BackendError> {
+        let (cap, ttl) = match topic {
+            Topic::User(_) => (self.inbox_size, self.inbox_ttl_ms),
+            _ => (self.history_size, self.history_ttl_ms),
+        };
+        let args = vec![
+            serde_json::to_string(&event).map_err(bad_reply)?,
+            cap.to_string(),
+            ttl.to_string(),
+            if self.sharded { "SPUBLISH" } else { "PUBLISH" }.to_owned(),
+        ];
+        let mut keys = self.keys.log(topic);
+        keys.push(self.keys.channel(topic));
+        let mut args = args;
+        if let Topic::Game(room) = topic {
+            keys.extend(self.game_keys(room));
+            args.push(self.game_ttl.as_millis().to_string());
+        }
+        let seq: i64 = self.eval(&self.scripts.publish_logged, keys, args).await?;
+        Ok(seq.max(0) as u64)
+    }
+
+    async fn replay(
+        &self,
+        topic: &Topic,
+        after: u64,
+        limit: usize,
+    ) -> Result<Replay, BackendError> {
+        let args = vec![after.to_string(), limit.max(1).to_string()];
+        let value: RedisValue = self
+            .eval(&self.scripts.replay, self.keys.log(topic), args)
+            .await?;
+        let mut items = value.into_array().into_iter();
+        let head = items.next().and_then(|v| v.as_i64()).unwrap_or(0).max(0) as u64;
+        let events = Self::log_entries(items.collect());
+        let missed = head.saturating_sub(after);
+        Ok(Replay {
+            complete: after <= head && events.len() as u64 == missed,
+            events,
+            head,
+        })
+    }
+
+    async fn delivered(&self, user: &UserId) -> Result<u64, BackendError> {
+        let key = self.keys.user(user, "dlv");
+        let value: Option<u64> = self.call(self.cmd.get(key)).await?;
+        Ok(value.unwrap_or(0))
+    }
+
+    async fn mark_delivered(&self, user: &UserId, seq: u64) -> Result<(), BackendError> {
+        let keys = vec![
+            self.keys.user(user, "dlv"),
+            self.keys.log(&Topic::User(user.clone())).swap_remove(0),
+        ];
+        let args = vec![seq.to_string(), self.inbox_ttl_ms.to_string()];
+        self.eval::<i64>(&self.scripts.mark_delivered, keys, args)
+            .await
+            .map(|_| ())
+    }
+
+    async fn subscribe(&self, topic: &Topic) -> Result<(), BackendError> {
+        self.subs.change(self.keys.channel(topic), 1).await
+    }
+
+    async fn unsubscribe(&self, topic: &Topic) -> Result<(), BackendError> {
+        if !self.hub.has_interest(topic) {
+            // A later subscription starts afresh: no "gap" back to this point.
+            self.last_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(topic);
+        }
+        self.subs.change(self.keys.channel(topic), -1).await
+    }
+}

@@ -1,0 +1,73 @@
+//! Key and channel names under one prefix, hash-tagged so each script's keys share a
+//! cluster slot.
+
+use super::*;
+
+/// Key and channel names under one prefix.
+pub(super) struct Keys {
+    pub(super) prefix: String,
+}
+
+impl Keys {
+    /// The hash tag shared by a topic's channel and keys (one cluster slot).
+    pub(super) fn tag(topic: &Topic) -> String {
+        match topic {
+            Topic::Room(r) => format!("{{r:{r}}}"),
+            Topic::User(u) => format!("{{u:{u}}}"),
+            Topic::All => "{all}".to_owned(),
+            Topic::Game(g) => format!("{{g:{g}}}"),
+        }
+    }
+
+    pub(super) fn channel(&self, topic: &Topic) -> String {
+        format!("{}:{}:ch", self.prefix, Self::tag(topic))
+    }
+
+    pub(super) fn topic(&self, channel: &str) -> Option<Topic> {
+        let tag = channel
+            .strip_prefix(&self.prefix)?
+            .strip_prefix(":{")?
+            .strip_suffix("}:ch")?;
+        if tag == "all" {
+            return Some(Topic::All);
+        }
+        match tag.split_once(':')? {
+            ("r", name) => RoomId::new(name).ok().map(Topic::Room),
+            ("u", name) => UserId::new(name).ok().map(Topic::User),
+            ("g", name) => RoomId::new(name).ok().map(Topic::Game),
+            _ => None,
+        }
+    }
+
+    pub(super) fn probe(&self, replica: &str) -> String {
+        format!("{}:{{probe:{replica}}}:ch", self.prefix)
+    }
+
+    /// `{seq, log}` keys of a logged topic.
+    pub(super) fn log(&self, topic: &Topic) -> Vec<String> {
+        let tag = Self::tag(topic);
+        vec![
+            format!("{}:{tag}:seq", self.prefix),
+            format!("{}:{tag}:log", self.prefix),
+        ]
+    }
+
+    pub(super) fn user(&self, user: &UserId, what: &str) -> String {
+        format!("{}:{{u:{user}}}:{what}", self.prefix)
+    }
+
+    pub(super) fn room_user(&self, room: &RoomId, user: &UserId) -> String {
+        format!("{}:{{r:{room}}}:u:{user}", self.prefix)
+    }
+
+    pub(super) fn room_users(&self, room: &RoomId) -> String {
+        format!("{}:{{r:{room}}}:users", self.prefix)
+    }
+
+    pub(super) fn online(&self) -> Vec<String> {
+        ["exp", "lex", "names"]
+            .iter()
+            .map(|k| format!("{}:{{online}}:{k}", self.prefix))
+            .collect()
+    }
+}

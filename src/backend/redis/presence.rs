@@ -1,0 +1,309 @@
+//! Presence on Redis: sessions and room memberships as expiring entries that this
+//! replica keeps refreshing, member lists, the online list and renames.
+
+use super::*;
+
+impl RedisBackend {
+    /// Re-asserts this replica's sessions and memberships before they expire, so a
+    /// crashed replica's users vanish within `presence_ttl` without any cleanup.
+    pub(super) async fn presence_loop(self: Arc<Self>) {
+        let this = &*self;
+        let mut tick = tokio::time::interval(this.presence_ttl / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = this.stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if !this.cmd.is_connected() {
+                continue;
+            }
+            // Forget gap tracking for topics nobody here listens to any more.
+            this.last_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|topic, _| this.hub.has_interest(topic));
+            let LocalSnapshot {
+                sessions,
+                memberships,
+            } = this.hub.snapshot();
+            let expiry = (now_ms() + this.presence_ttl.as_millis() as u64).to_string();
+            let now = now_ms().to_string();
+            let ttl = (this.presence_ttl.as_millis() as u64 * 2).to_string();
+            let mut failures = 0usize;
+            for chunk in sessions.chunks(256) {
+                // Re-check each entry: a session that closed since the snapshot must not
+                // be brought back to life for another presence_ttl.
+                let live = chunk
+                    .iter()
+                    .filter(|(_, session, _)| this.hub.holds(session, None));
+                let calls = live.map(|(user, session, name)| {
+                    let keys = this.keys.user(user, "sess");
+                    let online = this.keys.online();
+                    let args = vec![session.clone(), now.clone(), expiry.clone(), ttl.clone()];
+                    let touch = vec![
+                        user.to_string(),
+                        expiry.clone(),
+                        name.to_string(),
+                        "0".into(),
+                    ];
+                    async move {
+                        this.eval::<i64>(&this.scripts.session_add, vec![keys], args)
+                            .await?;
+                        this.eval::<i64>(&this.scripts.online_touch, online, touch)
+                            .await
+                    }
+                });
+                failures += failed(calls).await;
+            }
+            for chunk in memberships.chunks(256) {
+                let live = chunk
+                    .iter()
+                    .filter(|(room, _, session)| this.hub.holds(session, Some(room)));
+                let calls = live.map(|(room, user, session)| async move {
+                    this.room_join_script(room, user, session).await?;
+                    this.remember_room(user, room).await
+                });
+                failures += failed(calls).await;
+            }
+            if failures > 0 {
+                tracing::warn!(failures, "presence refresh incomplete");
+            }
+        }
+    }
+
+    /// Adds the room to the user's room set (read by `rename`) and keeps the set alive.
+    pub(super) async fn remember_room(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+    ) -> Result<i64, BackendError> {
+        let rooms = self.keys.user(user, "rooms");
+        let ttl_ms = self.presence_ttl.as_millis() as i64 * 2;
+        self.call(async {
+            self.cmd.sadd::<i64, _, _>(&rooms, room.as_str()).await?;
+            self.cmd.pexpire::<i64, _>(&rooms, ttl_ms, None).await
+        })
+        .await
+    }
+
+    /// Runs `room_join.lua`: adds or refreshes a session's membership with a fresh expiry.
+    pub(super) async fn room_join_script(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        session: &str,
+    ) -> Result<Membership, BackendError> {
+        let now = now_ms();
+        let presence_ms = self.presence_ttl.as_millis() as u64;
+        let keys = vec![
+            self.keys.room_user(room, user),
+            self.keys.room_users(room),
+            self.keys.log(&Topic::Room(room.clone())).swap_remove(0),
+        ];
+        let args = vec![
+            session.to_owned(),
+            user.to_string(),
+            now.to_string(),
+            (now + presence_ms).to_string(),
+            (presence_ms * 2).to_string(),
+            self.history_ttl_ms.to_string(),
+        ];
+        Ok(Self::membership(
+            self.eval(&self.scripts.room_join, keys, args).await?,
+        ))
+    }
+
+    /// `{changed (0/1), members}` from the room scripts.
+    pub(super) fn membership(value: RedisValue) -> Membership {
+        let r = Self::ints(value);
+        Membership {
+            changed: r.first().copied().unwrap_or(0) == 1,
+            members: r.get(1).copied().unwrap_or(0).max(0) as usize,
+        }
+    }
+
+    pub(super) fn ints(value: RedisValue) -> Vec<i64> {
+        value
+            .into_array()
+            .into_iter()
+            .map(|v| v.as_i64().unwrap_or(0))
+            .collect()
+    }
+
+    pub(super) async fn names(&self, users: &[UserId]) -> Result<Vec<Member>, BackendError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names_key = self.keys.online().swap_remove(2);
+        let args = users.iter().map(UserId::to_string).collect();
+        let names: Vec<String> = self
+            .eval(&self.scripts.names, vec![names_key], args)
+            .await?;
+        Ok(users
+            .iter()
+            .zip(names)
+            .map(|(user, name)| Member {
+                user: user.clone(),
+                name,
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Presence for RedisBackend {
+    async fn connect(
+        &self,
+        user: &UserId,
+        name: &str,
+        session: &str,
+    ) -> Result<usize, BackendError> {
+        let now = now_ms();
+        let expiry = (now + self.presence_ttl.as_millis() as u64).to_string();
+        let ttl = (self.presence_ttl.as_millis() as u64 * 2).to_string();
+        let before: i64 = self
+            .eval(
+                &self.scripts.session_add,
+                vec![self.keys.user(user, "sess")],
+                vec![session.to_owned(), now.to_string(), expiry.clone(), ttl],
+            )
+            .await?;
+        let overwrite = if before == 0 { "1" } else { "0" };
+        self.eval::<i64>(
+            &self.scripts.online_touch,
+            self.keys.online(),
+            vec![user.to_string(), expiry, name.to_owned(), overwrite.into()],
+        )
+        .await?;
+        Ok(before.max(0) as usize)
+    }
+
+    async fn disconnect(&self, user: &UserId, session: &str) -> Result<(), BackendError> {
+        let left = Self::ints(
+            self.eval(
+                &self.scripts.session_remove,
+                vec![self.keys.user(user, "sess")],
+                vec![session.to_owned(), now_ms().to_string()],
+            )
+            .await?,
+        );
+        if left.get(1).copied().unwrap_or(0) == 0 {
+            self.eval::<i64>(
+                &self.scripts.online_remove,
+                self.keys.online(),
+                vec![user.to_string()],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn session_count(&self, user: &UserId) -> Result<usize, BackendError> {
+        let key = self.keys.user(user, "sess");
+        let count: i64 = self
+            .call(self.cmd.zcount(key, now_ms() as f64, f64::INFINITY))
+            .await?;
+        Ok(count.max(0) as usize)
+    }
+
+    async fn join(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        session: &str,
+    ) -> Result<Membership, BackendError> {
+        let joined = self.room_join_script(room, user, session).await?;
+        if joined.changed {
+            // Best effort: only `rename` reads this set.
+            let _ = self.remember_room(user, room).await;
+        }
+        Ok(joined)
+    }
+
+    async fn leave(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        session: &str,
+    ) -> Result<Membership, BackendError> {
+        let keys = vec![self.keys.room_user(room, user), self.keys.room_users(room)];
+        let args = vec![session.to_owned(), user.to_string(), now_ms().to_string()];
+        let left = Self::membership(self.eval(&self.scripts.room_leave, keys, args).await?);
+        if left.changed {
+            let rooms = self.keys.user(user, "rooms");
+            let _ = self
+                .call(self.cmd.srem::<i64, _, _>(rooms, room.as_str()))
+                .await;
+        }
+        Ok(left)
+    }
+
+    async fn members(
+        &self,
+        room: &RoomId,
+        limit: usize,
+    ) -> Result<(Vec<Member>, usize), BackendError> {
+        let value: RedisValue = self
+            .eval(
+                &self.scripts.room_members,
+                vec![self.keys.room_users(room)],
+                vec![now_ms().to_string(), limit.to_string()],
+            )
+            .await?;
+        let mut items = value.into_array().into_iter();
+        let count = items.next().and_then(|v| v.as_i64()).unwrap_or(0).max(0) as usize;
+        let users: Vec<UserId> = items
+            .filter_map(|v| v.as_str().and_then(|s| UserId::new(&s).ok()))
+            .collect();
+        Ok((self.names(&users).await?, count))
+    }
+
+    async fn online(&self, cursor: Option<&str>, limit: usize) -> Result<OnlinePage, BackendError> {
+        let value: RedisValue = self
+            .eval(
+                &self.scripts.online_page,
+                self.keys.online(),
+                vec![
+                    now_ms().to_string(),
+                    cursor.unwrap_or("").to_owned(),
+                    (limit + 1).to_string(),
+                ],
+            )
+            .await?;
+        let mut items = value.into_array().into_iter();
+        let count = items.next().and_then(|v| v.as_i64()).unwrap_or(0).max(0) as usize;
+        let rest: Vec<String> = items.filter_map(|v| v.as_string()).collect();
+        let mut users: Vec<Member> = rest
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [user, name] => UserId::new(user).ok().map(|user| Member {
+                    user,
+                    name: name.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let next = if users.len() > limit {
+            users.truncate(limit);
+            users.last().map(|m| m.user.to_string())
+        } else {
+            None
+        };
+        Ok(OnlinePage { users, count, next })
+    }
+
+    async fn rename(&self, user: &UserId, name: &str) -> Result<Vec<RoomId>, BackendError> {
+        let expiry = (now_ms() + self.presence_ttl.as_millis() as u64).to_string();
+        self.eval::<i64>(
+            &self.scripts.online_touch,
+            self.keys.online(),
+            vec![user.to_string(), expiry, name.to_owned(), "1".into()],
+        )
+        .await?;
+        let rooms: Vec<String> = self
+            .call(self.cmd.smembers(self.keys.user(user, "rooms")))
+            .await?;
+        Ok(rooms.iter().filter_map(|r| RoomId::new(r).ok()).collect())
+    }
+}

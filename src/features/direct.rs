@@ -1,0 +1,55 @@
+//! Messages outside rooms: direct messages to every device of a user (kept for offline
+//! users, with a delivery watermark) and the global broadcast.
+
+use crate::backend::{BackendError, Replay};
+use crate::event::{Event, Topic};
+use crate::gateway::Gateway;
+use crate::protocol::{Reply, UserId};
+use serde_json::Value;
+
+impl Gateway {
+    /// Direct messages of `user` after `after`.
+    pub async fn dm_replay(&self, user: &UserId, after: u64) -> Result<Replay, Reply> {
+        Ok(self
+            .bus
+            .replay(&Topic::User(user.clone()), after, self.config.inbox_size)
+            .await?)
+    }
+
+    /// Sends to every session of `to`; kept in the user's log when nobody is online.
+    pub async fn send_direct(
+        &self,
+        to: &UserId,
+        from: &UserId,
+        name: &str,
+        data: Value,
+    ) -> Result<u64, Reply> {
+        let event = Event::Direct {
+            to: to.clone(),
+            from: from.clone(),
+            name: name.to_owned(),
+            data,
+            seq: 0,
+            ts: crate::auth::unix_millis(),
+        };
+        Ok(self
+            .bus
+            .publish_logged(&Topic::User(to.clone()), event)
+            .await?)
+    }
+
+    pub async fn broadcast(&self, from: &UserId, name: &str, data: Value) -> Result<(), Reply> {
+        let event = Event::Broadcast {
+            from: from.clone(),
+            name: name.to_owned(),
+            data,
+            ts: crate::auth::unix_millis(),
+        };
+        Ok(self.bus.publish(&Topic::All, event).await?)
+    }
+
+    /// Records that direct messages up to `seq` reached a session of `user`.
+    pub async fn mark_delivered(&self, user: &UserId, seq: u64) -> Result<(), BackendError> {
+        self.bus.mark_delivered(user, seq).await
+    }
+}

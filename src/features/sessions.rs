@@ -1,0 +1,106 @@
+//! Logging in and out: the duplicate-login policy, registration in the hub, the
+//! user's channel and presence, and closing a user's sessions everywhere.
+
+use super::Registered;
+use crate::auth::Identity;
+use crate::config::DuplicateLogin;
+use crate::event::{Delivery, Event, Topic};
+use crate::gateway::Gateway;
+use crate::hub::SessionHandle;
+use crate::protocol::{ErrorCode, Reply, RoomId, UserId, close};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
+
+impl Gateway {
+    /// Applies the duplicate-login policy and registers the session everywhere.
+    pub async fn register(
+        &self,
+        identity: &Identity,
+        tx: mpsc::Sender<Arc<Delivery>>,
+        dm_since: Option<u64>,
+    ) -> Result<Registered, Reply> {
+        if !self.is_accepting() {
+            return Err(Reply::new(ErrorCode::Unavailable, "server draining"));
+        }
+        let user = &identity.user;
+        if self.config.duplicate_login == DuplicateLogin::Reject
+            && self.presence.session_count(user).await? > 0
+        {
+            return Err(Reply::new(
+                ErrorCode::Conflict,
+                "user already has a session (duplicate logins are rejected)",
+            ));
+        }
+        // Read the watermark before registering, so DMs arriving from now on are either
+        // queued live or replayed, never skipped.
+        let dm_after = match dm_since {
+            Some(seq) => seq,
+            None => self.bus.delivered(user).await?,
+        };
+        let n = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let handle = SessionHandle::new(
+            format!("{}-{n}", self.replica),
+            user.clone(),
+            &identity.name,
+            tx,
+        );
+        // Every session counts as one unit of interest in its user's channel, and its
+        // login waits until that subscription is live.
+        self.hub.add_session(&handle);
+        if let Err(err) = self.bus.subscribe(&Topic::User(user.clone())).await {
+            self.hub.remove_session(&handle);
+            return Err(err.into());
+        }
+        if let Err(err) = self
+            .presence
+            .connect(user, &identity.name, &handle.id)
+            .await
+        {
+            self.unregister(&handle, &[]).await;
+            return Err(err.into());
+        }
+        if self.config.duplicate_login == DuplicateLogin::Kick {
+            let kick = Event::Kick {
+                user: user.clone(),
+                except: Some(handle.id.clone()),
+                code: close::REPLACED,
+            };
+            if let Err(err) = self.bus.publish(&Topic::User(user.clone()), kick).await {
+                // Without the kick the policy would not hold: refuse this login.
+                self.unregister(&handle, &[]).await;
+                return Err(err.into());
+            }
+        }
+        Ok(Registered { handle, dm_after })
+    }
+
+    /// Undoes `register` and leaves every room; best effort when the backend is down
+    /// (presence entries nobody refreshes expire on their own).
+    pub async fn unregister(&self, handle: &Arc<SessionHandle>, rooms: &[RoomId]) {
+        for room in rooms {
+            if let Err(err) = self.leave(handle, room).await {
+                tracing::debug!(session = %handle.id, %room, cause = %err, "leave on close failed");
+            }
+        }
+        if self.hub.remove_session(handle) {
+            let _ = self
+                .bus
+                .unsubscribe(&Topic::User(handle.user.clone()))
+                .await;
+        }
+        if let Err(err) = self.presence.disconnect(&handle.user, &handle.id).await {
+            tracing::debug!(session = %handle.id, cause = %err, "presence disconnect failed");
+        }
+    }
+
+    /// Closes every session of `user` on every replica.
+    pub async fn disconnect_user(&self, user: &UserId) -> Result<(), Reply> {
+        let event = Event::Kick {
+            user: user.clone(),
+            except: None,
+            code: close::DISCONNECTED,
+        };
+        Ok(self.bus.publish(&Topic::User(user.clone()), event).await?)
+    }
+}

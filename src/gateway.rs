@@ -1,0 +1,140 @@
+//! The gateway's state, shared by every session and API handler: settings, the local
+//! hub, the shared stores, metrics and the token verifier, plus start-up, readiness and
+//! the accepting/draining switch. The rules that act on it live in `features`.
+
+use crate::auth::Verifier;
+use crate::backend::redis::RedisBackend;
+use crate::backend::{self, Backends, Bus, ConnectError, Games, Matchmaker, Presence};
+use crate::config::Config;
+use crate::hub::{Hub, SessionHandle};
+use crate::metrics::Metrics;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Why the gateway could not start, so the message says what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is invalid or inconsistent; the message names it.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The shared backend could not be set up (not: is unreachable, which is retried).
+    #[error(transparent)]
+    Backend(#[from] ConnectError),
+}
+
+impl StartError {
+    /// Exit code: 2 for configuration errors (like clap's usage errors), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Config(_) | StartError::Backend(ConnectError::Url(_)) => 2,
+            StartError::Backend(_) => 1,
+        }
+    }
+}
+
+/// Everything a session or API handler needs, shared by reference.
+pub struct Gateway {
+    pub config: Config,
+    /// Short random id of this process, part of every session id.
+    pub replica: String,
+    pub hub: Arc<Hub>,
+    // The shared stores: reached through the feature methods, never directly.
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) presence: Arc<dyn Presence>,
+    pub(crate) games: Arc<dyn Games>,
+    pub(crate) matchmaker: Arc<dyn Matchmaker>,
+    /// Wakes the matchmaker loop when someone joins the ranked queue.
+    pub(crate) rank_wakeup: tokio::sync::Notify,
+    pub metrics: Arc<Metrics>,
+    pub verifier: Verifier,
+    /// Set when running on Redis: readiness and shutdown need it.
+    redis: Option<Arc<RedisBackend>>,
+    pub(crate) next_session: AtomicU64,
+    /// False once draining started: `/readyz` fails and new logins are refused.
+    accepting: AtomicBool,
+}
+
+/// A registered session and where its direct-message replay starts.
+pub struct Registered {
+    pub handle: Arc<SessionHandle>,
+    pub dm_after: u64,
+}
+
+impl Gateway {
+    /// Builds the gateway: the Redis backend when `redis_url` is set, else in-memory.
+    pub async fn start(config: Config) -> Result<Arc<Self>, StartError> {
+        config.validate().map_err(StartError::Config)?;
+        let verifier = Verifier::from_config(&config).map_err(StartError::Config)?;
+        let metrics = Arc::new(Metrics::new());
+        let hub = Arc::new(Hub::new(metrics.clone()));
+        let replica = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let Backends {
+            bus,
+            presence,
+            games,
+            matchmaker,
+            redis,
+        } = backend::connect(&config, hub.clone(), metrics.clone(), &replica).await?;
+        metrics.connection_limit.set(config.max_connections as i64);
+        Ok(Arc::new(Gateway {
+            config,
+            replica,
+            hub,
+            bus,
+            presence,
+            games,
+            matchmaker,
+            rank_wakeup: tokio::sync::Notify::new(),
+            metrics,
+            verifier,
+            redis,
+            next_session: AtomicU64::new(1),
+            accepting: AtomicBool::new(true),
+        }))
+    }
+
+    /// Ready for traffic: not draining, and the shared backend (if any) works end to end.
+    pub fn is_ready(&self) -> bool {
+        self.is_accepting() && self.redis.as_ref().is_none_or(|r| r.healthy())
+    }
+
+    /// Stops backend background work after the drain.
+    pub async fn close(&self) {
+        if let Some(redis) = &self.redis {
+            redis.close().await;
+        }
+    }
+
+    pub fn is_accepting(&self) -> bool {
+        self.accepting.load(Ordering::Acquire)
+    }
+
+    pub fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::Release);
+        self.metrics.draining.set(1);
+    }
+
+    /// Open connections (logged in or not) on this replica, all transports.
+    pub fn connection_count(&self) -> usize {
+        ["ws", "tcp"]
+            .iter()
+            .map(|t| self.metrics.connections.with_label_values(&[*t]).get())
+            .sum::<i64>()
+            .max(0) as usize
+    }
+
+    /// True when `SWITCHBOARD_MAX_CONNECTIONS` is set and reached. A soft cap: upgrades
+    /// racing each other may pass it by a few.
+    pub fn at_connection_limit(&self) -> bool {
+        let cap = self.config.max_connections;
+        cap > 0 && self.connection_count() >= cap
+    }
+
+    /// Counts a connection turned away before its session started.
+    pub fn refused(&self, reason: &str) {
+        self.metrics
+            .connections_refused
+            .with_label_values(&[reason])
+            .inc();
+    }
+}

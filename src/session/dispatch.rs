@@ -1,0 +1,340 @@
+//! Inbound frames: parsing, the rate limit, and one handler per client frame type,
+//! each delegating the rule to `features` through the gateway.
+
+use super::*;
+
+impl<T: Transport> Session<'_, T> {
+    /// Handles one inbound text frame; `Some(code)` ends the session.
+    pub(super) async fn on_text(&mut self, text: &str) -> Option<CloseCode> {
+        let now = std::time::Instant::now();
+        if !self.limiter.try_take(now) {
+            self.gw.metrics.rate_limited.inc();
+            if !self.abuse.try_take(now) {
+                self.error(None, ErrorCode::RateLimited, "sustained flooding, closing")
+                    .await;
+                return Some(close::POLICY);
+            }
+            self.error(None, ErrorCode::RateLimited, "too many frames, slow down")
+                .await;
+            return None;
+        }
+        let request = match parse_request(text) {
+            Ok(request) => request,
+            Err((id, message)) => {
+                self.gw
+                    .metrics
+                    .frames_in
+                    .with_label_values(&["invalid"])
+                    .inc();
+                self.error(id.as_ref(), ErrorCode::BadRequest, &message)
+                    .await;
+                return None;
+            }
+        };
+        self.gw
+            .metrics
+            .frames_in
+            .with_label_values(&[request.frame.kind()])
+            .inc();
+        let id = request.id;
+        if let Err(reply) = self.handle_frame(id.as_ref(), request.frame).await {
+            self.error(id.as_ref(), reply.code, &reply.message).await;
+        }
+        None
+    }
+
+    pub(super) async fn handle_frame(
+        &mut self,
+        id: Option<&Value>,
+        frame: ClientFrame,
+    ) -> Result<(), Reply> {
+        let gw = self.gw;
+        match frame {
+            ClientFrame::Login { .. } => {
+                return Err(Reply::new(ErrorCode::BadRequest, "already logged in"));
+            }
+            ClientFrame::Join { room, since } => return self.join(id, room, since).await,
+            ClientFrame::Leave { room } => {
+                if self.rooms.remove(&room).is_none() {
+                    return Err(Reply::new(ErrorCode::NotFound, "not in that room"));
+                }
+                gw.leave(&self.handle, &room).await?;
+                self.ok(
+                    id,
+                    OkDetail::Left {
+                        room: room.as_str(),
+                    },
+                )
+                .await;
+            }
+            ClientFrame::Publish { room, data, echo } => {
+                if !self.rooms.contains_key(&room) {
+                    return Err(Reply::new(
+                        ErrorCode::Forbidden,
+                        "join the room before publishing",
+                    ));
+                }
+                let name = self.handle.name();
+                let seq = gw
+                    .publish(&room, &self.identity.user, &name, data, echo)
+                    .await?;
+                self.ok(id, OkDetail::Seq { seq }).await;
+            }
+            ClientFrame::Send { to, data } => {
+                let name = self.handle.name();
+                let seq = gw
+                    .send_direct(&to, &self.identity.user, &name, data)
+                    .await?;
+                self.ok(id, OkDetail::Seq { seq }).await;
+            }
+            ClientFrame::Broadcast { data } => {
+                if !self.identity.may("broadcast") {
+                    return Err(Reply::new(
+                        ErrorCode::Forbidden,
+                        "needs the broadcast permission",
+                    ));
+                }
+                let name = self.handle.name();
+                gw.broadcast(&self.identity.user, &name, data).await?;
+                self.ok(id, OkDetail::None {}).await;
+            }
+            ClientFrame::Presence { room } => {
+                if !self.identity.may_join(room.as_str()) {
+                    return Err(Reply::new(
+                        ErrorCode::Forbidden,
+                        "token does not allow this room",
+                    ));
+                }
+                let (members, count) = gw.presence(&room).await?;
+                let frame = ServerFrame::Presence {
+                    id,
+                    room: room.as_str(),
+                    members: &members,
+                    count,
+                };
+                self.reply(frame).await;
+            }
+            ClientFrame::Who { cursor, limit } => {
+                let page = gw.who(cursor.as_deref(), limit).await?;
+                let frame = ServerFrame::Who {
+                    id,
+                    users: &page.users,
+                    count: page.count,
+                    next: page.next.as_deref(),
+                };
+                self.reply(frame).await;
+            }
+            ClientFrame::Rename { name } => {
+                let name = gw.rename(&self.identity.user, &name).await?;
+                self.ok(id, OkDetail::Renamed { name: &name }).await;
+            }
+            ClientFrame::Ping => {
+                self.reply(ServerFrame::Pong { id }).await;
+            }
+            ClientFrame::Pong => {}
+            ClientFrame::GameCreate {} => {
+                let room = gw.game_create(&self.handle).await?;
+                self.games.insert(room.clone(), (GameRole::Player, 0));
+                let owner = self.identity.user.clone();
+                let frame = ServerFrame::GameCreated {
+                    id,
+                    room: room.as_str(),
+                    owner: owner.as_str(),
+                };
+                self.reply(frame).await;
+            }
+            ClientFrame::GameJoin { room, since } => {
+                let state = gw.game_join(&self.handle, &room).await?;
+                self.games
+                    .insert(room.clone(), (GameRole::Player, since.unwrap_or(0)));
+                self.game_seated(id, &room, GameRole::Player, &state, since)
+                    .await?;
+            }
+            ClientFrame::GameWatch { room, since } => {
+                if self.games.contains_key(&room) {
+                    return Err(Reply::new(ErrorCode::Conflict, "already in this game"));
+                }
+                let state = gw.game_watch(&self.handle, &room).await?;
+                self.games
+                    .insert(room.clone(), (GameRole::Watcher, since.unwrap_or(0)));
+                self.game_seated(id, &room, GameRole::Watcher, &state, since)
+                    .await?;
+            }
+            ClientFrame::GameSend { room, to, data } => {
+                match self.games.get(&room) {
+                    Some((GameRole::Player, _)) => {}
+                    Some((GameRole::Watcher, _)) => {
+                        return Err(Reply::new(ErrorCode::Forbidden, "watchers cannot send"));
+                    }
+                    None => {
+                        return Err(Reply::new(
+                            ErrorCode::Forbidden,
+                            "not a player in this game",
+                        ));
+                    }
+                }
+                let seq = gw.game_send(&room, &self.identity.user, to, data).await?;
+                self.ok(id, OkDetail::Seq { seq }).await;
+            }
+            ClientFrame::GameLeave { room } => {
+                match self.games.get(&room) {
+                    // A player leaving ends the game for everyone (this session too
+                    // gets `game.closed`).
+                    Some((GameRole::Player, _)) => gw.game_end(&room, reason::LEFT).await?,
+                    Some((GameRole::Watcher, _)) => {
+                        self.games.remove(&room);
+                        gw.game_unwatch(&self.handle, &room).await?;
+                    }
+                    None => return Err(Reply::new(ErrorCode::NotFound, "not in that game")),
+                }
+                self.ok(
+                    id,
+                    OkDetail::Left {
+                        room: room.as_str(),
+                    },
+                )
+                .await;
+            }
+            ClientFrame::GameClose { room } => {
+                gw.game_close_by(&self.identity.user, &room).await?;
+                self.ok(
+                    id,
+                    OkDetail::Left {
+                        room: room.as_str(),
+                    },
+                )
+                .await;
+            }
+            ClientFrame::RankJoin {} => {
+                let player = Waiting {
+                    user: self.identity.user.clone(),
+                    rating: self.identity.rating,
+                    since_ms: crate::auth::unix_millis(),
+                };
+                gw.rank_join(&player, &self.handle.id).await?;
+                self.ranked = true;
+                let frame = ServerFrame::RankQueued {
+                    id,
+                    rating: self.identity.rating,
+                };
+                self.reply(frame).await;
+            }
+            ClientFrame::RankLeave {} => {
+                gw.rank_leave(&self.identity.user, None).await?;
+                self.ranked = false;
+                self.ok(id, OkDetail::None {}).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// After `game.join` / `game.watch`: replays what was missed, then answers `ok` with
+    /// where the caller stands.
+    pub(super) async fn game_seated(
+        &mut self,
+        id: Option<&Value>,
+        room: &RoomId,
+        role: GameRole,
+        state: &crate::backend::GameState,
+        since: Option<u64>,
+    ) -> Result<(), Reply> {
+        let (recovered, replayed) = self.game_replay(room, role, since).await?;
+        let detail = OkDetail::Game {
+            room: room.as_str(),
+            role,
+            owner: state.owner.as_str(),
+            opponent: state.opponent.as_ref().map(|u| u.as_str()),
+            started: state.started,
+            recovered,
+            replayed,
+        };
+        self.ok(id, detail).await;
+        Ok(())
+    }
+
+    /// Replays a game's messages after `since` that this participant may see.
+    pub(super) async fn game_replay(
+        &mut self,
+        room: &RoomId,
+        role: GameRole,
+        since: Option<u64>,
+    ) -> Result<(Option<bool>, Option<usize>), Reply> {
+        let Some(since) = since else {
+            return Ok((None, None));
+        };
+        let replay = self.gw.game_replay(room, since).await?;
+        if let Some((_, last)) = self.games.get_mut(room) {
+            *last = (*last).min(replay.head);
+        }
+        let user = self.identity.user.clone();
+        let events: Vec<Event> = replay
+            .events
+            .into_iter()
+            .filter(|e| match e {
+                Event::GameMessage { from, to, .. } => to.reaches(from, role, &user),
+                _ => true,
+            })
+            .collect();
+        let count = events.len();
+        let visible = Replay {
+            events,
+            complete: replay.complete,
+            head: replay.head,
+        };
+        if !self.write_replay(visible).await {
+            return Err(Reply::new(ErrorCode::Internal, "replay write failed"));
+        }
+        Ok((Some(replay.complete), Some(count)))
+    }
+
+    pub(super) async fn join(
+        &mut self,
+        id: Option<&Value>,
+        room: RoomId,
+        since: Option<u64>,
+    ) -> Result<(), Reply> {
+        if !self.identity.may_join(room.as_str()) {
+            return Err(Reply::new(
+                ErrorCode::Forbidden,
+                "token does not allow this room",
+            ));
+        }
+        let newly = !self.rooms.contains_key(&room);
+        if newly {
+            if self.rooms.len() >= self.gw.config.max_rooms_per_session {
+                return Err(Reply::new(
+                    ErrorCode::Forbidden,
+                    "too many rooms for one session",
+                ));
+            }
+            self.gw.join(&self.handle, &room).await?;
+            self.rooms.insert(room.clone(), since.unwrap_or(0));
+        }
+        let (recovered, replayed) = match since {
+            Some(since) => {
+                if let Some(last) = self.rooms.get_mut(&room) {
+                    *last = (*last).min(since);
+                }
+                let replay = self.gw.room_replay(&room, since).await?;
+                if let Some(last) = self.rooms.get_mut(&room) {
+                    // A cursor from before a log reset would hide every new message.
+                    *last = (*last).min(replay.head);
+                }
+                let complete = replay.complete;
+                let count = replay.events.len();
+                if !self.write_replay(replay).await {
+                    return Err(Reply::new(ErrorCode::Internal, "replay write failed"));
+                }
+                (Some(complete), Some(count))
+            }
+            None => (None, None),
+        };
+        let detail = OkDetail::Joined {
+            room: room.as_str(),
+            recovered,
+            replayed,
+        };
+        self.ok(id, detail).await;
+        Ok(())
+    }
+}
