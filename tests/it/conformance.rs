@@ -4,12 +4,13 @@ use crate::harness::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard::backend::memory::{MemoryBus, MemoryPresence};
+use switchboard::backend::memory::{MemoryBus, MemoryGames, MemoryMatchmaker, MemoryPresence};
 use switchboard::backend::redis::RedisBackend;
-use switchboard::backend::{Bus, Presence};
+use switchboard::backend::{Bus, GameRefusal, Games, Matchmaker, Presence};
 use switchboard::config::Config;
 use switchboard::event::{Delivery, Event, Topic};
 use switchboard::hub::{Hub, SessionHandle};
+use switchboard::matchmaking::{self, Rules, Waiting};
 use switchboard::metrics::Metrics;
 use switchboard::protocol::{RoomId, UserId};
 use tokio::sync::mpsc;
@@ -17,6 +18,8 @@ use tokio::sync::mpsc;
 struct Backend {
     bus: Arc<dyn Bus>,
     presence: Arc<dyn Presence>,
+    games: Arc<dyn Games>,
+    matchmaker: Arc<dyn Matchmaker>,
     hub: Arc<Hub>,
     _redis: Option<TestRedis>,
 }
@@ -43,6 +46,8 @@ async fn memory() -> Backend {
             metrics,
         )),
         presence: Arc::new(MemoryPresence::new()),
+        games: Arc::new(MemoryGames::new(c.game_ttl)),
+        matchmaker: Arc::new(MemoryMatchmaker::new()),
         hub,
         _redis: None,
     }
@@ -61,7 +66,9 @@ async fn redis() -> Backend {
         .expect("connect");
     Backend {
         bus: backend.clone(),
-        presence: backend,
+        presence: backend.clone(),
+        games: backend.clone(),
+        matchmaker: backend,
         hub,
         _redis: Some(server),
     }
@@ -287,4 +294,184 @@ async fn memory_presence() {
 #[tokio::test]
 async fn redis_presence() {
     presence_suite(redis().await).await;
+}
+
+/// Seats, watchers, away marks and closing, as the `Games` trait documents them.
+async fn games_suite(b: Backend) {
+    let g = &b.games;
+    let (game, ranked) = (room("g1"), room("g2"));
+    let (owner, bob, carol, dave) = (user("owner"), user("bob"), user("carol"), user("dave"));
+    assert_eq!(g.get(&game).await.expect("get"), None);
+    assert_eq!(
+        g.join(&game, &bob).await.expect("join"),
+        Err(GameRefusal::NotFound)
+    );
+    g.create(&game, &owner, None, 1_000).await.expect("create");
+    let state = g.get(&game).await.expect("get").expect("created");
+    assert_eq!(
+        (state.owner.clone(), state.opponent.clone()),
+        (owner.clone(), None)
+    );
+    assert!(!state.started);
+
+    // The owner sits already; the free seat goes to the first other player.
+    assert_eq!(
+        g.join(&game, &owner).await.expect("join"),
+        Err(GameRefusal::Conflict)
+    );
+    let seated = g.join(&game, &bob).await.expect("join").expect("seat");
+    assert!(seated.starts, "both players present for the first time");
+    assert_eq!(seated.state.opponent, Some(bob.clone()));
+    assert_eq!(
+        g.join(&game, &carol).await.expect("join"),
+        Err(GameRefusal::RoomFull)
+    );
+
+    // Watchers up to the limit.
+    let watched = g.watch(&game, &carol, 1).await.expect("watch").expect("ok");
+    assert_eq!(watched.watchers, 1);
+    assert_eq!(
+        g.watch(&game, &dave, 1).await.expect("watch").err(),
+        Some(GameRefusal::RoomFull)
+    );
+    g.unwatch(&game, &carol).await.expect("unwatch");
+    assert!(g.watch(&game, &dave, 1).await.expect("watch").is_ok());
+
+    // A player who drops keeps the seat, marked away, until joining again.
+    assert_eq!(g.away_since(&game, &bob).await.expect("since"), None);
+    g.away(&game, &bob, 5_000).await.expect("away");
+    assert_eq!(g.away_since(&game, &bob).await.expect("since"), Some(5_000));
+    let back = g.join(&game, &bob).await.expect("join").expect("back");
+    assert!(!back.starts, "game.started is announced once");
+    assert_eq!(g.away_since(&game, &bob).await.expect("since"), None);
+    g.touch(&game).await.expect("touch");
+
+    // Exactly one caller closes a game.
+    let closed = g.close(&game).await.expect("close").expect("closed once");
+    assert_eq!(closed.owner, owner);
+    assert_eq!(g.close(&game).await.expect("close"), None);
+    assert_eq!(g.get(&game).await.expect("get"), None);
+
+    // Ranked games start with both seats away until the players take them.
+    g.create(&ranked, &owner, Some(&bob), 7_000)
+        .await
+        .expect("create ranked");
+    assert_eq!(
+        g.away_since(&ranked, &owner).await.expect("since"),
+        Some(7_000)
+    );
+    assert_eq!(
+        g.away_since(&ranked, &bob).await.expect("since"),
+        Some(7_000)
+    );
+    assert!(
+        !g.join(&ranked, &owner)
+            .await
+            .expect("join")
+            .expect("seat")
+            .starts
+    );
+    assert!(
+        g.join(&ranked, &bob)
+            .await
+            .expect("join")
+            .expect("seat")
+            .starts
+    );
+}
+
+/// A deterministic queue with close, equal and far ratings and distinct join times.
+fn queue(seed: u64, n: usize, now_ms: u64) -> Vec<Waiting> {
+    let mut x = seed;
+    let mut next = move || {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        x >> 33
+    };
+    (0..n)
+        .map(|i| Waiting {
+            user: user(&format!("p{seed}x{i}")),
+            // Coarse steps make equal ratings and equal gaps common.
+            rating: 1000 + (next() % 40) as i64 * 25,
+            since_ms: now_ms - 1 - (next() % 20_000) * 7 - i as u64,
+        })
+        .collect()
+}
+
+/// Pairs as sorted user names, in a canonical order.
+fn canonical(pairs: impl IntoIterator<Item = (Waiting, Waiting)>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = pairs
+        .into_iter()
+        .map(|(a, b)| {
+            let (a, b) = (a.user.to_string(), b.user.to_string());
+            if a < b { (a, b) } else { (b, a) }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The backend's matcher takes exactly the pairs `matchmaking::pair` chooses (the Redis
+/// Lua script mirrors the Rust rule), and leaves the others queued.
+async fn matcher_suite(b: Backend) {
+    let rules = Rules {
+        window: 50.0,
+        widen_per_s: 20.0,
+        max_window: 300.0,
+    };
+    let now = 10_000_000_000;
+    for seed in 1..=8 {
+        let players = queue(seed, 41, now);
+        for p in &players {
+            assert!(b.matchmaker.enqueue(p, "s").await.expect("enqueue"));
+        }
+        assert!(
+            !b.matchmaker
+                .enqueue(&players[0], "s2")
+                .await
+                .expect("again")
+        );
+        let expected = canonical(
+            matchmaking::pair(&players, now, &rules)
+                .into_iter()
+                .map(|(i, j)| (players[i].clone(), players[j].clone())),
+        );
+        assert!(!expected.is_empty(), "seed {seed} forms no pair");
+        let taken = canonical(b.matchmaker.take_pairs(now, &rules).await.expect("take"));
+        assert_eq!(taken, expected, "seed {seed}");
+        let stats = b.matchmaker.stats(now).await.expect("stats");
+        assert_eq!(stats.len, players.len() - 2 * expected.len(), "seed {seed}");
+        assert!(
+            b.matchmaker
+                .take_pairs(now, &rules)
+                .await
+                .expect("again")
+                .is_empty()
+        );
+        for p in &players {
+            b.matchmaker.dequeue(&p.user, None).await.expect("dequeue");
+        }
+        assert_eq!(b.matchmaker.stats(now).await.expect("stats").len, 0);
+    }
+}
+
+#[tokio::test]
+async fn memory_games() {
+    games_suite(memory().await).await;
+}
+
+#[tokio::test]
+async fn redis_games() {
+    games_suite(redis().await).await;
+}
+
+#[tokio::test]
+async fn memory_matcher() {
+    matcher_suite(memory().await).await;
+}
+
+#[tokio::test]
+async fn redis_matcher_matches_the_rust_rule() {
+    matcher_suite(redis().await).await;
 }
