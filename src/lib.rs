@@ -14,11 +14,12 @@
 //! - [`session`]: one connection's life: login, select loop, limits, teardown.
 //! - [`event`]: what travels between replicas, the `EventSink` seam, encode-once frames.
 //! - [`hub`]: this replica's sessions by user and room; fan-out of shared frames.
-//! - [`backend`]: what replicas share (`Bus`, `Presence`), with a memory implementation.
+//! - [`backend`]: what replicas share (`Bus`, `Presence`, `Games`, `Matchmaker`), in
+//!   memory for one node or in Redis for many.
 //! - [`gateway`]: the shared state (settings, hub, stores, metrics), start-up, readiness.
 //! - [`features`]: the rules (logins, rooms, DMs, broadcast, presence, games, ranked),
 //!   one file each, shared by sessions and the API.
-//! - [`api`]: HTTP routes: `/ws`, `/api/v1`, `/metrics`, probes.
+//! - [`api`]: HTTP routes: `/ws`, `/api/v1`, probes; the admin router with `/metrics`.
 //! - [`matchmaking`]: the ranked matching rule.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`app`]: wiring, listeners and graceful drain.
