@@ -1,0 +1,146 @@
+//! What clients send: the request envelope with its optional `id`, every client frame,
+//! and the one parser that turns inbound text into them.
+
+use super::{GameTarget, RoomId, UserId};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A frame from a client, with the optional `id` it wants echoed in the reply.
+#[derive(Debug, Deserialize)]
+pub struct Request {
+    #[serde(default)]
+    pub id: Option<Value>,
+    #[serde(flatten)]
+    pub frame: ClientFrame,
+}
+
+/// Everything a client may ask for. Unknown types and wrong field types fail to parse
+/// and are answered with `bad_request`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Login {
+        token: String,
+        /// Last direct-message seq this device saw; replay starts after it.
+        #[serde(default)]
+        dm_since: Option<u64>,
+    },
+    Join {
+        room: RoomId,
+        /// Resume: replay room messages with a seq greater than this.
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    Leave {
+        room: RoomId,
+    },
+    Publish {
+        room: RoomId,
+        data: Value,
+        /// `false` keeps the message from the sender's own sessions.
+        #[serde(default = "yes")]
+        echo: bool,
+    },
+    Send {
+        to: UserId,
+        data: Value,
+    },
+    Broadcast {
+        data: Value,
+    },
+    Presence {
+        room: RoomId,
+    },
+    Who {
+        /// Opaque cursor from a previous `who` reply's `next`.
+        #[serde(default)]
+        cursor: Option<String>,
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    Rename {
+        name: String,
+    },
+    Ping,
+    /// Answer to a server `ping` on transports without protocol-level pings (TCP).
+    Pong,
+    #[serde(rename = "game.create")]
+    GameCreate {},
+    /// Take the free player seat, or come back to a game you play in.
+    #[serde(rename = "game.join")]
+    GameJoin {
+        room: RoomId,
+        /// Resume: replay game messages with a seq greater than this.
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    #[serde(rename = "game.watch")]
+    GameWatch {
+        room: RoomId,
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    #[serde(rename = "game.send")]
+    GameSend {
+        room: RoomId,
+        to: GameTarget,
+        data: Value,
+    },
+    #[serde(rename = "game.leave")]
+    GameLeave {
+        room: RoomId,
+    },
+    #[serde(rename = "game.close")]
+    GameClose {
+        room: RoomId,
+    },
+    #[serde(rename = "rank.join")]
+    RankJoin {},
+    #[serde(rename = "rank.leave")]
+    RankLeave {},
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ClientFrame {
+    /// Stable name used as a metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientFrame::Login { .. } => "login",
+            ClientFrame::Join { .. } => "join",
+            ClientFrame::Leave { .. } => "leave",
+            ClientFrame::Publish { .. } => "publish",
+            ClientFrame::Send { .. } => "send",
+            ClientFrame::Broadcast { .. } => "broadcast",
+            ClientFrame::Presence { .. } => "presence",
+            ClientFrame::Who { .. } => "who",
+            ClientFrame::Rename { .. } => "rename",
+            ClientFrame::Ping => "ping",
+            ClientFrame::Pong => "pong",
+            ClientFrame::GameCreate {} => "game.create",
+            ClientFrame::GameJoin { .. } => "game.join",
+            ClientFrame::GameWatch { .. } => "game.watch",
+            ClientFrame::GameSend { .. } => "game.send",
+            ClientFrame::GameLeave { .. } => "game.leave",
+            ClientFrame::GameClose { .. } => "game.close",
+            ClientFrame::RankJoin {} => "rank.join",
+            ClientFrame::RankLeave {} => "rank.leave",
+        }
+    }
+}
+
+/// Parses one inbound text frame. On failure returns the `id` (if it could be read)
+/// together with a human-readable reason.
+pub fn parse_request(text: &str) -> Result<Request, (Option<Value>, String)> {
+    serde_json::from_str::<Request>(text).map_err(|err| {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            #[serde(default)]
+            id: Option<Value>,
+        }
+        let id = serde_json::from_str::<IdOnly>(text).ok().and_then(|f| f.id);
+        (id, err.to_string())
+    })
+}

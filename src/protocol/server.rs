@@ -1,0 +1,250 @@
+//! What the server sends: every server frame (borrowed, so encoding never clones
+//! payloads), the extra fields of `ok` replies, and the encoded bytes shared by every
+//! recipient of a fan-out.
+
+use super::close::CloseCode;
+use super::{ErrorCode, GameRole, GameTarget, UserId};
+use axum::extract::ws::Utf8Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A user as shown in presence lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user: UserId,
+    pub name: String,
+}
+
+/// Everything the server sends. Borrowed so that encoding never clones payloads.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    Welcome {
+        user: &'a str,
+        name: &'a str,
+        session: &'a str,
+        replica: &'a str,
+        heartbeat_s: u64,
+    },
+    Message {
+        room: &'a str,
+        from: &'a str,
+        name: &'a str,
+        data: &'a Value,
+        seq: u64,
+        ts: u64,
+    },
+    Direct {
+        from: &'a str,
+        name: &'a str,
+        data: &'a Value,
+        seq: u64,
+        ts: u64,
+    },
+    Broadcast {
+        from: &'a str,
+        name: &'a str,
+        data: &'a Value,
+        ts: u64,
+    },
+    Presence {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+        room: &'a str,
+        members: &'a [Member],
+        count: usize,
+    },
+    Who {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+        users: &'a [Member],
+        count: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next: Option<&'a str>,
+    },
+    #[serde(rename = "member.joined")]
+    MemberJoined {
+        room: &'a str,
+        user: &'a str,
+        name: &'a str,
+        /// Distinct users in the room afterwards.
+        count: usize,
+    },
+    #[serde(rename = "member.left")]
+    MemberLeft {
+        room: &'a str,
+        user: &'a str,
+        name: &'a str,
+        /// Distinct users in the room afterwards.
+        count: usize,
+    },
+    #[serde(rename = "member.renamed")]
+    MemberRenamed {
+        room: &'a str,
+        user: &'a str,
+        name: &'a str,
+    },
+    Ok {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+        #[serde(flatten)]
+        detail: OkDetail<'a>,
+    },
+    Error {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+        code: ErrorCode,
+        message: &'a str,
+    },
+    Reconnect {
+        reason: &'a str,
+        after_ms: u64,
+    },
+    Ping,
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+    },
+    #[serde(rename = "game.created")]
+    GameCreated {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+        room: &'a str,
+        owner: &'a str,
+    },
+    #[serde(rename = "game.started")]
+    GameStarted {
+        room: &'a str,
+        owner: &'a str,
+        opponent: &'a str,
+    },
+    #[serde(rename = "game.message")]
+    GameMessage {
+        room: &'a str,
+        from: &'a str,
+        to: GameTarget,
+        data: &'a Value,
+        seq: u64,
+    },
+    #[serde(rename = "game.closed")]
+    GameClosed {
+        room: &'a str,
+        reason: &'a str,
+    },
+    #[serde(rename = "rank.queued")]
+    RankQueued {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+        rating: i64,
+    },
+    #[serde(rename = "rank.matched")]
+    RankMatched {
+        room: &'a str,
+        opponent: &'a str,
+        opponent_rating: i64,
+    },
+    /// Sent over TCP only, which has no close frames of its own.
+    Close {
+        code: CloseCode,
+        reason: &'a str,
+    },
+}
+
+/// Extra fields of an `ok` reply, depending on what it answers.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum OkDetail<'a> {
+    None {},
+    Seq {
+        seq: u64,
+    },
+    Joined {
+        room: &'a str,
+        /// False when `since` was older than the retained history: refetch state.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replayed: Option<usize>,
+    },
+    Left {
+        room: &'a str,
+    },
+    Renamed {
+        name: &'a str,
+    },
+    /// Answer to `game.join` / `game.watch`: where the caller stands in the game.
+    Game {
+        room: &'a str,
+        role: GameRole,
+        owner: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        opponent: Option<&'a str>,
+        started: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replayed: Option<usize>,
+    },
+}
+
+impl ServerFrame<'_> {
+    /// Stable name used as a metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerFrame::Welcome { .. } => "welcome",
+            ServerFrame::Message { .. } => "message",
+            ServerFrame::Direct { .. } => "direct",
+            ServerFrame::Broadcast { .. } => "broadcast",
+            ServerFrame::Presence { .. } => "presence",
+            ServerFrame::Who { .. } => "who",
+            ServerFrame::MemberJoined { .. } => "member.joined",
+            ServerFrame::MemberLeft { .. } => "member.left",
+            ServerFrame::MemberRenamed { .. } => "member.renamed",
+            ServerFrame::Ok { .. } => "ok",
+            ServerFrame::Error { .. } => "error",
+            ServerFrame::Reconnect { .. } => "reconnect",
+            ServerFrame::Ping => "ping",
+            ServerFrame::Pong { .. } => "pong",
+            ServerFrame::Close { .. } => "close",
+            ServerFrame::GameCreated { .. } => "game.created",
+            ServerFrame::GameStarted { .. } => "game.started",
+            ServerFrame::GameMessage { .. } => "game.message",
+            ServerFrame::GameClosed { .. } => "game.closed",
+            ServerFrame::RankQueued { .. } => "rank.queued",
+            ServerFrame::RankMatched { .. } => "rank.matched",
+        }
+    }
+
+    /// Serializes once; the result is shared by every recipient.
+    pub fn encode(&self) -> Encoded {
+        // Serializing these borrowed structs cannot fail: every map key is a string.
+        let text = serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"encode failed"}"#.to_owned()
+        });
+        Encoded {
+            text: Utf8Bytes::from(text),
+            kind: self.kind(),
+        }
+    }
+}
+
+/// An encoded server frame: cheap to clone (reference counted bytes), valid UTF-8 JSON.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    text: Utf8Bytes,
+    kind: &'static str,
+}
+
+impl Encoded {
+    pub fn as_str(&self) -> &str {
+        self.text.as_str()
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    pub fn to_ws_text(&self) -> Utf8Bytes {
+        self.text.clone()
+    }
+}
