@@ -4,9 +4,7 @@ use crate::harness::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard::backend::memory::{MemoryBus, MemoryGames, MemoryMatchmaker, MemoryPresence};
-use switchboard::backend::redis::RedisBackend;
-use switchboard::backend::{Bus, GameRefusal, Games, Matchmaker, Presence};
+use switchboard::backend::{self, Backends, Bus, GameRefusal, Games, Matchmaker, Presence};
 use switchboard::config::Config;
 use switchboard::event::{Delivery, Event, Topic};
 use switchboard::hub::{Hub, SessionHandle};
@@ -15,6 +13,7 @@ use switchboard::metrics::Metrics;
 use switchboard::protocol::{RoomId, UserId};
 use tokio::sync::mpsc;
 
+/// The four stores as `backend::connect` builds them, and the hub they deliver to.
 struct Backend {
     bus: Arc<dyn Bus>,
     presence: Arc<dyn Presence>,
@@ -34,44 +33,40 @@ fn config() -> Config {
     }
 }
 
-async fn memory() -> Backend {
+async fn connect(config: Config, redis: Option<TestRedis>) -> Backend {
     let metrics = Arc::new(Metrics::new());
     let hub = Arc::new(Hub::new(metrics.clone()));
-    let c = config();
+    let Backends {
+        bus,
+        presence,
+        games,
+        matchmaker,
+        ..
+    } = backend::connect(&config, hub.clone(), metrics, "conf")
+        .await
+        .expect("connect");
     Backend {
-        bus: Arc::new(MemoryBus::new(
-            hub.clone(),
-            c.history_size,
-            c.inbox_size,
-            metrics,
-        )),
-        presence: Arc::new(MemoryPresence::new()),
-        games: Arc::new(MemoryGames::new(c.game_ttl)),
-        matchmaker: Arc::new(MemoryMatchmaker::new()),
+        bus,
+        presence,
+        games,
+        matchmaker,
         hub,
-        _redis: None,
+        _redis: redis,
     }
+}
+
+async fn memory() -> Backend {
+    connect(config(), None).await
 }
 
 async fn redis() -> Backend {
     let server = TestRedis::start().await;
-    let metrics = Arc::new(Metrics::new());
-    let hub = Arc::new(Hub::new(metrics.clone()));
     let c = Config {
+        redis_url: Some(server.url()),
         redis_prefix: unique_prefix(),
         ..config()
     };
-    let backend = RedisBackend::connect(&c, &server.url(), hub.clone(), metrics, "conf".into())
-        .await
-        .expect("connect");
-    Backend {
-        bus: backend.clone(),
-        presence: backend.clone(),
-        games: backend.clone(),
-        matchmaker: backend,
-        hub,
-        _redis: Some(server),
-    }
+    connect(c, Some(server)).await
 }
 
 fn room(name: &str) -> RoomId {
