@@ -100,6 +100,7 @@ pub async fn run(
         None => None,
     };
     let matcher = tokio::spawn(gw.clone().run_matchmaker(draining.clone()));
+    let online_feed = tokio::spawn(gw.clone().run_online_feed(draining.clone()));
     tracing::info!(addr = %http_addr, replica = %gw.replica, "switchboard listening");
 
     shutdown.await;
@@ -138,6 +139,7 @@ pub async fn run(
         tcp.abort();
     }
     matcher.abort();
+    online_feed.abort();
     match timeout(DRAIN_MARGIN, http).await {
         Ok(Ok(Err(err))) => tracing::warn!(cause = %err, "http server ended with an error"),
         Err(_) => tracing::debug!("http server still closing idle connections"),

@@ -222,6 +222,17 @@ pub struct Config {
     /// 503 and TCP connections are closed, so a load balancer can try another replica.
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,
+    /// How often `online.watch` feeds are flushed: at most one `online.changes` frame
+    /// per watcher per interval, however many users come and go.
+    #[arg(long, env = "SWITCHBOARD_ONLINE_FEED_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub online_feed_interval: Duration,
+    /// Most users one `online.changes` frame lists; the rest are counted as `dropped`.
+    #[arg(long, env = "SWITCHBOARD_ONLINE_FEED_BATCH", default_value_t = 1000)]
+    pub online_feed_batch: usize,
+    /// Most users one session may watch by id with `online.watch`.
+    #[arg(long, env = "SWITCHBOARD_ONLINE_WATCH_LIMIT", default_value_t = 1000)]
+    pub online_watch_limit: usize,
+
     /// On SIGTERM, `/readyz` fails at once but the listeners stay open this long (new
     /// upgrades answered 503 + Retry-After) so load balancers notice before the drain.
     /// Default 5s; 0s in dev mode.
@@ -282,6 +293,10 @@ impl Config {
             ("SWITCHBOARD_INBOX_TTL", self.inbox_ttl),
             ("SWITCHBOARD_GAME_TTL", self.game_ttl),
             ("SWITCHBOARD_RANK_INTERVAL", self.rank_interval),
+            (
+                "SWITCHBOARD_ONLINE_FEED_INTERVAL",
+                self.online_feed_interval,
+            ),
         ];
         for (name, d) in positive {
             if d.is_zero() {
@@ -298,6 +313,8 @@ impl Config {
             ),
             ("SWITCHBOARD_WHO_PAGE", self.who_page),
             ("SWITCHBOARD_MAX_NAME_CHARS", self.max_name_chars),
+            ("SWITCHBOARD_ONLINE_FEED_BATCH", self.online_feed_batch),
+            ("SWITCHBOARD_ONLINE_WATCH_LIMIT", self.online_watch_limit),
         ];
         for (name, n) in counts {
             if n == 0 {

@@ -16,6 +16,8 @@ pub enum Topic {
     All,
     /// A game's participants (players and watchers); logged like a room.
     Game(RoomId),
+    /// Users coming online and going offline, for `online.watch` feeds.
+    Online,
 }
 
 /// What travels between replicas. Each replica turns it into a client frame once.
@@ -94,6 +96,15 @@ pub enum Event {
         room: RoomId,
         reason: String,
     },
+    /// On `Topic::Online`: the user's first session anywhere started.
+    UserOnline {
+        user: UserId,
+        name: String,
+    },
+    /// On `Topic::Online`: the user's last session anywhere ended.
+    UserOffline {
+        user: UserId,
+    },
     /// On the user's topic: the ranked queue paired this user.
     RankMatched {
         room: RoomId,
@@ -167,7 +178,11 @@ impl Delivery {
     /// Encodes the client frame for an event; `None` for control events.
     pub fn for_event(event: &Event) -> Option<Delivery> {
         let (frame, order) = match event {
-            Event::Kick { .. } | Event::Renamed { .. } => return None,
+            // Control events, and feed changes the hub coalesces before sending.
+            Event::Kick { .. }
+            | Event::Renamed { .. }
+            | Event::UserOnline { .. }
+            | Event::UserOffline { .. } => return None,
             Event::GameStarted {
                 room,
                 owner,

@@ -66,7 +66,7 @@ impl Gateway {
         config.validate().map_err(StartError::Config)?;
         let verifier = Verifier::from_config(&config).map_err(StartError::Config)?;
         let metrics = Arc::new(Metrics::new());
-        let hub = Arc::new(Hub::new(metrics.clone()));
+        let hub = Arc::new(Hub::new(metrics.clone(), config.online_feed_batch));
         let replica = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
         let Backends {
             bus,

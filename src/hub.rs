@@ -2,9 +2,10 @@
 //! event is encoded once and the shared bytes are queued to every local recipient.
 
 use crate::event::{Delivery, Event, EventSink, LocalSnapshot, Topic};
+use crate::feed::{Changes, OnlineFeed, Watch};
 use crate::metrics::Metrics;
 use crate::protocol::close::{self, CloseCode};
-use crate::protocol::{GameRole, RoomId, UserId};
+use crate::protocol::{GameRole, RoomId, ServerFrame, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -79,15 +80,47 @@ struct Registry {
 
 pub struct Hub {
     registry: RwLock<Registry>,
+    /// Sessions watching users come online, and the changes waiting for a flush.
+    pub online: OnlineFeed,
     metrics: Arc<Metrics>,
 }
 
 impl Hub {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    /// A hub whose online feed batches at most `feed_batch` users per flush.
+    pub fn new(metrics: Arc<Metrics>, feed_batch: usize) -> Self {
         Hub {
             registry: RwLock::default(),
+            online: OnlineFeed::new(feed_batch),
             metrics,
         }
+    }
+
+    /// Sends the online changes collected since the last flush: one frame per watcher,
+    /// encoded once for all who watch everyone.
+    pub fn flush_online_feed(&self) -> usize {
+        let (changes, watchers) = self.online.drain();
+        if changes.is_empty() || watchers.is_empty() {
+            return 0;
+        }
+        let encode = |c: &Changes| Delivery {
+            frame: ServerFrame::OnlineChanges {
+                online: &c.online,
+                offline: &c.offline,
+                dropped: c.dropped,
+            }
+            .encode(),
+            order: None,
+        };
+        let (all, lists): (Vec<_>, Vec<_>) =
+            watchers.into_iter().partition(|(_, w)| *w == Watch::All);
+        let mut sent = self.fan_out(all.iter().map(|(h, _)| h), encode(&changes));
+        for (handle, watch) in &lists {
+            let mine = changes.for_watch(watch);
+            if !mine.is_empty() {
+                sent += self.fan_out(std::iter::once(handle), encode(&mine));
+            }
+        }
+        sent
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Registry> {
@@ -214,6 +247,7 @@ impl EventSink for Hub {
             Topic::User(user) => reg.users.contains_key(user),
             Topic::Game(room) => reg.games.contains_key(room),
             Topic::All => true,
+            Topic::Online => self.online.has_watchers(),
         }
     }
 
@@ -265,6 +299,14 @@ impl EventSink for Hub {
                 }
                 return 0;
             }
+            Event::UserOnline { user, name } => {
+                self.online.record(user, Some(name));
+                return 0;
+            }
+            Event::UserOffline { user } => {
+                self.online.record(user, None);
+                return 0;
+            }
             _ => {}
         }
         let Some(delivery) = Delivery::for_event(event) else {
@@ -288,6 +330,8 @@ impl EventSink for Hub {
                 None => 0,
             },
             Topic::All => self.fan_out(reg.sessions.values(), delivery),
+            // Feed changes were recorded above; nothing is sent per event.
+            Topic::Online => 0,
             Topic::Game(room) => match reg.games.get(room) {
                 Some(members) => {
                     let target = match event {

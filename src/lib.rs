@@ -14,6 +14,7 @@
 //! - [`session`]: one connection's life: login, select loop, limits, teardown.
 //! - [`event`]: what travels between replicas, the `EventSink` seam, encode-once frames.
 //! - [`hub`]: this replica's sessions by user and room; fan-out of shared frames.
+//! - [`feed`]: the coalesced "who comes online" feed (`online.watch`).
 //! - [`backend`]: what replicas share (`Bus`, `Presence`, `Games`, `Matchmaker`), in
 //!   memory for one node or in Redis for many.
 //! - [`gateway`]: the shared state (settings, hub, stores, metrics), start-up, readiness.
@@ -32,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod features;
+pub mod feed;
 pub mod gateway;
 pub mod hub;
 pub mod matchmaking;

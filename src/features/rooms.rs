@@ -63,7 +63,7 @@ impl Gateway {
     }
 
     /// Publishes an event nobody must wait for; a failure is logged, not returned.
-    async fn announce(&self, topic: &Topic, event: Event) {
+    pub(super) async fn announce(&self, topic: &Topic, event: Event) {
         if let Err(err) = self.bus.publish(topic, event).await {
             tracing::debug!(?topic, cause = %err, "announcement not published");
         }

@@ -52,13 +52,23 @@ impl Gateway {
             self.hub.remove_session(&handle);
             return Err(err.into());
         }
-        if let Err(err) = self
+        match self
             .presence
             .connect(user, &identity.name, &handle.id)
             .await
         {
-            self.unregister(&handle, &[]).await;
-            return Err(err.into());
+            Ok(0) => {
+                let online = Event::UserOnline {
+                    user: user.clone(),
+                    name: identity.name.clone(),
+                };
+                self.announce(&Topic::Online, online).await;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                self.unregister(&handle, &[]).await;
+                return Err(err.into());
+            }
         }
         if self.config.duplicate_login == DuplicateLogin::Kick {
             let kick = Event::Kick {
@@ -89,8 +99,17 @@ impl Gateway {
                 .unsubscribe(&Topic::User(handle.user.clone()))
                 .await;
         }
+        self.online_unwatch(handle).await;
         if let Err(err) = self.presence.disconnect(&handle.user, &handle.id).await {
             tracing::debug!(session = %handle.id, cause = %err, "presence disconnect failed");
+            return;
+        }
+        // The user's last session anywhere: tell the online feeds.
+        if let Ok(0) = self.presence.session_count(&handle.user).await {
+            let offline = Event::UserOffline {
+                user: handle.user.clone(),
+            };
+            self.announce(&Topic::Online, offline).await;
         }
     }
 

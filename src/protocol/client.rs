@@ -98,6 +98,16 @@ pub enum ClientFrame {
     RankJoin {},
     #[serde(rename = "rank.leave")]
     RankLeave {},
+    /// Hear when users come online or go offline: everyone (`all`) or listed users.
+    #[serde(rename = "online.watch")]
+    OnlineWatch {
+        #[serde(default)]
+        users: Vec<UserId>,
+        #[serde(default)]
+        all: bool,
+    },
+    #[serde(rename = "online.unwatch")]
+    OnlineUnwatch {},
 }
 
 fn yes() -> bool {
@@ -127,6 +137,8 @@ impl ClientFrame {
             ClientFrame::GameClose { .. } => "game.close",
             ClientFrame::RankJoin {} => "rank.join",
             ClientFrame::RankLeave {} => "rank.leave",
+            ClientFrame::OnlineWatch { .. } => "online.watch",
+            ClientFrame::OnlineUnwatch {} => "online.unwatch",
         }
     }
 }

@@ -62,6 +62,14 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         next: Option<&'a str>,
     },
+    /// Users who came online or went offline since the last such frame (coalesced).
+    #[serde(rename = "online.changes")]
+    OnlineChanges {
+        online: &'a [Member],
+        offline: &'a [UserId],
+        /// Changes left out because there were too many: refresh with `who`.
+        dropped: usize,
+    },
     #[serde(rename = "member.joined")]
     MemberJoined {
         room: &'a str,
@@ -197,6 +205,7 @@ impl ServerFrame<'_> {
             ServerFrame::Broadcast { .. } => "broadcast",
             ServerFrame::Presence { .. } => "presence",
             ServerFrame::Who { .. } => "who",
+            ServerFrame::OnlineChanges { .. } => "online.changes",
             ServerFrame::MemberJoined { .. } => "member.joined",
             ServerFrame::MemberLeft { .. } => "member.left",
             ServerFrame::MemberRenamed { .. } => "member.renamed",

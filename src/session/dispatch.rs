@@ -128,6 +128,14 @@ impl<T: Transport> Session<'_, T> {
                 let name = gw.rename(&self.identity.user, &name).await?;
                 self.ok(id, OkDetail::Renamed { name: &name }).await;
             }
+            ClientFrame::OnlineWatch { users, all } => {
+                gw.online_watch(&self.handle, users, all).await?;
+                self.ok(id, OkDetail::None {}).await;
+            }
+            ClientFrame::OnlineUnwatch {} => {
+                gw.online_unwatch(&self.handle).await;
+                self.ok(id, OkDetail::None {}).await;
+            }
             ClientFrame::Ping => {
                 self.reply(ServerFrame::Pong { id }).await;
             }

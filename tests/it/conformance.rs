@@ -35,7 +35,7 @@ fn config() -> Config {
 
 async fn connect(config: Config, redis: Option<TestRedis>) -> Backend {
     let metrics = Arc::new(Metrics::new());
-    let hub = Arc::new(Hub::new(metrics.clone()));
+    let hub = Arc::new(Hub::new(metrics.clone(), 100));
     let Backends {
         bus,
         presence,

@@ -9,6 +9,7 @@ mod games;
 mod harness;
 mod limits;
 mod login;
+mod online;
 mod process;
 mod replicas;
 mod shutdown;

@@ -15,6 +15,7 @@ impl Keys {
             Topic::Room(r) => format!("{{r:{r}}}"),
             Topic::User(u) => format!("{{u:{u}}}"),
             Topic::All => "{all}".to_owned(),
+            Topic::Online => "{online-feed}".to_owned(),
             Topic::Game(g) => format!("{{g:{g}}}"),
         }
     }
@@ -28,8 +29,10 @@ impl Keys {
             .strip_prefix(&self.prefix)?
             .strip_prefix(":{")?
             .strip_suffix("}:ch")?;
-        if tag == "all" {
-            return Some(Topic::All);
+        match tag {
+            "all" => return Some(Topic::All),
+            "online-feed" => return Some(Topic::Online),
+            _ => {}
         }
         match tag.split_once(':')? {
             ("r", name) => RoomId::new(name).ok().map(Topic::Room),

@@ -1,0 +1,179 @@
+// Reconnect and resume across a gateway restart (SIGTERM drain and SIGKILL), and a drain
+// that moves a client to another replica. Gateways share a private redis-server.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, startRedis, makeClient, cleanup, until, freePort } from './helpers.js';
+
+const SECRET = 'js-client-test-secret';
+const API_KEY = 'js-client-test-key';
+let redis;
+const procs = [];
+const clients = [];
+
+before(async () => {
+  redis = await startRedis();
+});
+after(async () => {
+  await cleanup(clients, procs, redis);
+});
+
+/** A gateway on the shared Redis (dev mode with a fixed secret, so tokens outlive it). */
+async function gateway(opts = {}) {
+  const g = await startGateway({
+    port: opts.port,
+    apiKey: opts.apiKey,
+    ready: true,
+    args: ['--jwt-secret', SECRET, '--redis-url', redis.url, '--drain-timeout', '2s', ...(opts.args ?? [])],
+    env: { SWITCHBOARD_DRAIN_DELAY: '0s', ...(opts.env ?? {}) },
+  });
+  procs.push(g);
+  return g;
+}
+
+function client(url, user, opts = {}) {
+  const c = makeClient(url, user, opts);
+  clients.push(c);
+  return c;
+}
+
+/** Seqs of `message` events for a room, checked to be strictly increasing (no duplicate). */
+function roomSeqs(c, room) {
+  const seqs = c.of('message', (m) => m.room === room).map((m) => m.seq);
+  for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] > seqs[i - 1], `duplicate or out of order: ${seqs}`);
+  return seqs;
+}
+
+/**
+ * Two clients in a room and a game; the gateway of one is stopped with `signal` and a new
+ * one started on the same port. Messages published meanwhile (by the other client and by
+ * the HTTP API) arrive exactly once, with no gap.
+ */
+async function restartScenario(signal) {
+  const room = `ops-${signal}`;
+  const pub = await gateway({ apiKey: API_KEY }); // stays up: alice and the HTTP API
+  const port = await freePort();
+  let gwA = await gateway({ port });
+  const alice = client(pub.url, 'alice');
+  // Bob fetches a fresh token from his own gateway before each attempt: while it is down
+  // that fails too, and the client keeps retrying with back-off.
+  const bob = client(gwA.url, 'bob', { reconnect: { minMs: 50, maxMs: 300 } });
+  await alice.connect();
+  const welcome1 = await bob.connect();
+  await alice.join(room);
+  await bob.join(room);
+  const before = await alice.publish(room, 'before');
+  const { room: game } = await alice.gameCreate();
+  await bob.gameJoin(game);
+  const g1 = await alice.gameSend(game, 'move 1');
+  await until(() => roomSeqs(bob, room).length === 1 && bob.of('game.message').length === 1);
+
+  const down = bob.waitFor('reconnecting', { timeoutMs: 5000 });
+  const exit = await gwA.stop(signal);
+  assert.equal(exit.signal ?? 'exit', signal === 'SIGKILL' ? 'SIGKILL' : 'exit', JSON.stringify(exit));
+  const downEv = await down;
+  if (signal === 'SIGTERM') {
+    // Drain: a `reconnect` frame and close 1012 first.
+    const rf = bob.of('reconnect');
+    assert.equal(rf.length, 1);
+    assert.equal(rf[0].reason, 'server draining');
+    assert.ok(rf[0].after_ms >= 0 && rf[0].after_ms <= 2000);
+    assert.equal(downEv.closeCode, 1012);
+    assert.equal(downEv.closeReason, 'server draining');
+  } else {
+    assert.equal(bob.of('reconnect').length, 0);
+    assert.equal(downEv.closeCode, 1006);
+  }
+
+  // While bob's gateway is down: room messages from alice and from the HTTP API, a DM
+  // through the API, game messages.
+  const missed = [];
+  missed.push((await alice.publish(room, 'missed 1')).seq);
+  missed.push((await pub.api('POST', `/api/v1/rooms/${room}/publish`, { data: 'api 1', from: 'ops' })).seq);
+  missed.push((await alice.publish(room, { text: 'missed 2' })).seq);
+  missed.push((await pub.api('POST', `/api/v1/rooms/${room}/publish`, { data: 'api 2' })).seq);
+  const dm = await pub.api('POST', '/api/v1/users/bob/send', { data: 'dm while down', from: 'ops', name: 'Ops' });
+  const g2 = await alice.gameSend(game, 'move 2');
+  const g3 = await alice.gameSend(game, 'for bob only', 'opponent');
+
+  const reopened = bob.waitFor('open', { timeoutMs: 8000 });
+  gwA = await gateway({ port });
+  const open = await reopened;
+  assert.equal(open.resumed, true);
+  assert.notEqual(open.welcome.replica, welcome1.replica, 'a new gateway process');
+
+  assert.deepEqual(roomSeqs(bob, room), [before.seq, ...missed]);
+  assert.deepEqual(
+    bob.of('message', (m) => m.room === room).map((m) => m.data),
+    ['before', 'missed 1', 'api 1', { text: 'missed 2' }, 'api 2'],
+  );
+  assert.deepEqual(bob.of('resume', (r) => r.kind === 'room'), [
+    { kind: 'room', room, since: before.seq, recovered: true, replayed: 4 },
+  ]);
+  const directs = bob.of('direct');
+  assert.equal(directs.length, 1);
+  assert.equal(directs[0].seq, dm.seq);
+  assert.equal(directs[0].from, 'ops');
+  assert.deepEqual(
+    bob.of('game.message').map((m) => m.seq),
+    [g1.seq, g2.seq, g3.seq],
+  );
+  assert.deepEqual(bob.of('gap'), []);
+  assert.deepEqual(bob.of('resume.failed'), []);
+
+  // Live again, both ways, exactly once.
+  const live = await alice.publish(room, 'live');
+  const back = await bob.publish(room, 'bob is back');
+  await until(() => roomSeqs(bob, room).length === 7 && roomSeqs(alice, room).includes(back.seq));
+  assert.deepEqual(roomSeqs(bob, room).slice(-2), [live.seq, back.seq]);
+  assert.equal(typeof (await bob.gameSend(game, 'move 3')).seq, 'number');
+  assert.equal(bob.stats.duplicatesDropped, 0);
+
+  for (const c of [alice, bob]) c.close();
+  await gwA.stop('SIGKILL');
+  await pub.stop('SIGKILL');
+}
+
+test('reconnect and resume across a gateway restart: SIGTERM (drain)', { timeout: 20000 }, async () => {
+  await restartScenario('SIGTERM');
+});
+
+test('reconnect and resume across a gateway restart: SIGKILL', { timeout: 20000 }, async () => {
+  await restartScenario('SIGKILL');
+});
+
+test('drain moves the client to another replica from its URL list', { timeout: 20000 }, async () => {
+  const gwA = await gateway();
+  const gwB = await gateway();
+  const alice = client(gwB.url, 'amy');
+  const bob = client([gwA.url, gwB.url], 'bo');
+  await alice.connect();
+  await bob.connect();
+  assert.equal(bob.url, gwA.url);
+  await alice.join('hall');
+  await bob.join('hall');
+  const first = await alice.publish('hall', 'one');
+  await until(() => bob.of('message').length === 1);
+
+  const reconnectFrame = bob.waitFor('reconnect', { timeoutMs: 5000 });
+  const reopened = bob.waitFor('open', { timeoutMs: 8000 });
+  gwA.signal('SIGTERM');
+  const rf = await reconnectFrame;
+  assert.equal(rf.reason, 'server draining');
+  assert.equal(typeof rf.after_ms, 'number');
+  // Published after bob was told to go, before he is back.
+  const during = await alice.publish('hall', 'two');
+  const open = await reopened;
+  assert.equal(bob.url, gwB.url);
+  assert.equal(open.url, gwB.url);
+  const states = bob.of('state').map((s) => s.state);
+  assert.deepEqual(states.slice(-2), ['reconnecting', 'open']);
+  const after = await alice.publish('hall', 'three');
+  await until(() => bob.of('message').length === 3);
+  assert.deepEqual(
+    bob.of('message').map((m) => m.seq),
+    [first.seq, during.seq, after.seq],
+  );
+  assert.deepEqual(bob.of('gap'), []);
+  const exit = await gwA.exited;
+  assert.equal(exit.code, 0);
+});
