@@ -121,8 +121,12 @@ impl OnlineFeed {
             .is_empty()
     }
 
-    /// Records a change; the latest state of a user within one interval wins.
+    /// Records a change; the latest state of a user within one interval wins. Without
+    /// watchers on this replica nothing is kept.
     pub fn record(&self, user: &UserId, name: Option<&str>) {
+        if !self.has_watchers() {
+            return;
+        }
         let mut pending = self.pending();
         let state = name.map(Arc::from);
         if let Some(slot) = pending.state.get_mut(user) {
@@ -174,9 +178,26 @@ mod tests {
         UserId::new(name).unwrap_or_else(|_| panic!("valid id {name}"))
     }
 
+    fn watched(batch: usize) -> OnlineFeed {
+        let feed = OnlineFeed::new(batch);
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        feed.watch(
+            &SessionHandle::new("s".into(), user("w"), "W", tx),
+            Watch::All,
+        );
+        feed
+    }
+
+    #[test]
+    fn nothing_is_kept_without_watchers() {
+        let feed = OnlineFeed::new(2);
+        feed.record(&user("a"), Some("A"));
+        assert!(feed.drain().0.is_empty());
+    }
+
     #[test]
     fn latest_state_wins_and_the_batch_is_capped() {
-        let feed = OnlineFeed::new(2);
+        let feed = watched(2);
         feed.record(&user("a"), Some("A"));
         feed.record(&user("b"), Some("B"));
         feed.record(&user("a"), None);
@@ -191,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_list_watch_sees_only_its_users() {
-        let feed = OnlineFeed::new(10);
+        let feed = watched(10);
         feed.record(&user("a"), Some("A"));
         feed.record(&user("b"), None);
         let (changes, _) = feed.drain();

@@ -201,8 +201,9 @@ function sleeper(ms) {
  *   the next entry (so a drained replica is left for another). A function is called before
  *   every attempt. Default in a browser page: `ws(s)://<page host>/ws`.
  * @property {string} [token] a JWT
- * @property {(ctx: {attempt: number, reason: string}) => string | Promise<string>} [getToken]
- *   called before every connection attempt (fresh token for each reconnect)
+ * @property {(ctx: {attempt: number, reason: string, url: string}) => string | Promise<string>} [getToken]
+ *   called before every connection attempt (fresh token for each reconnect), with the URL
+ *   about to be used
  * @property {any} [WebSocket] a WebSocket constructor (e.g. the `ws` package in Node 20);
  *   default `globalThis.WebSocket`
  * @property {ReconnectOptions | false} [reconnect] `false` disables reconnecting
@@ -553,7 +554,7 @@ export class SwitchboardClient {
       let outcome;
       try {
         const url = await this._pickUrl(ctx);
-        const token = await this._pickToken(ctx);
+        const token = await this._pickToken(ctx, url);
         if (stale()) return;
         outcome = await this._session(url, token);
       } catch (err) {
@@ -645,9 +646,12 @@ export class SwitchboardClient {
     return u;
   }
 
-  /** @param {UrlContext} ctx */
-  async _pickToken(ctx) {
-    if (this._getToken) return await this._getToken({ attempt: ctx.attempt, reason: ctx.reason });
+  /**
+   * @param {UrlContext} ctx
+   * @param {string} url
+   */
+  async _pickToken(ctx, url) {
+    if (this._getToken) return await this._getToken({ attempt: ctx.attempt, reason: ctx.reason, url });
     return /** @type {string} */ (this._token);
   }
 

@@ -90,8 +90,9 @@ async fn a_login_storm_is_coalesced_and_capped() {
         crowd.push(s.tcp(&format!("u{i}")).await);
     }
     let (on, _, frames, dropped) = changes(&mut w, Duration::from_millis(1200)).await;
-    // 50 logins cost a few frames, each listing at most 20 users; the rest are counted.
-    assert!(frames <= 5, "{frames} frames");
+    // 50 logins cost a few frames (one per interval), each listing at most 20 users;
+    // the rest are counted.
+    assert!(frames <= 10, "{frames} frames");
     assert_eq!(
         on.len() as u64 + dropped,
         50,

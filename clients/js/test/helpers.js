@@ -199,11 +199,10 @@ export async function startRedis() {
  * every event it emitted.
  */
 export function makeClient(url, user, opts = {}) {
-  const base = typeof url === 'string' ? url : Array.isArray(url) ? url[0] : undefined;
   const client = new SwitchboardClient({
     url,
     WebSocket,
-    getToken: opts.token ? undefined : () => fetchDevToken(opts.tokenFrom ?? base, user, opts.name ?? cap(user)),
+    getToken: opts.token ? undefined : (ctx) => fetchDevToken(opts.tokenFrom ?? ctx.url, user, opts.name ?? cap(user)),
     token: opts.token,
     reconnect: { minMs: 50, maxMs: 400, jitter: 0.5, ...(opts.reconnect ?? {}) },
     requestTimeoutMs: 3000,

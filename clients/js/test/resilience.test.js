@@ -1,0 +1,129 @@
+// Reconnect rules on a single node (in-memory backend): a restart that loses the seqs
+// (gap), a dead connection found by the heartbeat, close codes 4003/4004/4005.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, makeClient, cleanup, until, freePort, sleep } from './helpers.js';
+
+const procs = [];
+const clients = [];
+after(async () => {
+  await cleanup(clients, procs);
+});
+async function gateway(opts = {}) {
+  const g = await startGateway(opts);
+  procs.push(g);
+  return g;
+}
+function client(url, user, opts) {
+  const c = makeClient(url, user, opts);
+  clients.push(c);
+  return c;
+}
+
+test('single-node restart: seqs restart, the client reports a gap and keeps the new messages', { timeout: 15000 }, async () => {
+  const port = await freePort();
+  let gw = await gateway({ port, args: ['--drain-timeout', '1s'] });
+  const alice = client(gw.url, 'alice');
+  const bob = client(gw.url, 'bob');
+  await alice.connect();
+  await bob.connect();
+  await alice.join('r');
+  await bob.join('r');
+  for (let i = 1; i <= 3; i++) await alice.publish('r', `old ${i}`);
+  await alice.send('bob', 'dm 1');
+  await alice.send('bob', 'dm 2');
+  await until(() => bob.of('message').length === 3 && bob.of('direct').length === 2);
+  assert.deepEqual(bob.cursors, { dm: 2, rooms: { r: 3 }, games: {} });
+
+  const back = [alice, bob].map((c) => c.waitFor('open', { filter: (o) => o.resumed, timeoutMs: 8000 }));
+  await gw.stop('SIGTERM');
+  // A new process: new random dev secret (getToken fetches a fresh token), seqs from 1.
+  gw = await gateway({ port });
+  await Promise.all(back);
+
+  assert.deepEqual(bob.of('gap'), [{ kind: 'room', room: 'r', since: 3, replayed: 0 }]);
+  assert.deepEqual(bob.of('resume'), [{ kind: 'room', room: 'r', since: 3, recovered: false, replayed: 0 }]);
+  const fresh = await alice.publish('r', 'new 1');
+  assert.equal(fresh.seq, 1);
+  await alice.send('bob', 'dm after restart');
+  await until(() => bob.of('message').length === 4 && bob.of('direct').length === 3, { what: 'new messages' });
+  assert.equal(bob.of('message').at(-1).data, 'new 1');
+  assert.equal(bob.of('direct').at(-1).seq, 1);
+  assert.deepEqual(bob.of('gap').at(-1), { kind: 'dm', since: 2, seq: 1 });
+  assert.deepEqual(bob.cursors, { dm: 1, rooms: { r: 1 }, games: {} });
+});
+
+test('heartbeat: a silent connection is detected and replaced', { timeout: 15000 }, async () => {
+  const gw = await gateway();
+  const c = client(gw.url, 'hb', {
+    client: { heartbeat: { intervalMs: 200, timeoutMs: 300 }, connectTimeoutMs: 500 },
+  });
+  await c.connect();
+  await c.join('quiet');
+  // Idle but alive: the client pings and the gateway answers; no reconnect.
+  await sleep(900);
+  assert.equal(c.state, 'open');
+  assert.equal(c.stats.reconnects, 0);
+  assert.ok(c.stats.framesOut >= 4, `pings sent: ${c.stats.framesOut}`);
+
+  const down = c.waitFor('reconnecting', { timeoutMs: 3000 });
+  gw.signal('SIGSTOP');
+  try {
+    const ev = await down;
+    assert.equal(ev.closeReason, 'heartbeat timeout');
+    await sleep(700); // attempts against the frozen process time out
+  } finally {
+    gw.signal('SIGCONT');
+  }
+  const open = await c.waitFor('open', { timeoutMs: 5000 });
+  assert.equal(open.resumed, true);
+  assert.deepEqual(c.of('resume').map((r) => r.room), ['quiet']);
+});
+
+test('duplicate login, reject policy: conflict and close 4005, not retried', { timeout: 10000 }, async () => {
+  const gw = await gateway({ args: ['--duplicate-login', 'reject'] });
+  const first = client(gw.url, 'solo');
+  await first.connect();
+  const second = client(gw.url, 'solo');
+  await assert.rejects(second.connect(), (e) => {
+    assert.equal(e.code, 'conflict');
+    assert.equal(e.closeCode, 4005);
+    assert.equal(e.message, 'user already has a session (duplicate logins are rejected)');
+    return true;
+  });
+  assert.equal(second.state, 'closed');
+  assert.equal(second.stats.connections, 1);
+  assert.equal(first.state, 'open');
+});
+
+test('duplicate login, kick policy: the older client is closed with 4003 and stays closed', { timeout: 10000 }, async () => {
+  const gw = await gateway({ args: ['--duplicate-login', 'kick'] });
+  const older = client(gw.url, 'kicked');
+  await older.connect();
+  const closed = older.waitFor('closed');
+  const newer = client(gw.url, 'kicked');
+  await newer.connect();
+  const ev = await closed;
+  assert.equal(ev.closeCode, 4003);
+  assert.equal(ev.closeReason, 'replaced by a newer login');
+  await sleep(300);
+  assert.equal(older.state, 'closed');
+  assert.equal(older.stats.connections, 1);
+  assert.equal(newer.state, 'open');
+});
+
+test('API disconnect (4004): reconnect after a back-off and resume', { timeout: 10000 }, async () => {
+  const gw = await gateway({ apiKey: 'k' });
+  const c = client(gw.url, 'dis');
+  await c.connect();
+  await c.join('stay');
+  const down = c.waitFor('reconnecting');
+  const up = c.waitFor('open', { filter: (o) => o.resumed });
+  await gw.api('POST', '/api/v1/users/dis/disconnect');
+  const ev = await down;
+  assert.equal(ev.closeCode, 4004);
+  assert.ok(ev.delayMs > 0);
+  await up;
+  assert.deepEqual(c.rooms, ['stay']);
+  assert.equal((await gw.api('GET', '/api/v1/rooms/stay/presence')).count, 1);
+});
