@@ -9,7 +9,8 @@ use crate::gateway::Gateway;
 use crate::protocol::{ErrorCode, Member, RoomId, UserId};
 use crate::session;
 use crate::transport::ws::{HARD_LIMIT_FACTOR, WsTransport};
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -235,14 +236,22 @@ struct Push {
 }
 
 impl Push {
-    fn from_body(body: Result<Json<Push>, JsonRejection>) -> Result<Push, ApiError> {
-        body.map(|Json(p)| p).map_err(|rejection| {
+    /// Parses the body as JSON whatever its Content-Type says: `curl -d` sends
+    /// `application/x-www-form-urlencoded` by default, and the body is JSON anyway.
+    fn from_body(body: Result<Bytes, BytesRejection>) -> Result<Push, ApiError> {
+        let bytes = body.map_err(|rejection| {
             let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ErrorCode::TooLarge
             } else {
                 ErrorCode::BadRequest
             };
             ApiError::new(code, rejection.body_text())
+        })?;
+        serde_json::from_slice(&bytes).map_err(|err| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("body must be JSON like {{\"data\": ...}}: {err}"),
+            )
         })
     }
 
@@ -269,7 +278,7 @@ fn user_param(user: &str) -> Result<UserId, ApiError> {
 async fn publish(
     State(st): State<AppState>,
     Path(room): Path<String>,
-    body: Result<Json<Push>, JsonRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let room = room_param(&room)?;
     let push = Push::from_body(body)?;
@@ -281,7 +290,7 @@ async fn publish(
 async fn send(
     State(st): State<AppState>,
     Path(user): Path<String>,
-    body: Result<Json<Push>, JsonRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let to = user_param(&user)?;
     let push = Push::from_body(body)?;
@@ -292,7 +301,7 @@ async fn send(
 
 async fn broadcast(
     State(st): State<AppState>,
-    body: Result<Json<Push>, JsonRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let push = Push::from_body(body)?;
     let (from, name) = push.sender(st.gw.config.max_name_chars);

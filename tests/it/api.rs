@@ -260,3 +260,49 @@ async fn metrics_expose_the_named_series() {
     }
     assert!(!text.contains("alice"), "no user ids in labels");
 }
+
+/// `curl -d '{"data":…}'` sends `application/x-www-form-urlencoded`: the body is JSON
+/// all the same, so the README's examples work as written.
+#[tokio::test]
+async fn json_bodies_are_accepted_whatever_the_content_type() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::spawn().await;
+    let mut alice = s.ws("alice").await;
+    alice
+        .request(json!({"type": "join", "room": "lobby"}))
+        .await;
+    for content_type in [
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+        None,
+    ] {
+        let body = r#"{"data":{"score":3}}"#;
+        let header = content_type
+            .map(|t| format!("Content-Type: {t}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "POST /api/v1/rooms/lobby/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n{header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(s.http)
+            .await
+            .expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await.expect("read");
+        assert!(raw.starts_with("HTTP/1.1 200"), "{content_type:?}: {raw}");
+        let message = alice.recv_type("message").await;
+        assert_eq!(message["data"]["score"], 3);
+    }
+    // Not JSON at all is still a clear 400.
+    let (status, body) = http(
+        s.http,
+        "POST",
+        "/api/v1/rooms/lobby/publish",
+        Some(API_KEY),
+        Some("score=3"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("bad_request"), "{body}");
+}

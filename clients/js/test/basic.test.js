@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { SwitchboardClient, SwitchboardError, fetchDevToken } from '../switchboard.js';
-import { startGateway, makeClient, cleanup, until } from './helpers.js';
+import { startGateway, makeClient, cleanup, until } from '../support/harness.js';
 
 let gw;
 const clients = [];

@@ -2,7 +2,7 @@
 // that moves a client to another replica. Gateways share a private redis-server.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, startRedis, makeClient, cleanup, until, freePort } from './helpers.js';
+import { startGateway, startRedis, makeClient, cleanup, until, freePort } from '../support/harness.js';
 
 const SECRET = 'js-client-test-secret';
 const API_KEY = 'js-client-test-key';

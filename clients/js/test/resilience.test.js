@@ -2,7 +2,7 @@
 // (gap), a dead connection found by the heartbeat, close codes 4003/4004/4005.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, makeClient, cleanup, until, freePort, sleep } from './helpers.js';
+import { startGateway, makeClient, cleanup, until, freePort, sleep } from '../support/harness.js';
 
 const procs = [];
 const clients = [];

@@ -11,8 +11,13 @@ import { SwitchboardClient, fetchDevToken } from '../switchboard.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const jsRoot = path.resolve(here, '..');
 
-/** The gateway binary: SWITCHBOARD_BIN (relative to clients/js) or ../../target/release. */
-export const BIN_SOURCE = path.resolve(jsRoot, process.env.SWITCHBOARD_BIN ?? '../../target/release/switchboard');
+/**
+ * The gateway binary: SWITCHBOARD_BIN (a relative path is taken from the current
+ * directory), else ../../target/release/switchboard relative to clients/js.
+ */
+export const BIN_SOURCE = process.env.SWITCHBOARD_BIN
+  ? path.resolve(process.env.SWITCHBOARD_BIN)
+  : path.resolve(jsRoot, '../../target/release/switchboard');
 
 let binCopy;
 let tmpDir;
@@ -41,6 +46,9 @@ process.on('exit', () => {
   }
   if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
 });
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => process.exit(130)); // runs the 'exit' handler above
+}
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort() {
