@@ -1,4 +1,5 @@
-//! Load generator: opens many logged-in WebSocket clients against a running gateway.
+//! Load generator: opens many logged-in WebSocket clients against a running gateway
+//! (`switchboard::client`; a `tcp://host:port` URL gives TCP clients).
 //!
 //! - `idle`: N clients log in and join a room, then sit idle until Ctrl-C (measure the
 //!   gateway's RSS meanwhile).
@@ -7,15 +8,14 @@
 //!
 //! Run: `cargo run --release --example swarm -- --help`
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use switchboard::auth::{self, Claims};
+use switchboard::client::{Client, Request};
 use switchboard::config::JwtAlg;
 use tokio::sync::Semaphore;
-use tokio_tungstenite::tungstenite::Message;
 
 struct Args {
     /// Gateways to spread clients over (comma separated); the publisher uses the first.
@@ -95,34 +95,18 @@ fn token(secret: &str, user: &str) -> String {
     auth::sign_hmac(JwtAlg::Hs256, secret.as_bytes(), &claims).unwrap_or_default()
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// Connects to `url`, logs in and joins `room`; returns once the join is acknowledged.
-async fn connect(args: &Args, url: &str, user: &str, room: &str) -> Result<Ws, String> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+async fn connect(args: &Args, url: &str, user: &str, room: &str) -> Result<Client, String> {
+    let mut client = Client::connect(url).await.map_err(|e| e.to_string())?;
+    client
+        .login(&token(&args.secret, user))
         .await
         .map_err(|e| e.to_string())?;
-    let login = json!({"type": "login", "token": token(&args.secret, user)});
-    ws.send(Message::text(login.to_string()))
+    client
+        .request_ok(Request::join(room))
         .await
         .map_err(|e| e.to_string())?;
-    let join = json!({"type": "join", "room": room, "id": "j"});
-    ws.send(Message::text(join.to_string()))
-        .await
-        .map_err(|e| e.to_string())?;
-    while let Some(msg) = ws.next().await {
-        if let Message::Text(t) = msg.map_err(|e| e.to_string())? {
-            let v: Value = serde_json::from_str(&t).map_err(|e| e.to_string())?;
-            if v["type"] == "error" {
-                return Err(v.to_string());
-            }
-            if v["id"] == "j" {
-                return Ok(ws);
-            }
-        }
-    }
-    Err("closed during login".into())
+    Ok(client)
 }
 
 fn now_micros() -> u64 {
@@ -154,32 +138,45 @@ fn room_for(args: &Args, i: usize) -> String {
 }
 
 /// Reads until the connection ends, counting benchmark messages as they arrive.
-async fn read_all(mut ws: Ws, stats: &Stats) {
-    while let Some(Ok(msg)) = ws.next().await {
-        match msg {
-            Message::Text(t) => {
-                // Cheap field scan instead of a full parse: the client must keep up.
-                if let Some(pos) = t.find("\"sent\":") {
-                    let digits: String = t[pos + 7..]
-                        .chars()
-                        .take_while(char::is_ascii_digit)
-                        .collect();
-                    if let Ok(sent) = digits.parse::<u64>() {
-                        let lat = now_micros().saturating_sub(sent);
-                        stats.latency_sum.fetch_add(lat, Ordering::Relaxed);
-                        stats.latency_max.fetch_max(lat, Ordering::Relaxed);
-                        if let Ok(mut samples) = stats.samples.lock() {
-                            samples.push(lat.min(u32::MAX as u64) as u32);
-                        }
-                    }
-                    stats.received.fetch_add(1, Ordering::Relaxed);
+async fn read_all(mut client: Client, stats: &Stats) {
+    loop {
+        let frame = match client.recv().await {
+            Ok(frame) => frame,
+            Err(_) if client.is_closed() => break,
+            Err(_) => continue,
+        };
+        // Cheap field scan instead of a full parse: the client must keep up.
+        let t = frame.text();
+        if let Some(pos) = t.find("\"sent\":") {
+            let digits: String = t[pos + 7..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if let Ok(sent) = digits.parse::<u64>() {
+                let lat = now_micros().saturating_sub(sent);
+                stats.latency_sum.fetch_add(lat, Ordering::Relaxed);
+                stats.latency_max.fetch_max(lat, Ordering::Relaxed);
+                if let Ok(mut samples) = stats.samples.lock() {
+                    samples.push(lat.min(u32::MAX as u64) as u32);
                 }
             }
-            Message::Close(_) => break,
-            _ => {}
+            stats.received.fetch_add(1, Ordering::Relaxed);
         }
     }
     stats.closed.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts the `ok` replies among the publisher's inbound frames; false once it closed.
+async fn read_ack(publisher: &mut Client, acked: &AtomicU64) -> bool {
+    match publisher.recv().await {
+        Ok(frame) => {
+            if frame.kind() == "ok" {
+                acked.fetch_add(1, Ordering::Relaxed);
+            }
+            true
+        }
+        Err(_) => !publisher.is_closed(),
+    }
 }
 
 #[tokio::main]
@@ -196,10 +193,10 @@ async fn main() {
             let permit = gate.acquire_owned().await;
             let url = args.urls[i % args.urls.len()].clone();
             match connect(&args, &url, &format!("u{i}"), &room_for(&args, i)).await {
-                Ok(ws) => {
+                Ok(client) => {
                     drop(permit);
                     stats.connected.fetch_add(1, Ordering::Relaxed);
-                    read_all(ws, &stats).await;
+                    read_all(client, &stats).await;
                 }
                 Err(e) => {
                     if stats.failed.fetch_add(1, Ordering::Relaxed) < 5 {
@@ -236,30 +233,15 @@ async fn main() {
 
 async fn fanout(args: &Args, stats: &Stats) {
     let members = stats.connected.load(Ordering::Relaxed);
-    let publisher = match connect(args, &args.urls[0], "publisher", &room_for(args, 0)).await {
-        Ok(ws) => ws,
+    let room = room_for(args, 0);
+    let mut publisher = match connect(args, &args.urls[0], "publisher", &room).await {
+        Ok(client) => client,
         Err(e) => {
             eprintln!("publisher failed: {e}");
             return;
         }
     };
-    let (mut tx, mut rx) = publisher.split();
-    let window = Arc::new(Semaphore::new(args.window));
     let acked = Arc::new(AtomicU64::new(0));
-    {
-        let window = window.clone();
-        let acked = acked.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(msg)) = rx.next().await {
-                if let Message::Text(t) = msg
-                    && t.contains("\"type\":\"ok\"")
-                {
-                    acked.fetch_add(1, Ordering::Relaxed);
-                    window.add_permits(1);
-                }
-            }
-        });
-    }
     let receivers = if args.rooms == 1 {
         members
     } else {
@@ -269,23 +251,42 @@ async fn fanout(args: &Args, stats: &Stats) {
     let run_for = Duration::from_secs(args.seconds);
     let t0 = Instant::now();
     let mut sent = 0u64;
+    // Publishes not acknowledged yet; at most `window`.
+    let mut unacked = 0u64;
     while t0.elapsed() < run_for {
-        if args.rate > 0.0 {
-            let due = t0 + Duration::from_secs_f64(sent as f64 / args.rate);
-            tokio::time::sleep_until(due.into()).await;
-        }
-        let Ok(permit) = window.acquire().await else {
-            break;
+        let pace = async {
+            if args.rate > 0.0 {
+                let due = t0 + Duration::from_secs_f64(sent as f64 / args.rate);
+                tokio::time::sleep_until(due.into()).await;
+            }
         };
-        permit.forget();
-        let frame = json!({"type": "publish", "room": room_for(args, 0), "id": sent, "echo": false,
-            "data": {"sent": now_micros(), "pad": pad}});
-        if tx.send(Message::text(frame.to_string())).await.is_err() {
-            break;
+        tokio::select! {
+            open = read_ack(&mut publisher, &acked) => {
+                if !open {
+                    break;
+                }
+                unacked = sent.saturating_sub(acked.load(Ordering::Relaxed));
+            }
+            () = pace, if unacked < args.window as u64 => {
+                let publish = Request::Publish {
+                    room: room.clone(),
+                    data: json!({"sent": now_micros(), "pad": pad}),
+                    echo: false,
+                };
+                if publisher.send(publish).await.is_err() {
+                    break;
+                }
+                sent += 1;
+                unacked += 1;
+            }
         }
-        sent += 1;
     }
     let elapsed = t0.elapsed().as_secs_f64();
+    // Acks still in flight are counted while the deliveries land.
+    {
+        let acked = acked.clone();
+        tokio::spawn(async move { while read_ack(&mut publisher, &acked).await {} });
+    }
     // Let in-flight deliveries land.
     let mut last = stats.received.load(Ordering::Relaxed);
     loop {

@@ -24,12 +24,14 @@
 //! - [`matchmaking`]: the ranked matching rule.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`app`]: wiring, listeners and graceful drain.
+//! - [`client`]: a typed client (WebSocket or TCP) for tests, load tests and tools.
 
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod backend;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod event;
 pub mod features;

@@ -1,23 +1,20 @@
 //! One harness for every integration test: a real gateway on ephemeral ports with an
-//! injected shutdown, and WebSocket/TCP clients that speak the wire protocol.
+//! injected shutdown, and WebSocket/TCP clients (`switchboard::client`) that speak the
+//! wire protocol.
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard::app::{self, Listeners};
 use switchboard::auth::{self, Claims};
+use switchboard::client::{self, ClientError};
 use switchboard::config::{Config, JwtAlg};
 use switchboard::gateway::Gateway;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const SECRET: &str = "test-secret-of-reasonable-length";
 pub const API_KEY: &str = "test-api-key";
@@ -90,10 +87,7 @@ impl TestServer {
     }
 
     pub async fn ws_raw(&self) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.http))
-            .await
-            .expect("ws connect");
-        Client::new(Conn::Ws(Box::new(ws)))
+        Client::connect(&format!("ws://{}/ws", self.http)).await
     }
 
     pub async fn tcp(&self, user: &str) -> Client {
@@ -103,12 +97,7 @@ impl TestServer {
     }
 
     pub async fn tcp_raw(&self) -> Client {
-        let stream = TcpStream::connect(self.tcp).await.expect("tcp connect");
-        let (r, w) = stream.into_split();
-        Client::new(Conn::Tcp {
-            lines: BufReader::new(r).lines(),
-            writer: w,
-        })
+        Client::connect(&format!("tcp://{}", self.tcp)).await
     }
 }
 
@@ -148,158 +137,88 @@ pub enum Seen {
     Closed(Option<u16>),
 }
 
-/// A protocol client. Frames skipped while waiting for a reply are kept in `backlog`
-/// and returned first by later reads, so nothing is lost between helpers.
-pub struct Client {
-    conn: Conn,
-    backlog: VecDeque<Value>,
-}
-
-enum Conn {
-    Ws(Box<WebSocketStream<MaybeTlsStream<TcpStream>>>),
-    Tcp {
-        lines: Lines<BufReader<OwnedReadHalf>>,
-        writer: OwnedWriteHalf,
-    },
-}
+/// The protocol client the tests drive: `switchboard::client::Client` with every wait
+/// bounded by `WAIT` and failures turned into test panics. It never answers TCP pings
+/// by itself, so the idle-timeout tests can stay silent.
+pub struct Client(client::Client);
 
 impl Client {
-    fn new(conn: Conn) -> Self {
-        Client {
-            conn,
-            backlog: VecDeque::new(),
-        }
+    async fn connect(address: &str) -> Self {
+        let options = client::Options::default()
+            .timeout(Some(WAIT))
+            .auto_pong(false);
+        Client(
+            client::Client::connect_with(address, options)
+                .await
+                .expect("connect"),
+        )
     }
 
+    /// Logs in and returns the `welcome` frame.
     pub async fn login(&mut self, token: &str) -> Value {
-        self.send(json!({"type": "login", "token": token})).await;
-        let welcome = self.recv().await;
-        assert_eq!(welcome["type"], "welcome", "{welcome}");
-        welcome
+        let welcome = self
+            .0
+            .login_with(json!({"type": "login", "token": token}))
+            .await
+            .expect("welcome");
+        json_of(&welcome)
     }
 
     pub async fn send(&mut self, frame: Value) {
-        self.send_text(&frame.to_string()).await;
+        self.0.send(frame).await.expect("send");
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        match &mut self.conn {
-            Conn::Ws(ws) => ws
-                .send(Message::text(text.to_owned()))
-                .await
-                .expect("ws send"),
-            Conn::Tcp { writer, .. } => {
-                writer.write_all(text.as_bytes()).await.expect("tcp send");
-                writer.write_all(b"\n").await.expect("tcp send");
-            }
-        }
+        self.0.send_text(text).await.expect("send");
     }
 
+    /// A binary WebSocket message, or bytes written as they are on TCP.
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
-        match &mut self.conn {
-            Conn::Ws(ws) => ws
-                .send(Message::binary(bytes.to_vec()))
-                .await
-                .expect("ws send"),
-            Conn::Tcp { writer, .. } => writer.write_all(bytes).await.expect("tcp send"),
-        }
+        self.0.send_raw(bytes).await.expect("send");
     }
 
     /// Next frame (server pings skipped) or the close, within `wait`.
     pub async fn next_within(&mut self, wait: Duration) -> Option<Seen> {
-        if let Some(v) = self.backlog.pop_front() {
-            return Some(Seen::Frame(v));
-        }
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let seen = match &mut self.conn {
-                Conn::Ws(ws) => match tokio::time::timeout_at(deadline, ws.next()).await.ok()? {
-                    Some(Ok(Message::Text(t))) => {
-                        Seen::Frame(serde_json::from_str(&t).expect("server sent JSON"))
-                    }
-                    Some(Ok(Message::Close(frame))) => {
-                        Seen::Closed(frame.map(|f| u16::from(f.code)))
-                    }
-                    Some(Ok(_)) => continue,
-                    Some(Err(_)) | None => Seen::Closed(None),
-                },
-                Conn::Tcp { lines, .. } => {
-                    match tokio::time::timeout_at(deadline, lines.next_line())
-                        .await
-                        .ok()?
-                    {
-                        Ok(Some(line)) => {
-                            let v: Value = serde_json::from_str(&line).expect("server sent JSON");
-                            if v["type"] == "close" {
-                                Seen::Closed(v["code"].as_u64().map(|c| c as u16))
-                            } else {
-                                Seen::Frame(v)
-                            }
-                        }
-                        Ok(None) | Err(_) => Seen::Closed(None),
-                    }
-                }
-            };
-            if let Seen::Frame(v) = &seen
-                && v["type"] == "ping"
-            {
-                continue;
-            }
-            return Some(seen);
+        match self.0.recv_timeout(wait).await {
+            Ok(frame) => Some(Seen::Frame(json_of(&frame))),
+            Err(ClientError::Timeout) => None,
+            Err(ClientError::Closed { code, .. }) => Some(Seen::Closed(code)),
+            Err(_) if self.0.is_closed() => Some(Seen::Closed(None)),
+            Err(err) => panic!("bad frame from the server: {err}"),
         }
     }
 
     /// Next frame; fails the test on close or timeout.
     pub async fn recv(&mut self) -> Value {
-        match self.next_within(WAIT).await {
-            Some(Seen::Frame(v)) => v,
-            other => panic!("expected a frame, got {other:?}"),
+        match self.0.recv().await {
+            Ok(frame) => json_of(&frame),
+            Err(err) => panic!("expected a frame, got {err}"),
         }
     }
 
     /// Skips frames until one of type `ty` arrives.
     pub async fn recv_type(&mut self, ty: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.next_within(left).await {
-                Some(Seen::Frame(v)) if v["type"] == ty => return v,
-                Some(Seen::Frame(_)) => continue,
-                other => panic!("expected a {ty} frame, got {other:?}"),
-            }
+        match self.0.recv_type(ty).await {
+            Ok(frame) => json_of(&frame),
+            Err(err) => panic!("expected a {ty} frame, got {err}"),
         }
     }
 
-    /// Sends a request and returns the reply carrying its id (skipping other frames).
-    pub async fn request(&mut self, mut frame: Value) -> Value {
-        let id = rand_id();
-        frame["id"] = json!(id);
-        self.send(frame).await;
-        let deadline = Instant::now() + WAIT;
-        let mut skipped = Vec::new();
-        let reply = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.next_within(left).await {
-                Some(Seen::Frame(v)) if v["id"] == json!(id) => break v,
-                Some(Seen::Frame(v)) => skipped.push(v),
-                other => panic!("expected a reply to {id}, got {other:?}"),
-            }
-        };
-        self.backlog.extend(skipped);
-        reply
+    /// Sends a request and returns the reply carrying its id (other frames are kept
+    /// for later reads).
+    pub async fn request(&mut self, frame: Value) -> Value {
+        match self.0.request(&frame).await {
+            Ok(reply) => json_of(&reply),
+            Err(err) => panic!("expected a reply to {frame}, got {err}"),
+        }
     }
 
     /// Reads until the connection closes; returns the close code.
     pub async fn closed(&mut self) -> Option<u16> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.next_within(left).await {
-                Some(Seen::Closed(code)) => return code,
-                Some(Seen::Frame(_)) => continue,
-                None => panic!("connection did not close in time"),
-            }
-        }
+        self.0
+            .closed()
+            .await
+            .expect("connection did not close in time")
     }
 
     /// Asserts that no frame arrives for `wait`.
@@ -310,10 +229,8 @@ impl Client {
     }
 }
 
-fn rand_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!("r{}", NEXT.fetch_add(1, Ordering::Relaxed))
+fn json_of(frame: &client::Frame) -> Value {
+    frame.value().expect("server sent JSON")
 }
 
 /// Minimal HTTP/1.1 client for the API tests: one request per connection.
