@@ -84,7 +84,7 @@ fn parse_args() -> Args {
 fn token(secret: &str, user: &str) -> String {
     let claims = Claims {
         sub: user.into(),
-        exp: auth::unix_now() + 3600,
+        exp: switchboard::clock::unix_now() + 3600,
         name: None,
         rating: None,
         perms: Vec::new(),

@@ -1,10 +1,12 @@
 //! JWT verification (keys built once at startup) and the `Identity` a token grants.
 
+use crate::clock::unix_now;
 use crate::config::{Config, JwtAlg};
 use crate::protocol::UserId;
+use crate::protocol::clean_name;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Rating given to players whose token carries none.
 pub const DEFAULT_RATING: i64 = 1500;
@@ -232,30 +234,6 @@ fn algorithm(alg: JwtAlg) -> Algorithm {
     }
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Milliseconds since the epoch: the `ts` of messages.
-pub fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Trims a display name, drops control characters and caps its length.
-pub fn clean_name(name: &str, max_chars: usize) -> String {
-    name.trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(max_chars)
-        .collect()
-}
-
 /// Glob match with `*` (any run) and `?` (one character), as used by the `rooms` claim.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
@@ -294,11 +272,5 @@ mod tests {
         assert!(!glob_match("a*b*c", "axxbyy"));
         assert!(glob_match("lobby", "lobby"));
         assert!(!glob_match("", "x"));
-    }
-
-    #[test]
-    fn names_are_cleaned() {
-        assert_eq!(clean_name("  Bob\u{7}  B. ", 64), "Bob  B.");
-        assert_eq!(clean_name("abcdef", 3), "abc");
     }
 }

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line and its subcommands.
+//! - [`clock`]: wall-clock seconds and milliseconds as the protocol uses them.
 //! - [`config`]: every setting, from flags and `SWITCHBOARD_*` variables.
 //! - [`protocol`]: wire frames, ids, error and close codes.
 //! - [`auth`]: JWT verification and the resulting `Identity`.
@@ -32,6 +33,7 @@ pub mod auth;
 pub mod backend;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod event;
 pub mod features;

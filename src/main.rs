@@ -19,7 +19,7 @@ fn main() -> ExitCode {
 fn print_token(args: &TokenArgs) -> ExitCode {
     let claims = Claims {
         sub: args.sub.clone(),
-        exp: auth::unix_now() + args.ttl.as_secs(),
+        exp: switchboard::clock::unix_now() + args.ttl.as_secs(),
         name: args.name.clone(),
         rating: args.rating,
         perms: args.perms.clone(),

@@ -260,7 +260,7 @@ impl Push {
         let name = self
             .name
             .as_deref()
-            .map(|n| crate::auth::clean_name(n, max_name_chars))
+            .map(|n| crate::protocol::clean_name(n, max_name_chars))
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| from.to_string());
         (from, name)

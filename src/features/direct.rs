@@ -30,7 +30,7 @@ impl Gateway {
             name: name.to_owned(),
             data,
             seq: 0,
-            ts: crate::auth::unix_millis(),
+            ts: crate::clock::unix_millis(),
         };
         Ok(self
             .bus
@@ -43,7 +43,7 @@ impl Gateway {
             from: from.clone(),
             name: name.to_owned(),
             data,
-            ts: crate::auth::unix_millis(),
+            ts: crate::clock::unix_millis(),
         };
         Ok(self.bus.publish(&Topic::All, event).await?)
     }

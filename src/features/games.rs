@@ -42,7 +42,7 @@ impl Gateway {
     pub async fn game_create(&self, handle: &Arc<SessionHandle>) -> Result<RoomId, Reply> {
         let room = new_game_id();
         self.games
-            .create(&room, &handle.user, None, crate::auth::unix_millis())
+            .create(&room, &handle.user, None, crate::clock::unix_millis())
             .await?;
         self.metrics.games_created.inc();
         self.game_attach(handle, &room, GameRole::Player).await?;
@@ -166,7 +166,7 @@ impl Gateway {
     /// A player's session ended: the seat turns away, and the game closes unless the
     /// player comes back (on any replica) within the grace period.
     pub async fn game_player_gone(self: &Arc<Self>, room: &RoomId, user: &UserId) {
-        let mark = crate::auth::unix_millis();
+        let mark = crate::clock::unix_millis();
         match self.games.away(room, user, mark).await {
             Ok(()) => self.close_unless_back(room, user, mark),
             Err(err) => tracing::debug!(%room, cause = %err, "could not mark player away"),

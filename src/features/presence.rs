@@ -94,7 +94,7 @@ impl Gateway {
 
     /// Changes a user's display name everywhere and tells the rooms it is in.
     pub async fn rename(&self, user: &UserId, name: &str) -> Result<String, Reply> {
-        let name = crate::auth::clean_name(name, self.config.max_name_chars);
+        let name = crate::protocol::clean_name(name, self.config.max_name_chars);
         if name.is_empty() {
             return Err(Reply::new(ErrorCode::BadRequest, "name must not be empty"));
         }

@@ -35,7 +35,7 @@ impl Gateway {
     }
 
     pub async fn rank_stats(&self) -> Result<QueueStats, Reply> {
-        let stats = self.matchmaker.stats(crate::auth::unix_millis()).await?;
+        let stats = self.matchmaker.stats(crate::clock::unix_millis()).await?;
         self.metrics.rank_queue.set(stats.len as i64);
         Ok(stats)
     }
@@ -57,7 +57,7 @@ impl Gateway {
                 // Keeps the queue-length gauge fresh without a read on every run.
                 let _ = self.rank_stats().await;
             }
-            let now = crate::auth::unix_millis();
+            let now = crate::clock::unix_millis();
             match self.matchmaker.take_pairs(now, &rules).await {
                 Ok(pairs) => {
                     for (a, b) in pairs {

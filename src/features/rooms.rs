@@ -91,7 +91,7 @@ impl Gateway {
             name: name.to_owned(),
             data,
             seq: 0,
-            ts: crate::auth::unix_millis(),
+            ts: crate::clock::unix_millis(),
             skip: (!echo).then(|| from.clone()),
         };
         Ok(self

@@ -1,4 +1,4 @@
-//! Validated identifiers for rooms and users, cheap to clone.
+//! Validated identifiers for rooms and users (cheap to clone), and the display-name rule.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::{borrow::Borrow, fmt, sync::Arc};
@@ -82,5 +82,25 @@ impl UserId {
     /// Sender of messages pushed through the HTTP API without a `from`.
     pub fn server() -> Self {
         UserId(Arc::from("server"))
+    }
+}
+
+/// Trims a display name, drops control characters and caps its length.
+pub fn clean_name(name: &str, max_chars: usize) -> String {
+    name.trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max_chars)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_cleaned() {
+        assert_eq!(clean_name("  Bob\u{7}  B. ", 64), "Bob  B.");
+        assert_eq!(clean_name("abcdef", 3), "abc");
     }
 }

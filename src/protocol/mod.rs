@@ -13,7 +13,7 @@ mod server;
 pub use client::{ClientFrame, Request, parse_request};
 pub use error::{ErrorCode, Reply};
 pub use game::{GameRole, GameTarget};
-pub use ids::{RoomId, UserId};
+pub use ids::{RoomId, UserId, clean_name};
 pub use server::{Encoded, Member, OkDetail, ServerFrame};
 
 #[cfg(test)]

@@ -217,7 +217,7 @@ impl<T: Transport> Session<'_, T> {
                 let player = Waiting {
                     user: self.identity.user.clone(),
                     rating: self.identity.rating,
-                    since_ms: crate::auth::unix_millis(),
+                    since_ms: crate::clock::unix_millis(),
                 };
                 gw.rank_join(&player, &self.handle.id).await?;
                 self.ranked = true;

@@ -112,7 +112,7 @@ impl Drop for TestServer {
 pub fn claims(user: &str) -> Claims {
     Claims {
         sub: user.into(),
-        exp: auth::unix_now() + 3600,
+        exp: switchboard::clock::unix_now() + 3600,
         name: Some(format!("{user} name")),
         rating: None,
         perms: Vec::new(),

@@ -48,7 +48,7 @@ async fn failed<T>(
 }
 
 fn now_ms() -> u64 {
-    crate::auth::unix_millis()
+    crate::clock::unix_millis()
 }
 
 fn unavailable(why: &'static str) -> BackendError {
