@@ -30,6 +30,19 @@ fn to_io(err: axum::Error) -> io::Error {
     io::Error::other(err)
 }
 
+/// What a read error means for the session, by its type (axum wraps tungstenite's).
+fn classify(err: axum::Error) -> Inbound {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match err.into_inner().downcast::<WsError>() {
+        Ok(ws) => match *ws {
+            WsError::Capacity(_) => Inbound::TooLarge { fatal: true },
+            WsError::Utf8(_) => Inbound::InvalidUtf8,
+            _ => Inbound::Closed,
+        },
+        Err(_) => Inbound::Closed,
+    }
+}
+
 impl Transport for WsTransport {
     const KIND: &'static str = "ws";
 
@@ -49,16 +62,7 @@ impl Transport for WsTransport {
             },
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Inbound::Activity,
             Some(Ok(Message::Close(_))) => Inbound::Closed,
-            Some(Err(err)) => {
-                let text = err.to_string();
-                if text.contains("too long") || text.contains("Space limit") {
-                    Inbound::TooLarge { fatal: true }
-                } else if text.contains("UTF-8") || text.contains("utf-8") {
-                    Inbound::InvalidUtf8
-                } else {
-                    Inbound::Closed
-                }
-            }
+            Some(Err(err)) => classify(err),
         }
     }
 
