@@ -386,14 +386,15 @@ async fn leaving_the_queue(r1: &TestServer, r2: &TestServer) {
     lone.request(json!({"type": "rank.join"})).await;
     assert_eq!(queue_len(r1).await, 1);
     drop(lone);
-    let deadline = Instant::now() + WAIT;
-    while queue_len(r2).await != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "disconnected player still queued"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(
+        "the disconnected player to leave the queue",
+        WAIT,
+        async || match queue_len(r2).await {
+            0 => Ok(()),
+            n => Err(format!("{n} queued")),
+        },
+    )
+    .await;
     // The default rating applies without a claim.
     let mut plain = r1.ws("plain").await;
     assert_eq!(

@@ -296,10 +296,34 @@ fn dechunk(body: &str) -> String {
 
 /// Polls `check` until it holds or `WAIT` passes.
 pub async fn eventually<F: FnMut() -> bool>(what: &str, mut check: F) {
-    let deadline = Instant::now() + WAIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    until(what, WAIT, async || {
+        if check() { Ok(()) } else { Err(String::new()) }
+    })
+    .await
+}
+
+/// Polls the async `check` until it returns `Ok`, at most `within`; on timeout the test
+/// fails naming `what` and the last `Err` seen. Polls start fast and slow down to
+/// `within / 50`, so a check that sends requests does not flood the server.
+pub async fn until<T>(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    let slowest = (within / 50).max(Duration::from_millis(10));
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                started.elapsed() < within,
+                "timed out after {:?} waiting for {what}; last seen: {last}",
+                started.elapsed()
+            ),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(slowest);
     }
 }
 

@@ -149,13 +149,17 @@ async fn slow_consumer_is_closed_while_fast_one_gets_everything() {
         .expect("write");
     let mut fast = s.ws("fast").await;
     fast.request(json!({"type": "join", "room": "feed"})).await;
-    while fast
-        .request(json!({"type": "presence", "room": "feed"}))
-        .await["count"]
-        != 2
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until("both in the room", WAIT, async || {
+        let p = fast
+            .request(json!({"type": "presence", "room": "feed"}))
+            .await;
+        if p["count"] == 2 {
+            Ok(())
+        } else {
+            Err(p.to_string())
+        }
+    })
+    .await;
 
     let pad = "z".repeat(32 * 1024);
     let total = 600;

@@ -266,14 +266,13 @@ async fn sigterm_drains_and_exits_zero() {
         );
     }
     assert_eq!(close_code, Some(1012));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().expect("wait") {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "gateway did not exit");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let exit = until("the gateway to exit", Duration::from_secs(5), async || {
+        child
+            .try_wait()
+            .expect("wait")
+            .ok_or_else(|| "still running".to_owned())
+    })
+    .await;
     assert!(exit.success(), "exit status {exit}");
     assert!(
         started.elapsed() < Duration::from_millis(2500),

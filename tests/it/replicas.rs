@@ -32,11 +32,17 @@ async fn pair_with(
 }
 
 async fn wait_ready(s: &TestServer) {
-    let deadline = Instant::now() + WAIT;
-    while http(s.http, "GET", "/readyz", None, None).await.0 != 200 {
-        assert!(Instant::now() < deadline, "replica never became ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    readyz_becomes(s, 200).await;
+}
+
+async fn readyz_becomes(s: &TestServer, want: u16) {
+    until("readyz", WAIT, async || {
+        match http(s.http, "GET", "/readyz", None, None).await {
+            (status, _) if status == want => Ok(()),
+            (status, body) => Err(format!("{status} {body}")),
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -255,14 +261,7 @@ async fn redis_outage_answers_unavailable_then_recovers() {
 
     redis.kill();
     // Not ready, and operations that need Redis answer unavailable quickly.
-    let deadline = Instant::now() + WAIT;
-    while http(r1.http, "GET", "/readyz", None, None).await.0 == 200 {
-        assert!(
-            Instant::now() < deadline,
-            "readyz stayed green without Redis"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    readyz_becomes(&r1, 503).await;
     let started = Instant::now();
     let err = alice
         .request(json!({"type": "publish", "room": "lobby", "data": 1}))
@@ -285,17 +284,17 @@ async fn redis_outage_answers_unavailable_then_recovers() {
     wait_ready(&r1).await;
     wait_ready(&r2).await;
     // Subscriptions were restored: traffic crosses replicas again without a restart.
-    let deadline = Instant::now() + WAIT;
-    loop {
+    until("publish to recover", WAIT, async || {
         let ok = alice
             .request(json!({"type": "publish", "room": "lobby", "data": "back"}))
             .await;
         if ok["type"] == "ok" {
-            break;
+            Ok(())
+        } else {
+            Err(ok.to_string())
         }
-        assert!(Instant::now() < deadline, "publish never recovered: {ok}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     assert_eq!(bob.recv_type("message").await["data"], "back");
 }
 
@@ -353,37 +352,34 @@ async fn crashed_replica_vanishes_from_presence_within_ttl() {
             .expect("send");
     }
     let mut watcher = survivor.ws("watcher").await;
-    let deadline = Instant::now() + WAIT;
-    loop {
+    until("the ghost to appear", WAIT, async || {
         let p = watcher
             .request(json!({"type": "presence", "room": "lobby"}))
             .await;
         if p["count"] == 1 {
-            break;
+            Ok(())
+        } else {
+            Err(p.to_string())
         }
-        assert!(Instant::now() < deadline, "ghost never appeared: {p}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     assert_eq!(watcher.request(json!({"type": "who"})).await["count"], 2);
 
     victim.kill().expect("kill -9");
     let _ = victim.wait();
     let killed = Instant::now();
-    loop {
+    until("the ghost to vanish", Duration::from_secs(8), async || {
         let who = watcher.request(json!({"type": "who"})).await;
         let p = watcher
             .request(json!({"type": "presence", "room": "lobby"}))
             .await;
         if who["count"] == 1 && p["count"] == 0 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{who} {p}"))
         }
-        assert!(
-            killed.elapsed() < Duration::from_secs(8),
-            "ghost still present after {:?}: {who} {p}",
-            killed.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
     assert!(
         killed.elapsed() <= Duration::from_secs(4),
         "gone within the ttl (+ refresh slack)"
@@ -537,17 +533,13 @@ async fn messages_lost_while_the_subscriber_reconnects_are_recovered() {
     }
     killer.await.expect("killer");
     // One more after the reconnect reveals any gap, which is filled from the log.
-    let deadline = Instant::now() + WAIT;
-    let last = loop {
+    let last = until("publishing to recover", WAIT, async || {
         let ok = alice
             .request(json!({"type": "publish", "room": "lobby", "data": "end", "echo": false}))
             .await;
-        if let Some(seq) = ok["seq"].as_u64() {
-            break seq;
-        }
-        assert!(Instant::now() < deadline, "publishing never recovered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        ok["seq"].as_u64().ok_or_else(|| ok.to_string())
+    })
+    .await;
     let mut seqs = Vec::new();
     while seqs.last().copied() != Some(last) {
         seqs.push(bob.recv_type("message").await["seq"].as_u64().expect("seq"));
