@@ -9,7 +9,8 @@
  * - auto-reconnect with exponential backoff and jitter, honouring `reconnect {after_ms}`
  *   frames (drain) and the close-code rules of PROTOCOL.md §8;
  * - resume after a reconnect: `dm_since`, every joined room with `since`, every game
- *   (`game.join` / `game.watch` with `since`), the ranked queue and a `rename`; frames are
+ *   (`game.join` / `game.watch` with `since`), the ranked queue, the `online.watch` and a
+ *   `rename`; frames are
  *   de-duplicated by `seq`, and a gap (`recovered:false`) is reported as a `gap` event;
  * - dead-connection detection: an application `ping` when nothing arrived for a while,
  *   and a reconnect when nothing answers it.
@@ -183,7 +184,7 @@ function sleeper(ms) {
  * @property {number} [intervalMs] send an application `ping` after this long without any
  *   inbound frame (default: the server's `heartbeat_s` from `welcome`)
  * @property {number} [timeoutMs=10000] declare the connection dead when nothing at all
- *   arrived for `intervalMs + timeoutMs`, and reconnect
+ *   arrived within this long after that `ping`, and reconnect
  */
 
 /**
@@ -222,7 +223,7 @@ function sleeper(ms) {
  *
  * Events (`on(type, handler)` returns an unsubscribe function):
  * - every server frame type (`message`, `direct`, `broadcast`, `member.joined`,
- *   `member.left`, `member.renamed`, `game.started`, `game.message`, `game.closed`,
+ *   `member.left`, `member.renamed`, `online.changes`, `game.started`, `game.message`, `game.closed`,
  *   `rank.matched`, `welcome`, `reconnect`, …): handler(frame, info). Replies to this
  *   client's requests (`ok`, `error`, `presence`, `who`, `pong`, `game.created`,
  *   `rank.queued` with a known `id`) settle the request's promise instead; uncorrelated
@@ -233,8 +234,8 @@ function sleeper(ms) {
  * - `resume`: {kind:'room'|'game', room, since, recovered, replayed} after each re-join.
  * - `gap`: {kind:'room'|'game'|'dm', room?, since, replayed?} when the gateway could not
  *   fill a gap (`recovered:false`, or a DM seq lower than `dm_since`).
- * - `resume.failed`: {kind, room, error} when a room or game could not be re-joined (it is
- *   then no longer tracked).
+ * - `resume.failed`: {kind, room?, error} when a room, game, ranked queue entry or online
+ *   watch could not be resumed (it is then no longer tracked).
  */
 export class SwitchboardClient {
   /** @param {ClientOptions} [options] */
@@ -252,7 +253,6 @@ export class SwitchboardClient {
     }
     this._WS = WS;
     this._url = url;
-    this._urlIndex = 0;
     this._token = options.token;
     this._getToken = options.getToken;
     this._reconnect =
@@ -280,7 +280,41 @@ export class SwitchboardClient {
     this._state = 'idle';
     this._nextId = 1;
     this._runId = 0;
-    this._resetSession();
+    this._closedByUser = false;
+    this._urlIndex = 0;
+    // Session state (also reset by _resetSession).
+    /** @type {any} */
+    this._welcome = null;
+    /** @type {Map<string, RoomState>} */
+    this._rooms = new Map();
+    /** @type {Map<string, GameState>} */
+    this._games = new Map();
+    this._dm = new SeqTracker(this._initialDmSince ?? null);
+    this._rankQueued = false;
+    /** @type {{all: true} | {users: string[]} | null} the `online.watch` to re-send on resume */
+    this._onlineWatch = null;
+    /** @type {string|null} */
+    this._renamed = null;
+    /** @type {Map<any, Pending>} */
+    this._pending = new Map();
+    /** @type {Pending[]} */
+    this._queue = [];
+    this._stats = { framesIn: 0, framesOut: 0, duplicatesDropped: 0, reconnects: 0, connections: 0 };
+    /** @type {Conn|null} */
+    this._conn = null;
+    /** @type {string|undefined} */
+    this._currentUrl = undefined;
+    /** @type {Promise<any>|undefined} */
+    this._connectPromise = undefined;
+    /** @type {((w: any) => void) | undefined} */
+    this._connectResolve = undefined;
+    /** @type {((e: any) => void) | undefined} */
+    this._connectReject = undefined;
+    /** @type {(() => void) | undefined} */
+    this._wakeSleep = undefined;
+    /** @type {(() => void) | undefined} */
+    this._onlineListener = undefined;
+    this._everOpen = false;
   }
 
   // ---------------------------------------------------------------- public state
@@ -312,6 +346,11 @@ export class SwitchboardClient {
   /** Games this client plays or watches: [{room, role}]. */
   get games() {
     return [...this._games.values()].filter((g) => g.joined).map((g) => ({ room: g.room, role: g.role }));
+  }
+  /** The current `online.watch` (`{all: true}` or `{users}`), or null. */
+  get onlineWatching() {
+    const w = this._onlineWatch;
+    return w && 'users' in w ? { users: [...w.users] } : w;
   }
   /** Whether this client put its user in the ranked queue and no match came yet. */
   get rankQueued() {
@@ -473,22 +512,16 @@ export class SwitchboardClient {
   }
 
   _resetSession() {
-    /** @type {any} */
     this._welcome = null;
-    /** @type {Map<string, RoomState>} */
     this._rooms = new Map();
-    /** @type {Map<string, GameState>} */
     this._games = new Map();
     this._dm = new SeqTracker(this._initialDmSince ?? null);
     this._rankQueued = false;
-    /** @type {string|null} */
+    this._onlineWatch = null;
     this._renamed = null;
-    /** @type {Map<any, Pending>} */
     this._pending = new Map();
-    /** @type {Pending[]} */
     this._queue = [];
     this._stats = { framesIn: 0, framesOut: 0, duplicatesDropped: 0, reconnects: 0, connections: 0 };
-    /** @type {Conn|null} */
     this._conn = null;
     this._currentUrl = undefined;
     this._connectPromise = undefined;
@@ -651,8 +684,22 @@ export class SwitchboardClient {
    * @param {string} url
    */
   async _pickToken(ctx, url) {
-    if (this._getToken) return await this._getToken({ attempt: ctx.attempt, reason: ctx.reason, url });
-    return /** @type {string} */ (this._token);
+    if (!this._getToken) return /** @type {string} */ (this._token);
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    let timer;
+    const limit = new Promise((_, reject) => {
+      timer = setTimeout(
+        () => reject(new SwitchboardError('timeout', `getToken took longer than ${this.connectTimeoutMs} ms`)),
+        this.connectTimeoutMs,
+      );
+    });
+    try {
+      const token = await Promise.race([this._getToken({ attempt: ctx.attempt, reason: ctx.reason, url }), limit]);
+      if (typeof token !== 'string' || token === '') throw new TypeError('getToken must return a non-empty string');
+      return token;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**
@@ -728,7 +775,10 @@ export class SwitchboardClient {
         if (conn.heartbeatTimer) clearInterval(conn.heartbeatTimer);
         if (conn.drainTimer) clearTimeout(conn.drainTimer);
         if (this._conn === conn) this._conn = null;
-        ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+        ws.onopen = ws.onmessage = ws.onclose = null;
+        // `ws` (Node) may still report an aborted handshake: keep a listener so it is not
+        // an unhandled 'error' event.
+        ws.onerror = () => {};
         resolveClosed(info);
       },
       drainAfterMs: undefined,
@@ -841,37 +891,54 @@ export class SwitchboardClient {
     }
   }
 
-  /** Re-join rooms and games, re-queue, re-apply the rename, after a reconnect. */
-  /** @param {Conn} conn */
+  /**
+   * Re-apply the rename, re-join rooms and games, re-queue, after a reconnect. At most
+   * RESUME_CONCURRENCY requests are in flight, well inside the gateway's rate burst.
+   * @param {Conn} conn
+   */
   async _resume(conn) {
-    /** @type {Promise<any>[]} */
-    const jobs = [];
     if (this._renamed && this._welcome?.name !== this._renamed) {
       const name = this._renamed;
-      jobs.push(
-        this._request(conn, { type: 'rename', name }).catch((err) => {
-          this._log('rename on resume failed', err);
+      // First, so that re-joins announce the current name.
+      await this._request(conn, { type: 'rename', name }).catch((err) => {
+        this._log('rename on resume failed', err);
+      });
+    }
+    /** @type {(() => Promise<any>)[]} */
+    const jobs = [];
+    for (const st of [...this._rooms.values()]) {
+      if (st.joined) jobs.push(() => this._resumeOne(conn, 'room', st));
+    }
+    for (const g of [...this._games.values()]) {
+      if (g.joined) jobs.push(() => this._resumeOne(conn, 'game', g));
+    }
+    if (this._onlineWatch) {
+      const watch = this._onlineWatch;
+      jobs.push(() =>
+        this._request(conn, { type: 'online.watch', ...watch }).catch((err) => {
+          if (err?.code === 'disconnected' || conn.ended) return;
+          this._onlineWatch = null;
+          this._emit('resume.failed', { kind: 'online', error: err });
         }),
       );
     }
-    for (const st of this._rooms.values()) {
-      if (!st.joined) continue;
-      jobs.push(this._resumeOne(conn, 'room', st));
-    }
-    for (const g of this._games.values()) {
-      if (!g.joined) continue;
-      jobs.push(this._resumeOne(conn, 'game', g));
-    }
     if (this._rankQueued) {
-      jobs.push(
+      jobs.push(() =>
         this._request(conn, { type: 'rank.join' }).catch((err) => {
           this._rankQueued = false;
           this._emit('resume.failed', { kind: 'rank', error: err });
         }),
       );
     }
-    await Promise.all(jobs);
+    let next = 0;
+    const worker = async () => {
+      while (next < jobs.length && !conn.ended) await jobs[next++]();
+    };
+    await Promise.all(Array.from({ length: Math.min(SwitchboardClient.RESUME_CONCURRENCY, jobs.length) }, worker));
   }
+
+  /** Re-join requests in flight at once during a resume. */
+  static RESUME_CONCURRENCY = 32;
 
   /**
    * @param {Conn} conn
@@ -996,15 +1063,17 @@ export class SwitchboardClient {
         this._rankQueued = false;
         this._emit(f.type, f);
         return;
-      case 'reconnect':
+      case 'reconnect': {
         // Drain: a close 1012 follows; reconnect after `after_ms` (§9).
-        conn.drainAfterMs = typeof f.after_ms === 'number' ? f.after_ms : 0;
+        const afterMs = typeof f.after_ms === 'number' ? f.after_ms : 0;
+        conn.drainAfterMs = afterMs;
         conn.drainAt = Date.now();
         this._emit(f.type, f);
         // If the close does not come, leave anyway once the wait is over.
         if (conn.drainTimer) clearTimeout(conn.drainTimer);
-        conn.drainTimer = setTimeout(() => this._dropConn(conn, 4000, 'drain', { reason: 'drain' }), conn.drainAfterMs + 5000);
+        conn.drainTimer = setTimeout(() => this._dropConn(conn, 4000, 'drain', { reason: 'drain' }), afterMs + 5000);
         return;
+      }
       case 'ping':
         // TCP-style heartbeat; harmless to answer on WebSocket too.
         this._write(conn, { type: 'pong' });
@@ -1213,18 +1282,19 @@ export class SwitchboardClient {
     const intervalMs = hb.intervalMs ?? Math.max(1, this._welcome?.heartbeat_s ?? 25) * 1000;
     const timeoutMs = hb.timeoutMs ?? 10000;
     let pingSentAt = 0;
-    const tick = Math.max(50, Math.min(intervalMs, timeoutMs) / 2);
+    const tick = Math.max(50, Math.min(intervalMs, timeoutMs) / 4);
     conn.heartbeatTimer = setInterval(() => {
       if (conn.ended) return;
-      const idle = Date.now() - conn.lastRx;
-      if (idle >= intervalMs + timeoutMs) {
-        this._log('heartbeat timeout', { idle });
+      const now = Date.now();
+      const waiting = pingSentAt > conn.lastRx; // our ping has no answer (nor anything else) yet
+      if (waiting && now - pingSentAt >= timeoutMs) {
+        this._log('heartbeat timeout', { idle: now - conn.lastRx });
         this._dropConn(conn, 4000, 'heartbeat timeout', { reason: 'heartbeat' });
         return;
       }
-      if (idle >= intervalMs && pingSentAt < conn.lastRx) {
-        pingSentAt = Date.now();
-        this._request(conn, { type: 'ping' }, intervalMs + timeoutMs).catch(() => {});
+      if (!waiting && now - conn.lastRx >= intervalMs) {
+        pingSentAt = now;
+        this._request(conn, { type: 'ping' }, timeoutMs).catch(() => {});
       }
     }, tick);
   }
@@ -1273,9 +1343,9 @@ export class SwitchboardClient {
    * @param {{timeoutMs?: number}} [opts]
    */
   async leave(room, opts = {}) {
-    const ok = await this.request({ type: 'leave', room }, opts);
+    // Stop tracking at once: whatever happens to the request, do not re-join it later.
     this._rooms.delete(room);
-    return ok;
+    return this.request({ type: 'leave', room }, opts);
   }
 
   /**
@@ -1381,6 +1451,36 @@ export class SwitchboardClient {
   }
 
   /**
+   * Watch who comes online and goes offline: `'all'` (everyone) or a list of user ids
+   * (e.g. a friends list). `online.changes` events follow, at most one per feed interval.
+   * Sending it again replaces the watch; it is re-sent after every reconnect (the feed is
+   * not replayed: refresh with `who` after a reconnect). Resolves with `ok`.
+   * @param {'all' | string[] | {all: true} | {users: string[]}} target
+   * @param {{timeoutMs?: number}} [opts]
+   */
+  async onlineWatch(target, opts = {}) {
+    /** @type {{all: true} | {users: string[]}} */
+    let watch;
+    if (target === 'all') watch = { all: true };
+    else if (Array.isArray(target)) watch = { users: [...target] };
+    else if (target && typeof target === 'object' && ('all' in target || 'users' in target)) {
+      watch = 'users' in target && Array.isArray(target.users) ? { users: [...target.users] } : { all: true };
+    } else throw new TypeError("onlineWatch: give 'all' or an array of user ids");
+    const ok = await this.request({ type: 'online.watch', ...watch }, opts);
+    this._onlineWatch = watch;
+    return ok;
+  }
+
+  /**
+   * Stop the `online.changes` feed; resolves with `ok`.
+   * @param {{timeoutMs?: number}} [opts]
+   */
+  async onlineUnwatch(opts = {}) {
+    this._onlineWatch = null;
+    return this.request({ type: 'online.unwatch' }, opts);
+  }
+
+  /**
    * Create a game; resolves with `game.created {room, owner}`. This session holds the
    * first seat.
    * @param {{timeoutMs?: number}} [opts]
@@ -1476,9 +1576,8 @@ export class SwitchboardClient {
    * @param {{timeoutMs?: number}} [opts]
    */
   async gameLeave(room, opts = {}) {
-    const ok = await this.request({ type: 'game.leave', room }, opts);
     this._games.delete(room);
-    return ok;
+    return this.request({ type: 'game.leave', room }, opts);
   }
 
   /**

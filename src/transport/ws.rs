@@ -11,6 +11,9 @@ use std::io;
 pub struct WsTransport {
     socket: WebSocket,
     max_frame_bytes: usize,
+    /// The client sent a close frame: the reply is already queued by the WebSocket
+    /// layer and only needs flushing (sending another close would fail).
+    peer_closed: bool,
 }
 
 impl WsTransport {
@@ -18,6 +21,7 @@ impl WsTransport {
         WsTransport {
             socket,
             max_frame_bytes,
+            peer_closed: false,
         }
     }
 }
@@ -61,7 +65,10 @@ impl Transport for WsTransport {
                 Err(_) => Inbound::InvalidUtf8,
             },
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Inbound::Activity,
-            Some(Ok(Message::Close(_))) => Inbound::Closed,
+            Some(Ok(Message::Close(_))) => {
+                self.peer_closed = true;
+                Inbound::Closed
+            }
             Some(Err(err)) => classify(err),
         }
     }
@@ -87,6 +94,12 @@ impl Transport for WsTransport {
     }
 
     async fn close(&mut self, code: CloseCode, reason: &str) -> io::Result<()> {
+        if self.peer_closed {
+            // Completes the closing handshake with the echo the client expects.
+            return SinkExt::<Message>::flush(&mut self.socket)
+                .await
+                .map_err(to_io);
+        }
         let frame = CloseFrame {
             code: code.as_u16(),
             reason: Utf8Bytes::from(reason),

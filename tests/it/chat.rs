@@ -354,3 +354,36 @@ async fn member_events_carry_counts_and_stop_in_big_rooms() {
         (json!("b"), json!(1))
     );
 }
+
+/// A client that closes gets the closing handshake completed (RFC 6455 §5.5.1): the
+/// server echoes a close frame instead of dropping the connection (which would read
+/// as 1006 in a browser).
+#[tokio::test]
+async fn a_client_close_is_answered_with_a_close_frame() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    let s = TestServer::spawn().await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", s.http))
+        .await
+        .expect("connect");
+    let login = json!({"type": "login", "token": token("alice")}).to_string();
+    ws.send(Message::text(login)).await.expect("login");
+    let welcome = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .expect("welcome");
+    assert!(matches!(welcome, Some(Ok(Message::Text(_)))), "{welcome:?}");
+    ws.send(Message::Close(Some(CloseFrame {
+        code: 1000u16.into(),
+        reason: "bye".into(),
+    })))
+    .await
+    .expect("send close");
+    let reply = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .expect("reply in time");
+    assert!(
+        matches!(reply, Some(Ok(Message::Close(_)))),
+        "expected the close echo, got {reply:?}"
+    );
+}

@@ -225,6 +225,7 @@ export function makeClient(url, user, opts = {}) {
     'member.joined',
     'member.left',
     'member.renamed',
+    'online.changes',
     'game.started',
     'game.message',
     'game.closed',

@@ -1,5 +1,6 @@
 // Reconnect rules on a single node (in-memory backend): a restart that loses the seqs
-// (gap), a dead connection found by the heartbeat, close codes 4003/4004/4005.
+// (gap), a dead connection found by the heartbeat, close codes 4003/4004/4005, and the
+// online feed across a reconnect.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, makeClient, cleanup, until, freePort, sleep } from '../support/harness.js';
@@ -56,7 +57,7 @@ test('single-node restart: seqs restart, the client reports a gap and keeps the 
 test('heartbeat: a silent connection is detected and replaced', { timeout: 15000 }, async () => {
   const gw = await gateway();
   const c = client(gw.url, 'hb', {
-    client: { heartbeat: { intervalMs: 200, timeoutMs: 300 }, connectTimeoutMs: 500 },
+    client: { heartbeat: { intervalMs: 200, timeoutMs: 400 }, connectTimeoutMs: 500 },
   });
   await c.connect();
   await c.join('quiet');
@@ -126,4 +127,44 @@ test('API disconnect (4004): reconnect after a back-off and resume', { timeout: 
   await up;
   assert.deepEqual(c.rooms, ['stay']);
   assert.equal((await gw.api('GET', '/api/v1/rooms/stay/presence')).count, 1);
+});
+
+test('online feed: watch all or a list, changes coalesced, the watch survives a reconnect', { timeout: 15000 }, async () => {
+  const gw = await gateway({ args: ['--online-feed-interval', '100ms'] });
+  const watcher = client(gw.url, 'wanda');
+  const friend = client(gw.url, 'fred');
+  await watcher.connect();
+  await assert.rejects(watcher.onlineWatch([]), { code: 'bad_request' });
+  assert.equal((await watcher.onlineWatch('all')).type, 'ok');
+  assert.deepEqual(watcher.onlineWatching, { all: true });
+
+  const seen = (pred) =>
+    watcher.waitFor('online.changes', { filter: pred, timeoutMs: 3000 });
+  let change = seen((f) => f.online.some((u) => u.user === 'fred'));
+  await friend.connect();
+  const on = await change;
+  assert.deepEqual(on.online.find((u) => u.user === 'fred'), { user: 'fred', name: 'Fred' });
+  assert.equal(on.dropped, 0);
+  change = seen((f) => f.offline.includes('fred'));
+  friend.close();
+  await change;
+
+  // A friends list: only the listed users appear.
+  await watcher.onlineWatch(['gus']);
+  assert.deepEqual(watcher.onlineWatching, { users: ['gus'] });
+  const stranger = client(gw.url, 'sam');
+  await stranger.connect();
+  // The watch is re-sent after a reconnect.
+  const up = watcher.waitFor('open', { filter: (o) => o.resumed });
+  watcher.reconnectNow();
+  await up;
+  change = seen((f) => f.online.some((u) => u.user === 'gus'));
+  const gus = client(gw.url, 'gus');
+  await gus.connect();
+  await change;
+  for (const f of watcher.of('online.changes')) {
+    assert.ok(!f.online.some((u) => u.user === 'sam'), `unwatched user reported: ${JSON.stringify(f)}`);
+  }
+  await watcher.onlineUnwatch();
+  assert.equal(watcher.onlineWatching, null);
 });
