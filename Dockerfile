@@ -29,6 +29,9 @@ RUN mkdir -p src loadtest \
 # sure cargo rebuilds the crate instead of keeping the stub binary.
 COPY src ./src
 COPY loadtest/swarm.rs ./loadtest/swarm.rs
+# The browser app is embedded in the binary (include_str!).
+COPY web ./web
+COPY clients/js/switchboard.js ./clients/js/switchboard.js
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked \
     && mkdir -p /out \

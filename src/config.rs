@@ -241,6 +241,10 @@ pub struct Config {
     /// After the delay, clients are told to reconnect and closed spread over this period.
     #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// Serve the browser app from this directory instead of the copy built into the
+    /// binary (for developing the app without rebuilding); the repository's `web/`.
+    #[arg(long, env = "SWITCHBOARD_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
     /// Log output format.
     #[arg(
         long,

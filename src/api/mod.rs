@@ -2,6 +2,7 @@
 //! metrics, probes, the dev token endpoint and the demo page.
 
 mod error;
+mod web;
 
 pub use error::ApiError;
 
@@ -15,7 +16,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -52,7 +53,8 @@ pub fn router(state: AppState) -> Router {
             count_requests,
         ));
     let public = Router::new()
-        .route("/", get(index))
+        .route("/", get(web::index))
+        .route("/app/{file}", get(web::asset))
         .route("/ws", get(ws_upgrade))
         .route("/dev/token", get(dev_token))
         .route("/healthz", get(|| async { "ok" }))
@@ -76,10 +78,6 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(state)
-}
-
-async fn index() -> Html<&'static str> {
-    Html(include_str!("index.html"))
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {

@@ -167,6 +167,13 @@ async fn probes_dev_token_and_page() {
     let (status, page) = http(s.http, "GET", "/", None, None).await;
     assert_eq!(status, 200);
     assert!(page.contains("Switchboard"));
+    // The app's files, the JS client among them; nothing else.
+    let (status, js) = http(s.http, "GET", "/app/switchboard.js", None, None).await;
+    assert_eq!(status, 200);
+    assert!(js.contains("SwitchboardClient"));
+    for path in ["/app/Cargo.toml", "/app/..%2FCargo.toml", "/app/"] {
+        assert_eq!(http(s.http, "GET", path, None, None).await.0, 404, "{path}");
+    }
     // A secret is configured: no dev tokens.
     assert_eq!(
         http(s.http, "GET", "/dev/token?user=a", None, None).await.0,

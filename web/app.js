@@ -1,0 +1,1 @@
+// Switchboard browser app (placeholder until the app lands).

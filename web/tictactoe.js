@@ -1,0 +1,1 @@
+// Tic-tac-toe rules (placeholder until the app lands).
