@@ -14,8 +14,8 @@
 //! - [`transport`]: WebSocket and TCP front ends behind one `Transport` trait.
 //! - [`session`]: one connection's life: login, select loop, limits, teardown.
 //! - [`event`]: what travels between replicas, the `EventSink` seam, encode-once frames.
-//! - [`hub`]: this replica's sessions by user and room; fan-out of shared frames.
-//! - [`feed`]: the coalesced "who comes online" feed (`online.watch`).
+//! - [`hub`]: this replica's sessions by user, room and game; fan-out of shared frames;
+//!   the coalesced "who comes online" feed (`hub::feed`).
 //! - [`backend`]: what replicas share (`Bus`, `Presence`, `Games`, `Matchmaker`), in
 //!   memory for one node or in Redis for many.
 //! - [`gateway`]: the shared state (settings, hub, stores, metrics), start-up, readiness.
@@ -37,7 +37,6 @@ pub mod clock;
 pub mod config;
 pub mod event;
 pub mod features;
-pub mod feed;
 pub mod gateway;
 pub mod hub;
 pub mod matchmaking;

@@ -3,9 +3,9 @@
 
 use crate::backend::OnlinePage;
 use crate::event::{Event, Topic};
-use crate::feed::Watch;
 use crate::gateway::Gateway;
 use crate::hub::SessionHandle;
+use crate::hub::feed::Watch;
 use crate::protocol::{ErrorCode, Member, Reply, RoomId, UserId};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;

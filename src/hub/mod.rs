@@ -1,11 +1,14 @@
-//! This replica's registry of local sessions by user and room, and fan-out: each
-//! event is encoded once and the shared bytes are queued to every local recipient.
+//! This replica's registry of local sessions by user, room and game, and fan-out: each
+//! event is encoded once and the shared bytes are queued to every local recipient. The
+//! "who comes online" feed (`feed`) coalesces its changes before they go out.
+
+pub mod feed;
 
 use crate::event::{Delivery, Event, EventSink, LocalSnapshot, Topic};
-use crate::feed::{Changes, OnlineFeed, Watch};
 use crate::metrics::Metrics;
 use crate::protocol::close::{self, CloseCode};
 use crate::protocol::{GameRole, RoomId, ServerFrame, UserId};
+use feed::{Changes, OnlineFeed, Watch};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
