@@ -1,14 +1,12 @@
 //! The real binary: help, the token command, startup validation and SIGTERM drain.
 
 use crate::harness::*;
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use switchboard::auth::Verifier;
 use switchboard::config::Config;
-use tokio_tungstenite::tungstenite::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
@@ -225,18 +223,10 @@ async fn sigterm_drains_and_exits_zero() {
             break v["fields"]["addr"].as_str().expect("addr").to_owned();
         }
     };
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+    let mut ws = switchboard::client::Client::connect(&format!("ws://{addr}/ws"))
         .await
         .expect("connect");
-    let login = json!({"type": "login", "token": token("alice")}).to_string();
-    ws.send(Message::text(login)).await.expect("send");
-    loop {
-        match tokio::time::timeout(WAIT, ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) if t.contains("\"welcome\"") => break,
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("no welcome: {other:?}"),
-        }
-    }
+    ws.login(&token("alice")).await.expect("welcome");
     let started = Instant::now();
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -244,17 +234,13 @@ async fn sigterm_drains_and_exits_zero() {
         .expect("kill");
     assert!(status.success());
     let mut got_reconnect = false;
-    let mut close_code = None;
-    while let Ok(Some(Ok(msg))) = tokio::time::timeout(WAIT, ws.next()).await {
-        match msg {
-            Message::Text(t) if t.contains("\"reconnect\"") => got_reconnect = true,
-            Message::Close(frame) => {
-                close_code = frame.map(|f| u16::from(f.code));
-                break;
-            }
-            _ => {}
+    let close_code = loop {
+        match ws.recv_timeout(WAIT).await {
+            Ok(frame) if frame.kind() == "reconnect" => got_reconnect = true,
+            Ok(_) => {}
+            Err(err) => break err.close_code(),
         }
-    }
+    };
     if !got_reconnect {
         let status = child.wait();
         std::thread::sleep(Duration::from_millis(200));

@@ -337,20 +337,14 @@ async fn crashed_replica_vanishes_from_presence_within_ttl() {
             break v["fields"]["addr"].as_str().expect("addr").to_owned();
         }
     };
-    let (mut ghost_ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+    let mut ghost = switchboard::client::Client::connect(&format!("ws://{addr}/ws"))
         .await
         .expect("connect victim");
-    use futures_util::SinkExt;
-    let frames = [
-        json!({"type": "login", "token": token("ghost")}),
-        json!({"type": "join", "room": "lobby"}),
-    ];
-    for f in frames {
-        ghost_ws
-            .send(tokio_tungstenite::tungstenite::Message::text(f.to_string()))
-            .await
-            .expect("send");
-    }
+    ghost.login(&token("ghost")).await.expect("welcome");
+    ghost
+        .request_ok(json!({"type": "join", "room": "lobby"}))
+        .await
+        .expect("join");
     let mut watcher = survivor.ws("watcher").await;
     until("the ghost to appear", WAIT, async || {
         let p = watcher
@@ -384,7 +378,7 @@ async fn crashed_replica_vanishes_from_presence_within_ttl() {
         killed.elapsed() <= Duration::from_secs(4),
         "gone within the ttl (+ refresh slack)"
     );
-    drop(ghost_ws);
+    drop(ghost);
 }
 
 #[tokio::test]
