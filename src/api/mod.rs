@@ -200,11 +200,20 @@ async fn require_api_key(State(st): State<AppState>, request: Request, next: Nex
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     match presented {
         Some(p) if same_key(p.as_bytes(), key.as_bytes()) => next.run(request).await,
         _ => ApiError::new(ErrorCode::Unauthorized, "missing or wrong API key").into_response(),
     }
+}
+
+/// The credentials of `Authorization: Bearer <token>`; the scheme is case-insensitive
+/// (RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
 }
 
 async fn count_requests(State(st): State<AppState>, request: Request, next: Next) -> Response {
@@ -388,6 +397,15 @@ mod tests {
         assert!(!origin_allowed(&[], &h));
         assert!(origin_allowed(&["https://evil.example".into()], &h));
         assert!(origin_allowed(&["*".into()], &h));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer k"), Some("k"));
+        assert_eq!(bearer_token("bearer k"), Some("k"));
+        assert_eq!(bearer_token("BEARER  k"), Some("k"));
+        assert_eq!(bearer_token("Basic k"), None);
+        assert_eq!(bearer_token("Bearerk"), None);
     }
 
     #[test]

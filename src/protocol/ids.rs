@@ -29,7 +29,7 @@ macro_rules! name_type {
                     Ok(Self(Arc::from(s)))
                 } else {
                     Err(format!(
-                        concat!("invalid ", $what, " {:?}: 1-{} characters of letters, digits and -_.:@/+=#"),
+                        concat!("invalid ", $what, " {:?}: 1-{} bytes of letters, digits and -_.:@/+=#"),
                         s, MAX_NAME_LEN
                     ))
                 }
