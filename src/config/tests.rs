@@ -1,0 +1,74 @@
+//! Parsing, validation and dev-mode rules of the settings.
+
+use super::*;
+
+fn parse(args: &[&str]) -> Result<Config, String> {
+    let mut all = vec!["switchboard"];
+    all.extend_from_slice(args);
+    let cli = crate::cli::Cli::try_parse_from(all).map_err(|e| e.to_string())?;
+    cli.config.validate()?;
+    Ok(cli.config)
+}
+
+#[test]
+fn defaults_ignore_the_environment() {
+    let command = hermetic_command();
+    assert!(command.get_arguments().count() > 40);
+    assert!(command.get_arguments().all(|a| a.get_env().is_none()));
+    let c = Config::default();
+    assert!(c.validate().is_ok());
+    assert_eq!(c.redis_url, None);
+}
+
+#[test]
+fn defaults_are_valid() {
+    let c = parse(&[]).expect("defaults");
+    assert_eq!(c.listen_addr(), "127.0.0.1:8080".parse().expect("addr"));
+    assert_eq!(c.drain_delay(), Duration::ZERO);
+    assert_eq!(c.login_timeout, Duration::from_secs(5));
+    assert_eq!(c.outbound_queue, 1024);
+    assert!(c.dev_mode());
+}
+
+#[test]
+fn bad_values_name_the_setting() {
+    let err = parse(&["--login-timeout", "soon"]).expect_err("bad duration");
+    assert!(err.contains("login-timeout"), "{err}");
+    let err = parse(&["--outbound-queue", "0"]).expect_err("zero queue");
+    assert!(err.contains("SWITCHBOARD_OUTBOUND_QUEUE"), "{err}");
+    let err = parse(&["--jwt-secret", "s", "--jwt-alg", "RS256"]).expect_err("alg");
+    assert!(err.contains("SWITCHBOARD_JWT_ALG"), "{err}");
+    let err = parse(&["--heartbeat", "90s"]).expect_err("idle<hb");
+    assert!(err.contains("SWITCHBOARD_IDLE_TIMEOUT"), "{err}");
+    let err =
+        parse(&["--jwt-secret", "s", "--redis-url", "http://redis:6379"]).expect_err("scheme");
+    assert!(err.contains("SWITCHBOARD_REDIS_URL"), "{err}");
+}
+
+#[test]
+fn half_production_needs_a_key_or_explicit_dev_mode() {
+    for args in [
+        &["--api-key", "k"][..],
+        &["--redis-url", "redis://127.0.0.1:6379"],
+        &["--jwt-alg", "RS256"],
+        &["--jwt-issuer", "me"],
+        &["--jwt-audience", "us"],
+        &["--listen", "0.0.0.0:8080"],
+    ] {
+        let err = parse(args).expect_err("half production");
+        assert!(err.contains("SWITCHBOARD_JWT_SECRET"), "{args:?}: {err}");
+        assert!(err.contains("SWITCHBOARD_DEV"), "{args:?}: {err}");
+    }
+    let c = parse(&["--dev", "--redis-url", "redis://127.0.0.1:6379"]).expect("dev");
+    assert!(c.dev_mode());
+    assert!(
+        parse(&["--listen", "127.0.0.1:9000"])
+            .expect("local")
+            .dev_mode()
+    );
+    assert!(parse(&["--dev", "--jwt-alg", "RS256"]).is_err());
+    let c = parse(&["--jwt-secret", "s", "--api-key", "k"]).expect("production");
+    assert!(!c.dev_mode());
+    assert_eq!(c.listen_addr(), "0.0.0.0:8080".parse().expect("addr"));
+    assert_eq!(c.drain_delay(), Duration::from_secs(5));
+}
