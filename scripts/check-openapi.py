@@ -44,17 +44,19 @@ import os
 import re
 import secrets
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
 import urllib.parse
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import yaml
+
+# Helpers shared with the deploy checks: deploy_checks/common.py here (not a package: via sys.path).
+sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_checks"))
+from common import CheckError, Gateway, Report, gateway_env, stop_processes  # noqa: E402
 
 try:
     from openapi_spec_validator import OpenAPIV31SpecValidator, validate as validate_spec
@@ -73,34 +75,6 @@ API_ERROR_RS = REPO / "src" / "api" / "error.rs"
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-class CheckError(Exception):
-    pass
-
-
-class Report:
-    def __init__(self) -> None:
-        self.failed = 0
-        self.passed = 0
-
-    def run(self, name: str, fn: Callable[[], str | None]) -> bool:
-        try:
-            detail = fn()
-        except CheckError as err:
-            self.fail(name, str(err))
-            return False
-        except Exception as err:  # a broken check is a failed check
-            self.fail(name, f"{type(err).__name__}: {err} | {traceback.format_exc(limit=3)}")
-            return False
-        self.passed += 1
-        print(f"PASS {name}" + (f": {detail}" if detail else ""), flush=True)
-        return True
-
-    def fail(self, name: str, detail: str) -> None:
-        self.failed += 1
-        one_line = " ".join(detail.split())
-        print(f"FAIL {name}: {one_line}", flush=True)
 
 
 def expect(cond: bool, message: str) -> None:
@@ -630,12 +604,6 @@ def check_error_codes(spec: dict) -> str:
 # Live gateways
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Response:
     def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
         self.status = status
@@ -665,64 +633,6 @@ def request(base: str, method: str, target: str, headers: dict[str, str] | None 
         return result, conn
     conn.close()
     return result
-
-
-class Gateway:
-    """One switchboard process on loopback ports; stop() always ends it."""
-
-    def __init__(self, binary: Path, workdir: Path, label: str, args: list[str],
-                 env: dict[str, str], admin: bool = False) -> None:
-        self.port = free_port()
-        self.admin_port = free_port() if admin else None
-        while self.admin_port == self.port:
-            self.admin_port = free_port()
-        self.log_path = workdir / f"gateway-{label}.log"
-        self.log = self.log_path.open("wb")
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
-        full_env.update(env)
-        argv = [str(binary), "--listen", f"127.0.0.1:{self.port}", *args]
-        if admin:
-            argv += ["--admin-listen", f"127.0.0.1:{self.admin_port}"]
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=full_env)
-        self.wait_ready()
-
-    @property
-    def public(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def admin(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
-
-    def log_tail(self, n: int = 10) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        return " | ".join(re.sub(r"\x1b\[[0-9;]*m", "", line) for line in lines[-n:])
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise CheckError(f"gateway exited with {self.proc.returncode}: {self.log_tail()}")
-            try:
-                if request(self.public, "GET", "/readyz").status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise CheckError(f"gateway not ready within 15 s: {self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def example_value(param: dict) -> Any:
@@ -1043,7 +953,7 @@ def live_production_checks(report: Report, ops: list[Operation], gw: Gateway, ke
                 conn.close()
         report.run("live GET /ws over the connection cap", connection_limit)
 
-    gw.proc.send_signal(signal.SIGTERM)
+    gw.send_signal(signal.SIGTERM)
     time.sleep(0.3)  # the drain delay keeps the listeners open
 
     if ready is not None:
@@ -1081,8 +991,9 @@ def main() -> int:
                         help="the switchboard binary to run (default: target/release/switchboard)")
     args = parser.parse_args()
     binary = Path(args.bin).resolve()
-    report = Report()
-    started = time.monotonic()
+    # A FAIL on one line; a broken check shows where it broke.
+    report = Report(one_line=lambda detail: " ".join(detail.split()),
+                    crash=lambda err: f"{type(err).__name__}: {err} | {traceback.format_exc(limit=3)}")
 
     try:
         spec = load_spec()
@@ -1110,38 +1021,36 @@ def main() -> int:
         key = secrets.token_hex(16)
         with tempfile.TemporaryDirectory(prefix="check-openapi-") as tmp:
             gateways: list[Gateway] = []
+
+            def start(label: str, args: list[str], env: dict[str, str], admin: bool = False) -> Gateway:
+                gw = Gateway(binary, Path(tmp) / f"gateway-{label}.log", args, gateway_env(env),
+                             admin=admin)
+                gateways.append(gw)
+                gw.wait_ready(gw.public + "/readyz")
+                return gw
             try:
                 def start_dev() -> str:
-                    gateways.append(Gateway(binary, Path(tmp), "dev", ["--dev"],
-                                            {"SWITCHBOARD_API_KEY": key}))
-                    return gateways[-1].public
+                    return start("dev", ["--dev"], {"SWITCHBOARD_API_KEY": key}).public
                 if report.run("live gateway (dev mode, API key) starts", start_dev):
                     dev = gateways[-1]
                     live_dev_checks(report, spec, ops, dev, key, codes)
-                    dev.stop()
+                    dev.stop(grace=5)
 
                 def start_production() -> str:
-                    gateways.append(Gateway(
-                        binary, Path(tmp), "production", [],
-                        {"SWITCHBOARD_JWT_SECRET": secrets.token_hex(16),
-                         "SWITCHBOARD_MAX_CONNECTIONS": "1",
-                         "SWITCHBOARD_DRAIN_DELAY": "10s"}, admin=True))
-                    return f"{gateways[-1].public}, admin {gateways[-1].admin}"
+                    gw = start("production", [], {"SWITCHBOARD_JWT_SECRET": secrets.token_hex(16),
+                                                  "SWITCHBOARD_MAX_CONNECTIONS": "1",
+                                                  "SWITCHBOARD_DRAIN_DELAY": "10s"}, admin=True)
+                    return f"{gw.public}, admin {gw.admin}"
                 if report.run("live gateway (no API key, admin listener, cap 1) starts", start_production):
                     live_production_checks(report, ops, gateways[-1], key, codes)
             finally:
-                for gw in gateways:
-                    if gw.proc.poll() is None:
-                        gw.proc.kill()
-                        gw.proc.wait()
-                    if not gw.log.closed:
-                        gw.log.close()
+                stop_processes(gateways, grace=0)  # the production one is still draining
                 if report.failed:
                     for gw in gateways:
                         print(f"  gateway log ({gw.log_path.name}): {gw.log_tail()}", flush=True)
 
-    took = time.monotonic() - started
-    print(f"check-openapi: {report.passed} passed, {report.failed} failed in {took:.1f} s", flush=True)
+    print(f"check-openapi: {len(report.passed)} passed, {len(report.failed)} failed "
+          f"in {report.elapsed():.1f} s", flush=True)
     return 1 if report.failed else 0
 
 

@@ -50,15 +50,15 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
+
+from common import (CheckError, Gateway, Process, Redis, Report, free_port, http, stop_processes,
+                    wait_until)
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = "docker-compose.yml"
@@ -70,38 +70,7 @@ EXIT_SLACK_S = 2.0
 # Hard bound on the whole run (CI budget: well under 2 minutes).
 OVERALL_DEADLINE_S = 110.0
 
-T_START = time.monotonic()
-
-
-# ---------------------------------------------------------------------------------------
-# Reporting
-
-
-class Report:
-    def __init__(self) -> None:
-        self.failed: list[str] = []
-        self.passed = 0
-
-    def check(self, name: str, ok: bool, detail: str = "") -> bool:
-        line = f"{'PASS' if ok else 'FAIL'} {name}"
-        if detail:
-            line += f": {detail}"
-        print(line, flush=True)
-        if ok:
-            self.passed += 1
-        else:
-            self.failed.append(name)
-        return ok
-
-    def info(self, text: str) -> None:
-        print(f"     {text}", flush=True)
-
-
-R = Report()
-
-
-def elapsed() -> float:
-    return time.monotonic() - T_START
+R = Report()  # its clock starts now: the overall deadline counts from here
 
 
 # ---------------------------------------------------------------------------------------
@@ -125,52 +94,6 @@ def parse_duration(text: str) -> float:
     if pos != len(text) or not text:
         raise ValueError(f"bad duration {text!r}")
     return total
-
-
-_used_ports: set[int] = set()
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _used_ports:
-            _used_ports.add(port)
-            return port
-
-
-# No proxies from the environment: everything here is on loopback.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
-         timeout: float = 3.0) -> tuple[int, dict, bytes]:
-    """(status, headers, body); HTTP error statuses are returned, not raised.
-    Connection-level failures raise OSError."""
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with _opener.open(req, timeout=timeout) as resp:
-            return resp.status, dict(resp.headers), resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
-    except urllib.error.URLError as err:
-        raise OSError(str(err.reason)) from err
-
-
-def wait_until(what: str, pred, timeout: float, interval: float = 0.1):
-    """Polls pred() until truthy; returns its value, or None on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            val = pred()
-            if val:
-                return val
-        except OSError:
-            pass
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(interval)
 
 
 def sign_hs256(secret: str, sub: str) -> str:
@@ -212,57 +135,30 @@ def metric_value(text: str, name: str, labels: dict | None = None) -> float | No
 
 
 class Procs:
-    """Everything this script starts, stopped by pid."""
+    """Everything this script starts, by name; stopped by pid."""
 
     def __init__(self, logdir: Path) -> None:
         self.logdir = logdir
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.logs: dict[str, Path] = {}
+        self.procs: dict[str, Process] = {}
 
-    def start(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
-        log = self.logdir / f"{name}.log"
-        fh = open(log, "ab")
-        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True, cwd=self.logdir)
-        fh.close()
-        self.procs[name] = proc
-        self.logs[name] = log
+    def add(self, proc: Process) -> Process:
+        self.procs[proc.name] = proc
         return proc
+
+    def start(self, name: str, argv: list[str], env: dict | None = None) -> Process:
+        return self.add(Process(argv, self.logdir / f"{name}.log", env=env, cwd=self.logdir,
+                                new_session=True, name=name))
 
     def stop_all(self) -> None:
         # Clients of Redis first, Redis last (so the replicas do not log a lost backend).
         names = [n for n in self.procs if n != "redis"]
-        self._stop([n for n in names if n == "haproxy"])
-        self._stop([n for n in names if n != "haproxy"])
-        self._stop(["redis"] if "redis" in self.procs else [])
-
-    def _stop(self, names: list[str]) -> None:
-        live = [(n, self.procs[n]) for n in names if self.procs[n].poll() is None]
-        for _, p in live:
-            try:
-                p.send_signal(signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 3.0
-        for name, p in live:
-            try:
-                p.wait(timeout=max(0.05, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                try:
-                    p.kill()  # the pid we started, nothing else
-                except ProcessLookupError:
-                    pass
-                try:
-                    p.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    print(f"     warning: {name} (pid {p.pid}) did not die", flush=True)
+        stop_processes([self.procs[n] for n in names if n == "haproxy"])
+        stop_processes([self.procs[n] for n in names if n != "haproxy"])
+        stop_processes([self.procs[n] for n in ("redis",) if n in self.procs])
 
     def tail(self, name: str, lines: int = 40) -> str:
-        try:
-            data = self.logs[name].read_text(errors="replace").splitlines()
-        except (OSError, KeyError):
-            return ""
-        return "\n".join(data[-lines:])
+        proc = self.procs.get(name)
+        return proc.log_tail(lines, sep="\n") if proc else ""
 
 
 # ---------------------------------------------------------------------------------------
@@ -627,14 +523,14 @@ class Topology:
     # -- processes -----------------------------------------------------------------
 
     def start_redis(self) -> int:
-        port = free_port()
-        self.procs.start("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                                   "--save", "", "--appendonly", "no", "--dir", str(self.tmp)])
-        ok = wait_until("redis", lambda: subprocess.run(
-            ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, timeout=2).stdout.strip() == "PONG",
-            timeout=10)
-        R.check("private redis-server answers PING", bool(ok), f"127.0.0.1:{port}")
-        return port
+        redis = self.procs.add(Redis(self.tmp, cwd=self.tmp, new_session=True))
+        try:
+            redis.wait_ready()
+            ok = True
+        except CheckError:
+            ok = False
+        R.check("private redis-server answers PING", ok, f"127.0.0.1:{redis.port}")
+        return redis.port
 
     def start_replicas(self, binary: Path, redis_port: int) -> None:
         for name in REPLICAS:
@@ -652,23 +548,19 @@ class Topology:
             env["RUST_LOG"] = os.environ.get("RUST_LOG", "info")
             extra = sorted(set(env) - set(self.env) - {"PATH", "HOME", "RUST_LOG"})
             assert not extra, extra
-            self.procs.start(name, [str(binary)], env=env)
+            self.procs.add(Gateway(binary, self.tmp / f"{name}.log", env=env, listen=False, name=name,
+                                   cwd=self.tmp, new_session=True))
             if name == "sb1":
                 R.info(f"replica env = compose env with {changed} (+PATH, HOME, RUST_LOG)")
         for name in REPLICAS:
             p = self.ports[name]
             proc = self.procs.procs[name]
-
-            def ready(p=p, proc=proc):
-                if proc.poll() is not None:
-                    raise RuntimeError("exited")
-                return http("GET", f"http://127.0.0.1:{p['public']}/readyz", timeout=1)[0] == 200
-
             try:
-                ok = wait_until(f"{name} ready", ready, timeout=15)
-            except RuntimeError:
+                proc.wait_ready(f"http://127.0.0.1:{p['public']}/readyz", timeout=15, interval=0.1)
+                ok = True
+            except CheckError:
                 ok = False
-            R.check(f"{name} started with the compose environment and is ready", bool(ok),
+            R.check(f"{name} started with the compose environment and is ready", ok,
                     f"public 127.0.0.1:{p['public']}, admin 127.0.0.1:{p['admin']}"
                     + ("" if ok else f"; exit={proc.poll()}\n{self.procs.tail(name, 20)}"))
 
@@ -739,7 +631,7 @@ class Topology:
                 self.dev_token_ok = True
                 R.check("GET /dev/token through HAProxy (dev mode with the shared secret)", True)
             return body.decode().strip()
-        self.token_failures.append((round(time.monotonic() - T_START, 2), user, status, body[:120]))
+        self.token_failures.append((round(R.elapsed(), 2), user, status, body[:120]))
         if self.dev_token_ok is None:
             self.dev_token_ok = False
             R.check("GET /dev/token through HAProxy (dev mode with the shared secret)", False,
@@ -1187,8 +1079,9 @@ def main() -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"{'PASS' if not R.failed else 'FAIL'} compose topology: {R.passed} passed, {len(R.failed)} failed "
-          f"in {elapsed():.1f}s" + (f" ({', '.join(R.failed)})" if R.failed else ""), flush=True)
+    print(f"{'PASS' if not R.failed else 'FAIL'} compose topology: {len(R.passed)} passed, "
+          f"{len(R.failed)} failed in {R.elapsed():.1f}s"
+          + (f" ({', '.join(R.failed)})" if R.failed else ""), flush=True)
     return 1 if R.failed else 0
 
 
@@ -1199,7 +1092,7 @@ def run_bounded(topo: Topology) -> None:
     loop = asyncio.new_event_loop()
     main_task = loop.create_task(run_scenario(topo))
     try:
-        loop.run_until_complete(asyncio.wait_for(main_task, OVERALL_DEADLINE_S - elapsed()))
+        loop.run_until_complete(asyncio.wait_for(main_task, OVERALL_DEADLINE_S - R.elapsed()))
     except asyncio.TimeoutError:
         R.check("scenario finished within the overall deadline", False, f"{OVERALL_DEADLINE_S:g}s")
     finally:

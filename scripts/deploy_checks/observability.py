@@ -34,18 +34,17 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Callable
 
 import yaml
+
+from common import CheckError, Gateway, Report, free_port, gateway_env, http_get
 
 try:
     import websockets
@@ -100,39 +99,17 @@ DRAIN_DELAY = 5
 DRAIN_TIMEOUT = 2
 
 
-class CheckError(Exception):
-    """A check failed; the message says why."""
-
-
 # ---------------------------------------------------------------------------- output
 
-class Report:
-    def __init__(self) -> None:
-        self.passed: list[str] = []
-        self.failed: list[str] = []
+def one_line(detail: str) -> str:
+    """A FAIL detail on one line: its non-empty lines joined with ` | `."""
+    return " | ".join(part.strip() for part in detail.splitlines() if part.strip())
 
-    @property
-    def count(self) -> int:
-        return len(self.passed) + len(self.failed)
 
-    def run(self, name: str, fn: Callable[[], str | None]) -> bool:
-        try:
-            detail = fn()
-        except CheckError as err:
-            self.fail(name, str(err))
-            return False
-        except Exception as err:  # a bug or an unexpected environment: still one line
-            tb = traceback.format_exc(limit=3).strip().replace("\n", " | ")
-            self.fail(name, f"{type(err).__name__}: {err} ({tb})")
-            return False
-        self.passed.append(name)
-        print(f"PASS {name}" + (f": {detail}" if detail else ""), flush=True)
-        return True
-
-    def fail(self, name: str, detail: str) -> None:
-        self.failed.append(name)
-        one_line = " | ".join(part.strip() for part in detail.splitlines() if part.strip())
-        print(f"FAIL {name}: {one_line}", flush=True)
+def crash(err: Exception) -> str:
+    """A bug or an unexpected environment: still one line, with where it happened."""
+    tb = traceback.format_exc(limit=3).strip().replace("\n", " | ")
+    return f"{type(err).__name__}: {err} ({tb})"
 
 
 def rel(path: Path) -> str:
@@ -715,80 +692,6 @@ def check_help_names(help_text: str) -> str:
 
 # ------------------------------------------------------------------- live gateway
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode("utf-8", "replace")
-
-
-class Gateway:
-    """One switchboard process on loopback ports; stop() always ends it."""
-
-    def __init__(self, binary: Path, workdir: Path, max_connections: int) -> None:
-        self.port = free_port()
-        self.admin_port = free_port()
-        while self.admin_port == self.port:
-            self.admin_port = free_port()
-        self.log_path = workdir / "gateway.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
-        env["RUST_LOG"] = env.get("RUST_LOG", "info")
-        self.argv = [str(binary), "--dev",
-                     "--listen", f"127.0.0.1:{self.port}",
-                     "--admin-listen", f"127.0.0.1:{self.admin_port}",
-                     "--max-connections", str(max_connections),
-                     "--drain-delay", f"{DRAIN_DELAY}s", "--drain-timeout", f"{DRAIN_TIMEOUT}s"]
-        self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env)
-
-    @property
-    def public(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def admin(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
-
-    def log_tail(self, n: int = 15) -> str:
-        self.log.flush()
-        lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        return " | ".join(re.sub(r"\x1b\[[0-9;]*m", "", line) for line in lines[-n:])
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 15
-        last = ""
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise CheckError(f"gateway exited with {self.proc.returncode}: {self.log_tail()}")
-            try:
-                status, body = http_get(self.admin + "/readyz", timeout=1)
-                if status == 200:
-                    return
-                last = f"/readyz {status} {body}"
-            except OSError as err:
-                last = str(err)
-            time.sleep(0.1)
-        raise CheckError(f"gateway not ready within 15s ({last}): {self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.log.close()
-
-
 async def recv_until(ws, pred: Callable[[dict], bool], what: str) -> dict:
     async def loop() -> dict:
         while True:
@@ -925,7 +828,10 @@ def live_checks(report: Report, binary: Path, workdir: Path, promtool: str, help
 
     max_connections = 2
     try:
-        gw = Gateway(binary, workdir, max_connections)
+        gw = Gateway(binary, workdir / "gateway.log",
+                     ["--dev", "--max-connections", str(max_connections),
+                      "--drain-delay", f"{DRAIN_DELAY}s", "--drain-timeout", f"{DRAIN_TIMEOUT}s"],
+                     gateway_env({"RUST_LOG": os.environ.get("RUST_LOG", "info")}), admin=True)
     except OSError as err:
         for n in names:
             report.fail(n, f"cannot start {binary}: {err}")
@@ -934,7 +840,7 @@ def live_checks(report: Report, binary: Path, workdir: Path, promtool: str, help
         state: dict = {}
 
         def start_and_exercise() -> str:
-            gw.wait_ready()
+            gw.wait_ready(gw.admin + "/readyz", interval=0.1)
             done = asyncio.run(asyncio.wait_for(exercise(gw, max_connections), 90))
             status, text = http_get(gw.admin + "/metrics")
             if status != 200:
@@ -1021,7 +927,7 @@ def live_checks(report: Report, binary: Path, workdir: Path, promtool: str, help
         report.run("dockerfile-healthcheck", healthcheck)
 
         def drain() -> str:
-            gw.proc.send_signal(signal.SIGTERM)
+            gw.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + DRAIN_DELAY / 2  # well inside the delay
             seen = ""
             while time.monotonic() < deadline:
@@ -1052,14 +958,14 @@ def live_checks(report: Report, binary: Path, workdir: Path, promtool: str, help
             if not re.search(r'^switchboard_connections_refused_total\{reason="draining"\} [1-9]', text, re.M):
                 raise CheckError("the refused upgrade was not counted with reason=\"draining\"")
             try:
-                gw.proc.wait(timeout=DRAIN_DELAY + DRAIN_TIMEOUT + 3)
+                gw.wait(timeout=DRAIN_DELAY + DRAIN_TIMEOUT + 3)
             except subprocess.TimeoutExpired as err:
                 raise CheckError("the gateway did not exit within drain delay + timeout + 3s") from err
             return "SIGTERM: draining 1, ready 0, /readyz 503, upgrade 503 (counted), exit in time"
 
         report.run("drain-metrics", drain)
     finally:
-        gw.stop()
+        gw.stop(grace=10)
 
 
 # ------------------------------------------------------------------------- main
@@ -1069,7 +975,7 @@ def main() -> int:
     parser.add_argument("--bin", required=True, type=Path, help="the switchboard binary to run")
     args = parser.parse_args()
 
-    report = Report()
+    report = Report(one_line=one_line, crash=crash)
     try:
         promtool = tool("promtool")
     except CheckError as err:
