@@ -26,11 +26,13 @@
 //! - [`metrics`]: the Prometheus registry.
 //! - [`app`]: wiring, listeners and graceful drain.
 //! - [`client`]: a typed client (WebSocket or TCP) for tests, load tests and tools.
+//! - [`chat`]: `switchboard chat`, the terminal client built on [`client`].
 
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod backend;
+pub mod chat;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -1,4 +1,5 @@
-//! Entry point: parse settings, set up logging, bind, run until SIGTERM/SIGINT.
+//! Entry point: parse settings, set up logging, bind, run until SIGTERM/SIGINT; or run a
+//! subcommand (`token`, `chat`).
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Token(args)) => print_token(&args),
+        Some(Command::Chat(args)) => switchboard::chat::main(args),
         None => serve(cli.config),
     }
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod chat;
+mod chat_cli;
 mod conformance;
 mod deploy;
 mod games;
