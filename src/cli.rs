@@ -59,7 +59,11 @@ pub struct TokenArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ChatArgs {
     /// Gateway address: `ws://host:port/ws` or `tcp://host:port`.
-    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_URL",
+        default_value = "ws://127.0.0.1:8080/ws"
+    )]
     pub url: String,
     /// JWT to log in with.
     #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true)]
