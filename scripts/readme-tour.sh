@@ -25,6 +25,9 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http_port="$(free_port)"
 tcp_port="$(free_port)"
+redis_port="$(free_port)"
+replica_a="$(free_port)"
+replica_b="$(free_port)"
 export SWITCHBOARD_LISTEN="127.0.0.1:$http_port" SWITCHBOARD_URL="ws://127.0.0.1:$http_port/ws"
 
 # The fenced block after `<!-- tour: NAME -->`, with the binary and ports substituted.
@@ -33,8 +36,9 @@ block() {
     $0 == "<!-- tour: " name " -->" { found = 1; next }
     found && /^```/ { if (inside) exit; inside = 1; next }
     inside { print }
-  ' README.md | sed -e "s#cargo run --release --#\"$bin\"#g" \
-                    -e "s#8080#$http_port#g" -e "s#7070#$tcp_port#g"
+  ' README.md | sed -e "s#cargo run --release --#\"$bin\"#g" -e "s#cargo run --release#\"$bin\"#g" \
+                    -e "s#8080#$http_port#g" -e "s#7070#$tcp_port#g" \
+                    -e "s#6379#$redis_port#g" -e "s#8081#$replica_a#g" -e "s#8082#$replica_b#g"
 }
 
 passed=0
@@ -47,7 +51,7 @@ check() {
   fi
 }
 
-for name in server alice bob bob-output backend alice-output; do
+for name in server alice bob bob-output backend alice-output replicas replicas-chat; do
   block "$name" > "$work/$name"
   [[ -s "$work/$name" ]] || { echo "readme-tour: README has no block '$name'" >&2; exit 1; }
 done
@@ -92,6 +96,27 @@ while IFS= read -r line; do
 done < "$work/alice-output"
 [[ $missing == 0 ]] && check "Alice's terminal shows the README's lines" ok \
   || { cat "$work/alice.out" "$work/alice.err"; check "Alice's terminal shows the README's lines" no; }
+
+# "Several replicas": two gateways on one Redis, tokens from `switchboard token`, and a
+# message from one replica's client reaching the other's.
+setsid bash "$work/replicas" > "$work/replicas.log" 2>&1 &
+pids+=($!)
+ready=no
+for _ in $(seq 1 100); do
+  if curl -sf "http://127.0.0.1:$replica_a/readyz" > /dev/null \
+     && curl -sf "http://127.0.0.1:$replica_b/readyz" > /dev/null; then
+    ready=ok; break
+  fi
+  sleep 0.1
+done
+check "both replicas from the README become ready" "$ready"
+if timeout 20 bash "$work/replicas-chat" > "$work/replicas-chat.out" 2>&1 \
+   && grep -qF "[lobby] Alice: hello from $replica_a" "$work/replicas-chat.out"; then
+  check "a message crosses the README's replicas" ok
+else
+  cat "$work/replicas-chat.out" "$work/replicas.log"
+  check "a message crosses the README's replicas" no
+fi
 
 echo "readme-tour: $passed passed, $failed failed"
 [[ $failed == 0 ]]

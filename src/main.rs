@@ -82,12 +82,6 @@ async fn serve(config: Config) -> ExitCode {
              Never run this in production: set SWITCHBOARD_JWT_SECRET or \
              SWITCHBOARD_JWT_PUBLIC_KEY_FILE and leave SWITCHBOARD_DEV unset."
         );
-        if gw.config.redis_url.is_some() && gw.config.jwt_secret.is_none() {
-            tracing::warn!(
-                "dev mode with Redis but no SWITCHBOARD_JWT_SECRET: every replica has its own \
-                 random secret and rejects the others' tokens"
-            );
-        }
     }
     match app::run(gw, listeners, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,

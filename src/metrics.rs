@@ -2,8 +2,8 @@
 //! Labels never carry user or room ids, so cardinality stays fixed.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -42,6 +42,10 @@ pub struct Metrics {
     pub redis_up: IntGauge,
     /// Latency of Redis commands and scripts.
     pub redis_command_seconds: Histogram,
+    /// Redis calls that failed, by kind (`disconnected`, `timeout`, `command`).
+    pub redis_errors: IntCounterVec,
+    /// Time the last pub/sub probe took from PUBLISH to this replica's subscriber.
+    pub redis_pubsub_lag_seconds: Gauge,
     /// Redis (re)connections established.
     pub redis_reconnects: IntCounter,
     /// Channels this replica is subscribed to.
@@ -158,6 +162,21 @@ impl Metrics {
                 HistogramOpts::new("redis_command_seconds", "Redis command latency").buckets(vec![
                     0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0
                 ])
+            )),
+            redis_errors: {
+                let errors = reg!(IntCounterVec::new(
+                    Opts::new("redis_errors_total", "Redis calls that failed, by kind"),
+                    &["kind"]
+                ));
+                // Every kind starts at 0, so rates and alerts have a series from the start.
+                for kind in ["disconnected", "timeout", "command"] {
+                    errors.with_label_values(&[kind]);
+                }
+                errors
+            },
+            redis_pubsub_lag_seconds: reg!(Gauge::new(
+                "redis_pubsub_lag_seconds",
+                "Pub/sub round trip of the last readiness probe"
             )),
             redis_reconnects: reg!(IntCounter::new(
                 "redis_reconnects_total",

@@ -77,8 +77,9 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_TCP_LISTEN")]
     pub tcp_listen: Option<SocketAddr>,
 
-    /// HMAC secret for HS256/384/512 tokens. Without a secret or public key the
-    /// gateway runs in dev mode with a random secret and `/dev/token`.
+    /// HMAC secret for HS256/384/512 tokens (in dev mode it also signs `/dev/token`).
+    /// Without a secret or public key the gateway refuses to start unless it is in dev
+    /// mode (SWITCHBOARD_DEV, or nothing production-like configured).
     #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// PEM public key for RS*/PS*/ES*/EdDSA tokens.
@@ -402,6 +403,14 @@ impl Config {
                 return Err(
                     "SWITCHBOARD_DEV mints HS* tokens: use SWITCHBOARD_JWT_SECRET with \
                      SWITCHBOARD_JWT_ALG HS256/HS384/HS512, or turn dev mode off"
+                        .to_owned(),
+                );
+            }
+            if self.redis_url.is_some() && self.jwt_secret.is_none() {
+                return Err(
+                    "SWITCHBOARD_DEV with SWITCHBOARD_REDIS_URL needs SWITCHBOARD_JWT_SECRET: \
+                     without it every replica picks its own random secret and rejects the \
+                     others' tokens"
                         .to_owned(),
                 );
             }

@@ -59,7 +59,16 @@ fn half_production_needs_a_key_or_explicit_dev_mode() {
         assert!(err.contains("SWITCHBOARD_JWT_SECRET"), "{args:?}: {err}");
         assert!(err.contains("SWITCHBOARD_DEV"), "{args:?}: {err}");
     }
-    let c = parse(&["--dev", "--redis-url", "redis://127.0.0.1:6379"]).expect("dev");
+    let err = parse(&["--dev", "--redis-url", "redis://127.0.0.1:6379"]).expect_err("no secret");
+    assert!(err.contains("SWITCHBOARD_JWT_SECRET"), "{err}");
+    let c = parse(&[
+        "--dev",
+        "--jwt-secret",
+        "s",
+        "--redis-url",
+        "redis://127.0.0.1:6379",
+    ])
+    .expect("dev with a shared secret");
     assert!(c.dev_mode());
     assert!(
         parse(&["--listen", "127.0.0.1:9000"])

@@ -18,7 +18,18 @@ impl RedisBackend {
                 Ok(message) => {
                     let channel: &str = &message.channel;
                     if channel == probe {
-                        self.probe_seen_ms.store(now_ms(), Ordering::Release);
+                        let now = now_ms();
+                        self.probe_seen_ms.store(now, Ordering::Release);
+                        // The probe carries its send time: its trip is the pub/sub lag.
+                        if let Some(sent) = message
+                            .value
+                            .as_string()
+                            .and_then(|s| s.parse::<u64>().ok())
+                        {
+                            self.metrics
+                                .redis_pubsub_lag_seconds
+                                .set(now.saturating_sub(sent) as f64 / 1000.0);
+                        }
                         continue;
                     }
                     self.deliver(channel, &message.value).await;

@@ -257,6 +257,10 @@ impl RedisBackend {
         request: impl std::future::Future<Output = Result<R, fred::error::Error>>,
     ) -> Result<R, BackendError> {
         if !self.cmd.is_connected() {
+            self.metrics
+                .redis_errors
+                .with_label_values(&["disconnected"])
+                .inc();
             return Err(unavailable("redis disconnected"));
         }
         let started = Instant::now();
@@ -264,10 +268,17 @@ impl RedisBackend {
         self.metrics
             .redis_command_seconds
             .observe(started.elapsed().as_secs_f64());
+        let failed = |kind: &str| self.metrics.redis_errors.with_label_values(&[kind]).inc();
         match result {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(command_failed(err)),
-            Err(_) => Err(unavailable("redis command timed out")),
+            Ok(Err(err)) => {
+                failed("command");
+                Err(command_failed(err))
+            }
+            Err(_) => {
+                failed("timeout");
+                Err(unavailable("redis command timed out"))
+            }
         }
     }
 
@@ -292,14 +303,15 @@ impl RedisBackend {
                 _ = self.probe_now.notified() => {}
             }
             if self.cmd.is_connected() {
+                let sent = now_ms().to_string();
                 let probe = async {
                     if self.sharded {
                         self.cmd
-                            .spublish::<i64, _, _>(channel.as_str(), "probe")
+                            .spublish::<i64, _, _>(channel.as_str(), sent.as_str())
                             .await
                     } else {
                         self.cmd
-                            .publish::<i64, _, _>(channel.as_str(), "probe")
+                            .publish::<i64, _, _>(channel.as_str(), sent.as_str())
                             .await
                     }
                 };

@@ -5,7 +5,6 @@ use super::{Chat, named, switchboard};
 use crate::harness::*;
 use serde_json::json;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 use tokio::process::Child;
 
 /// A gateway process on `port`, sharing `redis` under `prefix`; killed when dropped.
@@ -26,19 +25,21 @@ impl Gateway {
             .spawn()
             .expect("spawn gateway");
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if tokio::net::TcpStream::connect(addr).await.is_ok()
-                && http(addr, "GET", "/readyz", None, None).await.0 == 200
-            {
-                return Gateway(child);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "gateway on {port} never became ready"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until(
+            &format!("the gateway on {port} to be ready"),
+            WAIT,
+            async || {
+                if tokio::net::TcpStream::connect(addr).await.is_err() {
+                    return Err("not listening".to_owned());
+                }
+                match http(addr, "GET", "/readyz", None, None).await {
+                    (200, _) => Ok(()),
+                    (status, body) => Err(format!("{status} {body}")),
+                }
+            },
+        )
+        .await;
+        Gateway(child)
     }
 
     /// SIGTERM: the gateway drains (`reconnect` + close 1012) and exits.
