@@ -70,9 +70,12 @@ pub async fn run(
         Some(listener) => {
             tracing::info!(addr = %listener.local_addr()?, "admin listening (metrics, probes)");
             // Open until the drain is over, so the drain itself can be watched.
-            Some(tokio::spawn(
-                axum::serve(listener, api::admin_router(state.clone())).into_future(),
-            ))
+            Some(tokio::spawn(crate::http::serve(
+                listener,
+                api::admin_router(state.clone()),
+                gw.config.http_header_timeout,
+                CancellationToken::new(),
+            )))
         }
         None => None,
     };
@@ -82,11 +85,12 @@ pub async fn run(
         .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG));
     let router = api::router(state).layer(trace);
     let http_addr = listeners.http.local_addr()?;
-    let http = tokio::spawn(
-        axum::serve(listeners.http, router)
-            .with_graceful_shutdown(draining.clone().cancelled_owned())
-            .into_future(),
-    );
+    let http = tokio::spawn(crate::http::serve(
+        listeners.http,
+        router,
+        gw.config.http_header_timeout,
+        draining.clone(),
+    ));
     let tcp = match listeners.tcp {
         Some(listener) => {
             tracing::info!(addr = %listener.local_addr()?, "tcp transport listening");
@@ -140,10 +144,8 @@ pub async fn run(
     }
     matcher.abort();
     online_feed.abort();
-    match timeout(DRAIN_MARGIN, http).await {
-        Ok(Ok(Err(err))) => tracing::warn!(cause = %err, "http server ended with an error"),
-        Err(_) => tracing::debug!("http server still closing idle connections"),
-        _ => {}
+    if timeout(DRAIN_MARGIN, http).await.is_err() {
+        tracing::debug!("http server still closing idle connections");
     }
     gw.close().await;
     if let Some(admin) = admin {

@@ -24,6 +24,7 @@
 //! - [`api`]: HTTP routes: `/ws`, `/api/v1`, probes; the admin router with `/metrics`.
 //! - [`matchmaking`]: the ranked matching rule.
 //! - [`metrics`]: the Prometheus registry.
+//! - [`http`]: the HTTP server loop (header deadline, accept backoff, graceful stop).
 //! - [`app`]: wiring, listeners and graceful drain.
 //! - [`client`]: a typed client (WebSocket or TCP) for tests, load tests and tools.
 //! - [`chat`]: `switchboard chat`, the terminal client built on [`client`].
@@ -40,6 +41,7 @@ pub mod config;
 pub mod event;
 pub mod features;
 pub mod gateway;
+pub mod http;
 pub mod hub;
 pub mod matchmaking;
 pub mod metrics;

@@ -132,6 +132,10 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_INBOX_TTL", default_value = "7days", value_parser = humantime::parse_duration)]
     pub inbox_ttl: Duration,
 
+    /// Time an HTTP connection has to send a complete request head (upgrades included);
+    /// slower or silent connections are closed, so they cannot pile up (slowloris).
+    #[arg(long, env = "SWITCHBOARD_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub http_header_timeout: Duration,
     /// Time a new connection has to send its `login` frame.
     #[arg(long, env = "SWITCHBOARD_LOGIN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub login_timeout: Duration,
@@ -286,6 +290,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         let positive = [
             ("SWITCHBOARD_LOGIN_TIMEOUT", self.login_timeout),
+            ("SWITCHBOARD_HTTP_HEADER_TIMEOUT", self.http_header_timeout),
             ("SWITCHBOARD_HEARTBEAT", self.heartbeat),
             ("SWITCHBOARD_IDLE_TIMEOUT", self.idle_timeout),
             ("SWITCHBOARD_WRITE_TIMEOUT", self.write_timeout),

@@ -162,3 +162,53 @@ async fn admin_listener_keeps_metrics_off_the_public_port() {
     // The admin port serves nothing else.
     assert_eq!(status(admin_port, "/api/v1/online").await, 404);
 }
+
+/// Slowloris: a connection that sends nothing, or trickles its request head, is closed
+/// at `SWITCHBOARD_HTTP_HEADER_TIMEOUT` instead of holding a descriptor forever; upgraded
+/// sessions are not affected.
+#[tokio::test]
+async fn slow_or_silent_http_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::with(|c| c.http_header_timeout = Duration::from_millis(300)).await;
+    let mut session = s.ws("alice").await;
+
+    let started = Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(s.http)
+        .await
+        .expect("connect");
+    let mut trickle = tokio::net::TcpStream::connect(s.http)
+        .await
+        .expect("connect");
+    trickle
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("head");
+    let trickling = async {
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if trickle.write_all(b"X").await.is_err() {
+                return;
+            }
+        }
+    };
+    let mut buf = [0u8; 256];
+    let (read, ()) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(3), silent.read(&mut buf)),
+        trickling
+    );
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "silent connection still open: {read:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(3), trickle.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "trickling connection still open");
+
+    // The logged-in session outlived the deadline and still works.
+    assert_eq!(
+        session.request(json!({"type": "ping"})).await["type"],
+        "pong"
+    );
+    assert_eq!(status(s.http, "/healthz").await, 200);
+}
