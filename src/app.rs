@@ -3,6 +3,7 @@
 //! (so load balancers notice), then no new connections, every client told to reconnect
 //! and closed spread over the drain period, then exit.
 
+use crate::accept::Acceptor;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::gateway::Gateway;
@@ -161,31 +162,19 @@ async fn accept_tcp(
     tracker: TaskTracker,
     draining: CancellationToken,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = draining.cancelled() => return,
-        };
-        match accepted {
-            Ok((stream, _peer)) => {
-                let transport =
-                    TcpTransport::new(stream, gw.config.max_frame_bytes, gw.config.io_buffer_bytes);
-                if gw.at_connection_limit() {
-                    gw.refused("limit");
-                    tracker.spawn(session::refuse(
-                        gw.clone(),
-                        transport,
-                        "connection limit reached",
-                    ));
-                    continue;
-                }
-                tracker.spawn(session::run(gw.clone(), transport, draining.clone()));
-            }
-            Err(err) => {
-                // Out of file descriptors and similar: back off instead of spinning.
-                tracing::warn!(cause = %err, "tcp accept failed");
-                sleep(Duration::from_millis(100)).await;
-            }
+    let mut acceptor = Acceptor::new(listener, "tcp");
+    while let Some(stream) = acceptor.next(&draining).await {
+        let transport =
+            TcpTransport::new(stream, gw.config.max_frame_bytes, gw.config.io_buffer_bytes);
+        if gw.at_connection_limit() {
+            gw.refused("limit");
+            tracker.spawn(session::refuse(
+                gw.clone(),
+                transport,
+                "connection limit reached",
+            ));
+            continue;
         }
+        tracker.spawn(session::run(gw.clone(), transport, draining.clone()));
     }
 }

@@ -1,17 +1,16 @@
-//! The HTTP server loop for the public and admin listeners: TCP_NODELAY on every
-//! socket, a deadline for the request head (a connection that sends nothing, or
-//! trickles its headers, is closed instead of holding a file descriptor forever), a
-//! backoff when accept fails (out of file descriptors) instead of spinning, and a
-//! graceful stop. axum's own `serve` has no header deadline, which let idle sockets lock
-//! every client out once the fd limit was reached.
+//! The HTTP server loop for the public and admin listeners: a deadline for the request
+//! head (a connection that sends nothing, or trickles its headers, is closed instead of
+//! holding a file descriptor forever) and a graceful stop; sockets come from `accept`.
+//! axum's own `serve` has no header deadline, which let idle sockets lock every client
+//! out once the fd limit was reached.
 
+use crate::accept::Acceptor;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -24,35 +23,8 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let connections = TaskTracker::new();
-    let mut backoff = Duration::ZERO;
-    let mut last_warning: Option<Instant> = None;
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.cancelled() => break,
-        };
-        let stream = match accepted {
-            Ok((stream, _peer)) => {
-                backoff = Duration::ZERO;
-                stream
-            }
-            Err(err) => {
-                // EMFILE and friends: wait for descriptors to free up; warn once a second.
-                if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                    tracing::warn!(cause = %err, "http accept failed; backing off");
-                    last_warning = Some(Instant::now());
-                }
-                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
-                tokio::select! {
-                    _ = sleep(backoff) => {}
-                    _ = stop.cancelled() => break,
-                }
-                continue;
-            }
-        };
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(cause = %err, "set_nodelay failed");
-        }
+    let mut acceptor = Acceptor::new(listener, "http");
+    while let Some(stream) = acceptor.next(&stop).await {
         let service = TowerToHyperService::new(router.clone());
         let stop = stop.clone();
         connections.spawn(async move {

@@ -24,11 +24,13 @@
 //! - [`api`]: HTTP routes: `/ws`, `/api/v1`, probes; the admin router with `/metrics`.
 //! - [`matchmaking`]: the ranked matching rule.
 //! - [`metrics`]: the Prometheus registry.
-//! - [`http`]: the HTTP server loop (header deadline, accept backoff, graceful stop).
+//! - [`accept`]: accepting sockets for every listener (Nagle off, backoff on errors).
+//! - [`http`]: the HTTP server loop (header deadline, graceful stop).
 //! - [`app`]: wiring, listeners and graceful drain.
 //! - [`client`]: a typed client (WebSocket or TCP) for tests, load tests and tools.
 //! - [`chat`]: `switchboard chat`, the terminal client built on [`client`].
 
+pub mod accept;
 pub mod api;
 pub mod app;
 pub mod auth;

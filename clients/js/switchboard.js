@@ -282,30 +282,7 @@ export class SwitchboardClient {
     this._runId = 0;
     this._closedByUser = false;
     this._urlIndex = 0;
-    // Session state (also reset by _resetSession).
-    /** @type {any} */
-    this._welcome = null;
-    /** @type {Map<string, RoomState>} */
-    this._rooms = new Map();
-    /** @type {Map<string, GameState>} */
-    this._games = new Map();
-    this._dm = new SeqTracker(this._initialDmSince ?? null);
-    this._rankQueued = false;
-    /** @type {{all: true} | {users: string[]} | null} the `online.watch` to re-send on resume */
-    this._onlineWatch = null;
-    /** @type {string|null} */
-    this._renamed = null;
-    /** @type {Map<any, Pending>} */
-    this._pending = new Map();
-    /** @type {Pending[]} */
-    this._queue = [];
-    this._stats = { framesIn: 0, framesOut: 0, duplicatesDropped: 0, reconnects: 0, connections: 0 };
-    /** @type {Conn|null} */
-    this._conn = null;
-    /** @type {string|undefined} */
-    this._currentUrl = undefined;
-    /** @type {Promise<any>|undefined} */
-    this._connectPromise = undefined;
+    this._resetSession();
     /** @type {((w: any) => void) | undefined} */
     this._connectResolve = undefined;
     /** @type {((e: any) => void) | undefined} */
@@ -314,7 +291,6 @@ export class SwitchboardClient {
     this._wakeSleep = undefined;
     /** @type {(() => void) | undefined} */
     this._onlineListener = undefined;
-    this._everOpen = false;
   }
 
   // ---------------------------------------------------------------- public state
@@ -511,19 +487,30 @@ export class SwitchboardClient {
     else this._wakeSleep?.();
   }
 
+  /** Session state: set up by the constructor, cleared when a session ends for good. */
   _resetSession() {
+    /** @type {any} */
     this._welcome = null;
+    /** @type {Map<string, RoomState>} */
     this._rooms = new Map();
+    /** @type {Map<string, GameState>} */
     this._games = new Map();
     this._dm = new SeqTracker(this._initialDmSince ?? null);
     this._rankQueued = false;
+    /** @type {{all: true} | {users: string[]} | null} the `online.watch` to re-send on resume */
     this._onlineWatch = null;
+    /** @type {string|null} */
     this._renamed = null;
+    /** @type {Map<any, Pending>} */
     this._pending = new Map();
+    /** @type {Pending[]} */
     this._queue = [];
     this._stats = { framesIn: 0, framesOut: 0, duplicatesDropped: 0, reconnects: 0, connections: 0 };
+    /** @type {Conn|null} */
     this._conn = null;
+    /** @type {string|undefined} */
     this._currentUrl = undefined;
+    /** @type {Promise<any>|undefined} */
     this._connectPromise = undefined;
     this._everOpen = false;
   }

@@ -80,12 +80,6 @@ pub(super) async fn login<T: Transport>(
         }
     };
     gw.metrics.frames_in.with_label_values(&["login"]).inc();
-    // Logging in during the drain delay (readiness already off): send it elsewhere now.
-    if !gw.is_accepting() {
-        gw.refused("draining");
-        write_reconnect(gw, t).await;
-        return Err(close::DRAINING);
-    }
     let (id, token, dm_since) = match parse_request(&text) {
         Ok(Request {
             id,

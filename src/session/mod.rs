@@ -104,10 +104,16 @@ async fn serve<T: Transport>(
     let (tx, rx) = mpsc::channel(gw.config.outbound_queue);
     let registered = match Box::pin(gw.register(&identity, tx, dm_since)).await {
         Ok(r) => r,
+        // Refused because the replica drains (the drain delay): sent elsewhere at once.
+        Err(_) if !gw.is_accepting() => {
+            gw.metrics.logins.with_label_values(&["draining"]).inc();
+            gw.refused("draining");
+            write_reconnect(gw, t).await;
+            return close::DRAINING;
+        }
         Err(reply) => {
             let (result, code) = match reply.code {
                 ErrorCode::Conflict => ("conflict", close::ALREADY_CONNECTED),
-                _ if !gw.is_accepting() => ("draining", close::DRAINING),
                 _ => ("unavailable", close::TRY_LATER),
             };
             gw.metrics.logins.with_label_values(&[result]).inc();

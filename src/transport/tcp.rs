@@ -26,7 +26,6 @@ pub struct TcpTransport {
 
 impl TcpTransport {
     pub fn new(stream: TcpStream, max_frame_bytes: usize, buffer_bytes: usize) -> Self {
-        let _ = stream.set_nodelay(true);
         let (read, writer) = stream.into_split();
         TcpTransport {
             reader: BufReader::with_capacity(buffer_bytes, read),
