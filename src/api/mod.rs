@@ -81,9 +81,7 @@ pub fn admin_router(state: AppState) -> Router {
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {
-    let ready = st.gw.is_ready();
-    st.gw.metrics.ready.set(i64::from(ready));
-    if ready {
+    if st.gw.is_ready() {
         (StatusCode::OK, "ready").into_response()
     } else if st.gw.is_accepting() {
         (StatusCode::SERVICE_UNAVAILABLE, "backend unavailable").into_response()
@@ -93,6 +91,7 @@ async fn readyz(State(st): State<AppState>) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
+    // Derived when scraped, so the gauge is never stale.
     st.gw.metrics.ready.set(i64::from(st.gw.is_ready()));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

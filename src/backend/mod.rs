@@ -133,8 +133,8 @@ pub trait Presence: Send + Sync {
         name: &str,
         session: &str,
     ) -> Result<usize, BackendError>;
-    /// Marks a session offline.
-    async fn disconnect(&self, user: &UserId, session: &str) -> Result<(), BackendError>;
+    /// Marks a session offline; returns how many sessions the user has left.
+    async fn disconnect(&self, user: &UserId, session: &str) -> Result<usize, BackendError>;
     /// Sessions the user has on all replicas.
     async fn session_count(&self, user: &UserId) -> Result<usize, BackendError>;
     /// Puts a session in a room; `changed` when it is the user's first session there.

@@ -100,16 +100,18 @@ impl Gateway {
                 .await;
         }
         self.online_unwatch(handle).await;
-        if let Err(err) = self.presence.disconnect(&handle.user, &handle.id).await {
-            tracing::debug!(session = %handle.id, cause = %err, "presence disconnect failed");
-            return;
-        }
-        // The user's last session anywhere: tell the online feeds.
-        if let Ok(0) = self.presence.session_count(&handle.user).await {
-            let offline = Event::UserOffline {
-                user: handle.user.clone(),
-            };
-            self.announce(&Topic::Online, offline).await;
+        match self.presence.disconnect(&handle.user, &handle.id).await {
+            Err(err) => {
+                tracing::debug!(session = %handle.id, cause = %err, "presence disconnect failed");
+            }
+            Ok(left) if left > 0 => {}
+            // The user's last session anywhere: tell the online feeds.
+            Ok(_) => {
+                let offline = Event::UserOffline {
+                    user: handle.user.clone(),
+                };
+                self.announce(&Topic::Online, offline).await;
+            }
         }
     }
 

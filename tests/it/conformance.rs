@@ -265,9 +265,9 @@ async fn presence_suite(b: Backend) {
     let (members, _) = p.members(&lobby, 10).await.expect("members");
     assert_eq!(members[0].name, "Bobby");
 
-    p.disconnect(&alice, "a1").await.expect("disconnect");
+    assert_eq!(p.disconnect(&alice, "a1").await.expect("disconnect"), 1);
     assert_eq!(p.session_count(&alice).await.expect("count"), 1);
-    p.disconnect(&alice, "a2").await.expect("disconnect");
+    assert_eq!(p.disconnect(&alice, "a2").await.expect("disconnect"), 0);
     assert_eq!(p.online(None, 10).await.expect("online").count, 2);
 }
 

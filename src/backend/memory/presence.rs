@@ -49,15 +49,17 @@ impl Presence for MemoryPresence {
         Ok(before)
     }
 
-    async fn disconnect(&self, user: &UserId, session: &str) -> Result<(), BackendError> {
+    async fn disconnect(&self, user: &UserId, session: &str) -> Result<usize, BackendError> {
         let mut st = lock(&self.state);
-        if let Some(entry) = st.users.get_mut(user) {
-            entry.sessions.remove(session);
-            if entry.sessions.is_empty() {
-                st.users.remove(user);
-            }
+        let Some(entry) = st.users.get_mut(user) else {
+            return Ok(0);
+        };
+        entry.sessions.remove(session);
+        let left = entry.sessions.len();
+        if left == 0 {
+            st.users.remove(user);
         }
-        Ok(())
+        Ok(left)
     }
 
     async fn session_count(&self, user: &UserId) -> Result<usize, BackendError> {

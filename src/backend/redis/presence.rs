@@ -179,7 +179,7 @@ impl Presence for RedisBackend {
         Ok(before.max(0) as usize)
     }
 
-    async fn disconnect(&self, user: &UserId, session: &str) -> Result<(), BackendError> {
+    async fn disconnect(&self, user: &UserId, session: &str) -> Result<usize, BackendError> {
         let left = Self::ints(
             self.eval(
                 &self.scripts.session_remove,
@@ -188,7 +188,8 @@ impl Presence for RedisBackend {
             )
             .await?,
         );
-        if left.get(1).copied().unwrap_or(0) == 0 {
+        let left = left.get(1).copied().unwrap_or(0).max(0) as usize;
+        if left == 0 {
             self.eval::<i64>(
                 &self.scripts.online_remove,
                 self.keys.online(),
@@ -196,7 +197,7 @@ impl Presence for RedisBackend {
             )
             .await?;
         }
-        Ok(())
+        Ok(left)
     }
 
     async fn session_count(&self, user: &UserId) -> Result<usize, BackendError> {
