@@ -30,6 +30,9 @@ pub enum Event {
         name: String,
         data: Value,
         seq: u64,
+        /// Set with `seq` by the log; never serialized (the log's publisher adds it).
+        #[serde(skip)]
+        epoch: Epoch,
         ts: u64,
         /// Set when the sender asked for no echo: its own sessions are skipped.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,6 +44,8 @@ pub enum Event {
         name: String,
         data: Value,
         seq: u64,
+        #[serde(skip)]
+        epoch: Epoch,
         ts: u64,
     },
     Broadcast {
@@ -91,6 +96,8 @@ pub enum Event {
         to: GameTarget,
         data: Value,
         seq: u64,
+        #[serde(skip)]
+        epoch: Epoch,
     },
     GameClosed {
         room: RoomId,
@@ -124,13 +131,87 @@ impl Event {
         }
     }
 
-    /// Stores the seq a logged topic assigned.
-    pub fn set_seq(&mut self, value: u64) {
-        if let Event::Message { seq, .. }
-        | Event::Direct { seq, .. }
-        | Event::GameMessage { seq, .. } = self
+    /// Stores the position a logged topic assigned.
+    pub fn set_position(&mut self, at: Position) {
+        if let Event::Message { seq, epoch, .. }
+        | Event::Direct { seq, epoch, .. }
+        | Event::GameMessage { seq, epoch, .. } = self
         {
-            *seq = value;
+            *seq = at.seq;
+            *epoch = at.epoch;
+        }
+    }
+}
+
+/// One incarnation of a topic's log. When a log is lost or starts again (Redis restarted
+/// empty, the log expired, an in-memory replica restarted) its seqs restart at 1 under a
+/// new epoch, so a cursor from the old log is recognised instead of hiding new messages.
+/// Empty means unknown (a log that has no epoch yet, or a client that sent none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Epoch(Arc<str>);
+
+impl Epoch {
+    pub fn new(value: &str) -> Epoch {
+        Epoch(Arc::from(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_known(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// The epoch as an optional wire field (absent when unknown).
+    pub fn wire(&self) -> Option<&str> {
+        self.is_known().then_some(&*self.0)
+    }
+}
+
+/// Where an event sits in its topic's log: `seq` within `epoch`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position {
+    pub seq: u64,
+    pub epoch: Epoch,
+}
+
+/// What a session does with a logged frame, given its cursor for the stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Advance {
+    /// New: write it.
+    Fresh,
+    /// Already written (replay overlap): drop it.
+    Seen,
+    /// The stream started again under a new epoch: tell the client, then write it.
+    Reset,
+}
+
+impl Position {
+    pub fn at(seq: u64, epoch: &Epoch) -> Position {
+        Position {
+            seq,
+            epoch: epoch.clone(),
+        }
+    }
+
+    /// Moves a session's cursor over `at`. A cursor with no epoch yet adopts the
+    /// stream's; a different known epoch means the log was reset and the cursor starts
+    /// again from `at`.
+    pub fn advance(&mut self, at: &Position) -> Advance {
+        if at.epoch.is_known() && at.epoch != self.epoch {
+            let reset = self.epoch.is_known();
+            self.epoch = at.epoch.clone();
+            if reset {
+                self.seq = at.seq;
+                return Advance::Reset;
+            }
+        }
+        if at.seq > self.seq {
+            self.seq = at.seq;
+            Advance::Fresh
+        } else {
+            Advance::Seen
         }
     }
 }
@@ -167,9 +248,9 @@ pub struct Delivery {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ordered {
-    Room(RoomId, u64),
-    Direct(u64),
-    Game(RoomId, u64),
+    Room(RoomId, Position),
+    Direct(Position),
+    Game(RoomId, Position),
     /// The game is over: the session lets go of it after writing this frame.
     GameOver(RoomId),
 }
@@ -202,6 +283,7 @@ impl Delivery {
                 to,
                 data,
                 seq,
+                epoch,
             } => (
                 ServerFrame::GameMessage {
                     room: room.as_str(),
@@ -211,7 +293,7 @@ impl Delivery {
                     seq: *seq,
                 }
                 .encode(),
-                Some(Ordered::Game(room.clone(), *seq)),
+                Some(Ordered::Game(room.clone(), Position::at(*seq, epoch))),
             ),
             Event::GameClosed { room, reason } => (
                 ServerFrame::GameClosed {
@@ -240,6 +322,7 @@ impl Delivery {
                 name,
                 data,
                 seq,
+                epoch,
                 ts,
                 ..
             } => (
@@ -252,13 +335,14 @@ impl Delivery {
                     ts: *ts,
                 }
                 .encode(),
-                Some(Ordered::Room(room.clone(), *seq)),
+                Some(Ordered::Room(room.clone(), Position::at(*seq, epoch))),
             ),
             Event::Direct {
                 from,
                 name,
                 data,
                 seq,
+                epoch,
                 ts,
                 ..
             } => (
@@ -270,7 +354,7 @@ impl Delivery {
                     ts: *ts,
                 }
                 .encode(),
-                Some(Ordered::Direct(*seq)),
+                Some(Ordered::Direct(Position::at(*seq, epoch))),
             ),
             Event::Broadcast {
                 from,

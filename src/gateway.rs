@@ -6,7 +6,7 @@ use crate::auth::Verifier;
 use crate::backend::redis::RedisBackend;
 use crate::backend::{self, Backends, Bus, ConnectError, Games, Matchmaker, Presence};
 use crate::config::Config;
-use crate::hub::{Hub, SessionHandle};
+use crate::hub::Hub;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,12 +52,6 @@ pub struct Gateway {
     pub(crate) next_session: AtomicU64,
     /// False once draining started: `/readyz` fails and new logins are refused.
     accepting: AtomicBool,
-}
-
-/// A registered session and where its direct-message replay starts.
-pub struct Registered {
-    pub handle: Arc<SessionHandle>,
-    pub dm_after: u64,
 }
 
 impl Gateway {

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub fanout_seconds: Histogram,
     /// Sessions closed because their outbound queue overflowed or a write timed out.
     pub slow_consumer_closes: IntCounter,
+    /// Streams a session found started again under a new epoch, by stream kind.
+    pub stream_resets: IntCounterVec,
     /// Inbound frames refused by the rate limiter.
     pub rate_limited: IntCounter,
     /// Frames waiting in all sessions' outbound queues on this replica.
@@ -122,6 +124,13 @@ impl Metrics {
             slow_consumer_closes: reg!(IntCounter::new(
                 "slow_consumer_closes_total",
                 "Sessions closed because they did not read fast enough"
+            )),
+            stream_resets: reg!(IntCounterVec::new(
+                Opts::new(
+                    "stream_resets_total",
+                    "Logged streams whose log started again under a new epoch, seen by a session"
+                ),
+                &["stream"]
             )),
             rate_limited: reg!(IntCounter::new(
                 "rate_limited_frames_total",

@@ -9,7 +9,7 @@ pub mod memory;
 pub mod redis;
 
 use crate::config::Config;
-use crate::event::{Event, EventSink, Topic};
+use crate::event::{Epoch, Event, EventSink, Position, Topic};
 use crate::matchmaking::{Rules, Waiting};
 use crate::metrics::Metrics;
 use crate::protocol::{Member, RoomId, UserId};
@@ -26,6 +26,11 @@ pub struct Replay {
     pub complete: bool,
     /// The topic's latest seq. A client cursor above it predates a reset of the log.
     pub head: u64,
+    /// The log's epoch; created when the topic had none, so a joiner always learns it.
+    pub epoch: Epoch,
+    /// The cursor was from another epoch (the log was reset since): the events are the
+    /// current log from its start and `complete` is false.
+    pub reset: bool,
 }
 
 /// The four shared stores of one gateway.
@@ -109,14 +114,21 @@ pub trait Bus: Send + Sync {
     /// Assigns the topic's next seq, appends to its bounded log, then publishes;
     /// delivery order on every replica equals seq order.
     async fn publish_logged(&self, topic: &Topic, event: Event) -> Result<u64, BackendError>;
-    /// Logged events with seq > `after`, at most `limit` (the newest ones if more).
-    async fn replay(&self, topic: &Topic, after: u64, limit: usize)
-    -> Result<Replay, BackendError>;
-    /// Highest direct-message seq handed to any session of `user`: where a login
+    /// Logged events after `after`, at most `limit` (the newest ones if more); with
+    /// `limit` 0 only the log's head and epoch. A cursor from another epoch replays the
+    /// current log from its start (`reset`); one with no epoch is taken as current.
+    async fn replay(
+        &self,
+        topic: &Topic,
+        after: &Position,
+        limit: usize,
+    ) -> Result<Replay, BackendError>;
+    /// Highest direct-message position handed to any session of `user`: where a login
     /// without an explicit cursor resumes.
-    async fn delivered(&self, user: &UserId) -> Result<u64, BackendError>;
-    /// Records that direct messages up to `seq` reached a session of `user` (replays).
-    async fn mark_delivered(&self, user: &UserId, seq: u64) -> Result<(), BackendError>;
+    async fn delivered(&self, user: &UserId) -> Result<Position, BackendError>;
+    /// Records that direct messages up to `upto` reached a session of `user`; a mark
+    /// from an older epoch of the log is ignored.
+    async fn mark_delivered(&self, user: &UserId, upto: &Position) -> Result<(), BackendError>;
     /// Starts receiving a topic on this replica (called on the first local interest).
     async fn subscribe(&self, topic: &Topic) -> Result<(), BackendError>;
     /// Stops receiving a topic (called when the last local interest goes).

@@ -101,14 +101,14 @@ impl Chat {
                     .entry(room.clone())
                     .or_insert_with(|| Room {
                         seq: None,
+                        epoch: None,
                         history: Some(History::default()),
                     });
-                let since = Some(0);
                 let pending = Pending::Join {
                     room: room.clone(),
                     resume: false,
                 };
-                (Request::Join { room, since }, pending)
+                (Request::join_since(room, 0), pending)
             }
             Action::Leave(room) => match room.or_else(|| self.state.current.clone()) {
                 Some(room) => (Request::leave(room.clone()), Pending::Leave { room }),

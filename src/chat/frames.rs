@@ -82,6 +82,14 @@ impl Chat {
                     self.state.game = None;
                 }
             }
+            ServerEvent::StreamReset {
+                ref stream,
+                ref room,
+                ref epoch,
+            } => {
+                self.state.stream_reset(stream, room.as_deref(), epoch);
+                self.print(&event);
+            }
             ServerEvent::Unknown(value) => {
                 eprintln!("switchboard chat: unknown frame {value}");
             }
@@ -127,6 +135,7 @@ impl Chat {
                     room,
                     role: GameRole::Player,
                     seq: None,
+                    epoch: None,
                 });
                 return;
             }
@@ -143,6 +152,11 @@ impl Chat {
     }
 
     fn succeeded(&mut self, pending: Pending, ok: OkReply) {
+        if let Pending::Join { room, .. } = &pending
+            && let Some(r) = self.state.rooms.get_mut(room)
+        {
+            r.epoch = ok.epoch.clone();
+        }
         match pending {
             Pending::Join {
                 room,
@@ -215,9 +229,10 @@ impl Chat {
                     GameRole::Player
                 });
                 let seq = match &self.state.game {
-                    Some(g) if g.room == room => g.seq,
+                    Some(g) if g.room == room && g.epoch == ok.epoch => g.seq,
                     _ => None,
                 };
+                let epoch = ok.epoch.clone();
                 if resume {
                     let what = format!("game {}", render::short_game(&room));
                     let part = render::resumed(
@@ -229,7 +244,12 @@ impl Chat {
                 } else {
                     self.out.now(&render::game_joined(&ok, &room));
                 }
-                self.state.game = Some(Game { room, role, seq });
+                self.state.game = Some(Game {
+                    room,
+                    role,
+                    seq,
+                    epoch,
+                });
             }
             Pending::GameSend { room, shown } => {
                 if let Some(line) = shown {

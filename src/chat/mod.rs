@@ -166,6 +166,7 @@ impl Chat {
             Err(ConnectError::Retry(err) | ConnectError::Fatal(err)) => return Err(err),
         };
         self.state.me = welcome.user.clone();
+        self.state.dm_epoch = welcome.dm_epoch.clone();
         self.out.now(&format!(
             "* logged in as {}",
             render::who_is(&welcome.user, &welcome.name)

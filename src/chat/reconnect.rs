@@ -31,7 +31,11 @@ impl Chat {
                 }
             }
             let (url, token) = (self.args.url.clone(), self.token.clone());
-            let attempt = connect(&url, &token, self.state.dm_seen);
+            let dm_since = self
+                .state
+                .dm_seen
+                .map(|seq| (seq, self.state.dm_epoch.clone()));
+            let attempt = connect(&url, &token, dm_since);
             tokio::pin!(attempt);
             let result = loop {
                 tokio::select! {
@@ -43,6 +47,7 @@ impl Chat {
                 Ok((mut client, welcome)) => {
                     self.backoff.reset();
                     self.state.me = welcome.user;
+                    self.state.dm_epoch = welcome.dm_epoch;
                     self.resume(&mut client).await;
                     return Ok(Some(client));
                 }
@@ -100,12 +105,12 @@ impl Chat {
             .state
             .rooms
             .iter()
-            .map(|(room, r)| (room.clone(), r.seq.unwrap_or(0)))
+            .map(|(room, r)| (room.clone(), r.seq.unwrap_or(0), r.epoch.clone()))
             .collect();
         let game = self.state.game.clone();
         let parts = rooms.len() + usize::from(game.is_some());
         self.state.resume = (parts > 0).then(|| (parts, Vec::new()));
-        for (room, since) in rooms {
+        for (room, since, epoch) in rooms {
             let pending = state::Pending::Join {
                 room: room.clone(),
                 resume: true,
@@ -113,17 +118,18 @@ impl Chat {
             let join = Request::Join {
                 room,
                 since: Some(since),
+                epoch,
             };
             self.send(client, join, pending).await;
         }
         if let Some(game) = game {
             let watch = game.role == crate::protocol::GameRole::Watcher;
             let since = Some(game.seq.unwrap_or(0));
-            let room = game.room.clone();
+            let (room, epoch) = (game.room.clone(), game.epoch.clone());
             let req = if watch {
-                Request::GameWatch { room, since }
+                Request::GameWatch { room, since, epoch }
             } else {
-                Request::GameJoin { room, since }
+                Request::GameJoin { room, since, epoch }
             };
             let pending = state::Pending::GameJoin {
                 room: game.room,
@@ -154,7 +160,7 @@ impl Chat {
 pub(super) async fn connect(
     url: &str,
     token: &str,
-    dm_since: Option<u64>,
+    dm_since: Option<(u64, Option<String>)>,
 ) -> Result<(Client, Welcome), ConnectError> {
     let mut client = Client::connect_with(url, Options::default())
         .await
@@ -162,9 +168,11 @@ pub(super) async fn connect(
             ClientError::Address(_) => ConnectError::Fatal(err.to_string()),
             err => ConnectError::Retry(err.to_string()),
         })?;
+    let (dm_since, dm_epoch) = dm_since.unzip();
     let login = Request::Login {
         token: token.to_owned(),
         dm_since,
+        dm_epoch: dm_epoch.flatten(),
     };
     let welcome = match tokio::time::timeout(LOGIN_WAIT, client.login_with(login)).await {
         Err(_) => {

@@ -197,6 +197,16 @@ pub(crate) fn event(ev: &ServerEvent, me: &str) -> Vec<(Option<u64>, String)> {
             "* ranked match: you vs {} ({opponent_rating}) in game {room}",
             clean(opponent)
         )),
+        ServerEvent::StreamReset { stream, room, .. } => {
+            let what = match (stream.as_str(), room) {
+                ("room", Some(room)) => clean(room),
+                ("game", Some(room)) => format!("game {}", short_game(room)),
+                _ => "direct messages".to_owned(),
+            };
+            line(format!(
+                "* the server's history of {what} started again; messages sent just before may be missing"
+            ))
+        }
         _ => Vec::new(),
     }
 }

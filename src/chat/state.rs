@@ -14,6 +14,8 @@ pub(crate) const HISTORY_SHOWN: usize = 20;
 pub(crate) struct Room {
     /// The highest message seq seen (`None`: none yet, e.g. after a restart clamp).
     pub(crate) seq: Option<u64>,
+    /// The epoch of the room's log that `seq` counts in (from the join `ok`).
+    pub(crate) epoch: Option<String>,
     /// While a fresh join replays history: the lines held back until its `ok`.
     pub(crate) history: Option<History>,
 }
@@ -44,6 +46,8 @@ pub(crate) struct Game {
     pub(crate) role: GameRole,
     /// The highest game seq seen, from `game.message` or our own `game.send` `ok`.
     pub(crate) seq: Option<u64>,
+    /// The epoch of the game's log that `seq` counts in.
+    pub(crate) epoch: Option<String>,
 }
 
 /// What a request was, so its reply can be told.
@@ -100,6 +104,8 @@ pub(crate) struct State {
     pub(crate) dm_seen: Option<u64>,
     /// The highest DM seq seen on this connection (server seqs may restart lower).
     dm_here: Option<u64>,
+    /// The epoch of the DM log that `dm_seen` counts in (from `welcome`).
+    pub(crate) dm_epoch: Option<String>,
     pub(crate) online: Option<OnlineWatch>,
     /// This session put us in the ranked queue and no match came yet.
     pub(crate) queued: bool,
@@ -193,6 +199,32 @@ impl State {
         }
     }
 
+    /// A stream's log started again under `epoch` (`stream.reset`): its seqs restart, so
+    /// the cursor does too.
+    pub(crate) fn stream_reset(&mut self, stream: &str, room: Option<&str>, epoch: &str) {
+        let epoch = Some(epoch.to_owned());
+        match (stream, room) {
+            ("room", Some(room)) => {
+                if let Some(r) = self.rooms.get_mut(room) {
+                    r.seq = None;
+                    r.epoch = epoch;
+                }
+            }
+            ("game", Some(room)) => {
+                if let Some(g) = self.game.as_mut().filter(|g| g.room == room) {
+                    g.seq = None;
+                    g.epoch = epoch;
+                }
+            }
+            ("dm", _) => {
+                self.dm_seen = None;
+                self.dm_here = None;
+                self.dm_epoch = epoch;
+            }
+            _ => {}
+        }
+    }
+
     /// Makes `room` current if joined; otherwise another joined room (or none).
     pub(crate) fn pick_current(&mut self, room: Option<&str>) {
         self.current = match room {
@@ -264,6 +296,7 @@ mod tests {
             room: "g-1".into(),
             role: GameRole::Player,
             seq: Some(2),
+            epoch: None,
         });
         assert!(!s.fresh_game_message("g-1", 2));
         assert!(s.fresh_game_message("g-1", 5));

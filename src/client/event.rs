@@ -29,6 +29,7 @@ pub(super) const KINDS: &[&str] = &[
     "game.closed",
     "rank.queued",
     "rank.matched",
+    "stream.reset",
 ];
 
 /// Everything the server sends, owned. Field meanings are in PROTOCOL.md §4.
@@ -164,6 +165,15 @@ pub enum ServerEvent {
         opponent: String,
         opponent_rating: i64,
     },
+    /// The log of a stream started again (`stream` is `room`, `game` or `dm`): seqs
+    /// restart at 1 under `epoch`, so reset the cursor for it to 0 of `epoch`.
+    #[serde(rename = "stream.reset")]
+    StreamReset {
+        stream: String,
+        #[serde(default)]
+        room: Option<String>,
+        epoch: String,
+    },
     /// A frame of a type this client does not know, kept whole.
     #[serde(skip)]
     Unknown(Value),
@@ -194,6 +204,9 @@ pub struct Welcome {
     pub replica: String,
     /// The server's heartbeat interval.
     pub heartbeat_s: u64,
+    /// The epoch of the user's direct-message log (send it back as `dm_epoch`).
+    #[serde(default)]
+    pub dm_epoch: Option<String>,
 }
 
 /// An `ok` reply. Which fields are present depends on the request (PROTOCOL.md §3).
@@ -213,6 +226,8 @@ pub struct OkReply {
     /// With `since`: false when the gap could not be filled from history.
     pub recovered: Option<bool>,
     pub replayed: Option<u64>,
+    /// `join`, `game.join`, `game.watch`: the log's epoch, for resuming with `since`.
+    pub epoch: Option<String>,
 }
 
 #[cfg(test)]
@@ -245,6 +260,7 @@ mod tests {
                 session: "abc123-1",
                 replica: "abc123",
                 heartbeat_s: 25,
+                dm_epoch: Some("1764447030123456"),
             },
             ServerFrame::Message {
                 room: "lobby",
@@ -350,6 +366,11 @@ mod tests {
                 opponent: "bob",
                 opponent_rating: 1620,
             },
+            ServerFrame::StreamReset {
+                stream: crate::protocol::StreamKind::Room,
+                room: Some("lobby"),
+                epoch: "17.3",
+            },
         ];
         assert_eq!(frames.len(), KINDS.len(), "one sample per known type");
         for frame in &frames {
@@ -368,6 +389,7 @@ mod tests {
                 session: "abc123-1".into(),
                 replica: "abc123".into(),
                 heartbeat_s: 25,
+                dm_epoch: Some("1764447030123456".into()),
             })
         );
         assert_eq!(
@@ -401,6 +423,7 @@ mod tests {
                 started: false,
                 recovered: Some(true),
                 replayed: Some(0),
+                epoch: Some("17.3"),
             },
         };
         let ServerEvent::Ok(reply) = event(&ok) else {
@@ -416,6 +439,7 @@ mod tests {
                 started: Some(false),
                 recovered: Some(true),
                 replayed: Some(0),
+                epoch: Some("17.3".into()),
                 ..OkReply::default()
             }
         );

@@ -17,12 +17,18 @@ pub enum Request {
         /// The last direct-message seq this device saw; the server replays after it.
         #[serde(skip_serializing_if = "Option::is_none")]
         dm_since: Option<u64>,
+        /// The epoch `dm_since` belongs to (`welcome.dm_epoch` or a `stream.reset`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dm_epoch: Option<String>,
     },
     Join {
         room: String,
         /// Resume: replay room messages after this seq before the `ok`.
         #[serde(skip_serializing_if = "Option::is_none")]
         since: Option<u64>,
+        /// The epoch `since` belongs to (the join `ok` or a `stream.reset`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
     },
     Leave {
         room: String,
@@ -64,12 +70,16 @@ pub enum Request {
         room: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         since: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
     },
     #[serde(rename = "game.watch")]
     GameWatch {
         room: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         since: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
     },
     #[serde(rename = "game.send")]
     GameSend {
@@ -122,6 +132,7 @@ impl Request {
         Request::Login {
             token: token.into(),
             dm_since: None,
+            dm_epoch: None,
         }
     }
 
@@ -129,6 +140,7 @@ impl Request {
         Request::Join {
             room: room.into(),
             since: None,
+            epoch: None,
         }
     }
 
@@ -137,6 +149,17 @@ impl Request {
         Request::Join {
             room: room.into(),
             since: Some(since),
+            epoch: None,
+        }
+    }
+
+    /// Resumes a room after `since` of `epoch`: the server replays from the start of
+    /// the log, after a `stream.reset`, if the log's epoch is another one.
+    pub fn join_resume(room: impl Into<String>, since: u64, epoch: impl Into<String>) -> Self {
+        Request::Join {
+            room: room.into(),
+            since: Some(since),
+            epoch: Some(epoch.into()),
         }
     }
 
@@ -185,6 +208,7 @@ impl Request {
         Request::GameJoin {
             room: room.into(),
             since: None,
+            epoch: None,
         }
     }
 
@@ -192,6 +216,7 @@ impl Request {
         Request::GameWatch {
             room: room.into(),
             since: None,
+            epoch: None,
         }
     }
 
@@ -256,6 +281,7 @@ mod tests {
                 Request::GameWatch {
                     room: "g-1".into(),
                     since: Some(0),
+                    epoch: Some("17.3".into()),
                 },
                 "game.watch",
             ),

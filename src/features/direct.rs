@@ -2,17 +2,26 @@
 //! users, with a delivery watermark) and the global broadcast.
 
 use crate::backend::{BackendError, Replay};
-use crate::event::{Event, Topic};
+use crate::event::{Epoch, Event, Position, Topic};
 use crate::gateway::Gateway;
 use crate::protocol::{Reply, UserId};
 use serde_json::Value;
 
 impl Gateway {
     /// Direct messages of `user` after `after`.
-    pub async fn dm_replay(&self, user: &UserId, after: u64) -> Result<Replay, Reply> {
+    pub async fn dm_replay(
+        &self,
+        user: &UserId,
+        after: &Position,
+        limit: usize,
+    ) -> Result<Replay, Reply> {
         Ok(self
             .bus
-            .replay(&Topic::User(user.clone()), after, self.config.inbox_size)
+            .replay(
+                &Topic::User(user.clone()),
+                after,
+                limit.min(self.config.inbox_size),
+            )
             .await?)
     }
 
@@ -30,6 +39,7 @@ impl Gateway {
             name: name.to_owned(),
             data,
             seq: 0,
+            epoch: Epoch::default(),
             ts: crate::clock::unix_millis(),
         };
         Ok(self
@@ -48,8 +58,8 @@ impl Gateway {
         Ok(self.bus.publish(&Topic::All, event).await?)
     }
 
-    /// Records that direct messages up to `seq` reached a session of `user`.
-    pub async fn mark_delivered(&self, user: &UserId, seq: u64) -> Result<(), BackendError> {
-        self.bus.mark_delivered(user, seq).await
+    /// Records that direct messages up to `upto` reached a session of `user`.
+    pub async fn mark_delivered(&self, user: &UserId, upto: &Position) -> Result<(), BackendError> {
+        self.bus.mark_delivered(user, upto).await
     }
 }

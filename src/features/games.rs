@@ -2,7 +2,7 @@
 //! seq, and closing, including a grace period for players who drop out.
 
 use crate::backend::{GameRefusal, GameState, Replay, Seated};
-use crate::event::{Event, Topic};
+use crate::event::{Epoch, Event, Position, Topic};
 use crate::gateway::Gateway;
 use crate::hub::SessionHandle;
 use crate::protocol::{ErrorCode, GameRole, GameTarget, Reply, RoomId, UserId};
@@ -124,6 +124,7 @@ impl Gateway {
             to,
             data,
             seq: 0,
+            epoch: Epoch::default(),
         };
         Ok(self
             .bus
@@ -143,10 +144,19 @@ impl Gateway {
     }
 
     /// The game's logged messages after `after` (every target; the caller filters by role).
-    pub async fn game_replay(&self, room: &RoomId, after: u64) -> Result<Replay, Reply> {
+    pub async fn game_replay(
+        &self,
+        room: &RoomId,
+        after: &Position,
+        limit: usize,
+    ) -> Result<Replay, Reply> {
         Ok(self
             .bus
-            .replay(&Topic::Game(room.clone()), after, self.config.replay_limit)
+            .replay(
+                &Topic::Game(room.clone()),
+                after,
+                limit.min(self.config.replay_limit),
+            )
             .await?)
     }
 

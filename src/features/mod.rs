@@ -12,6 +12,7 @@ mod sessions;
 pub use games::reason;
 
 use crate::backend::BackendError;
+use crate::event::Position;
 use crate::hub::SessionHandle;
 use crate::protocol::{ErrorCode, Reply};
 use std::sync::Arc;
@@ -26,5 +27,5 @@ impl From<BackendError> for Reply {
 /// A registered session and where its direct-message replay starts.
 pub struct Registered {
     pub handle: Arc<SessionHandle>,
-    pub dm_after: u64,
+    pub dm_after: Position,
 }

@@ -2,7 +2,7 @@
 //! the replay that lets a client resume a room without a gap.
 
 use crate::backend::Replay;
-use crate::event::{Event, Topic};
+use crate::event::{Epoch, Event, Position, Topic};
 use crate::gateway::Gateway;
 use crate::hub::SessionHandle;
 use crate::protocol::{Reply, RoomId, UserId};
@@ -69,11 +69,20 @@ impl Gateway {
         }
     }
 
-    /// Room messages the session missed since `after`.
-    pub async fn room_replay(&self, room: &RoomId, after: u64) -> Result<Replay, Reply> {
+    /// Room messages the session missed since `after` (limit 0: only head and epoch).
+    pub async fn room_replay(
+        &self,
+        room: &RoomId,
+        after: &Position,
+        limit: usize,
+    ) -> Result<Replay, Reply> {
         Ok(self
             .bus
-            .replay(&Topic::Room(room.clone()), after, self.config.replay_limit)
+            .replay(
+                &Topic::Room(room.clone()),
+                after,
+                limit.min(self.config.replay_limit),
+            )
             .await?)
     }
 
@@ -91,6 +100,7 @@ impl Gateway {
             name: name.to_owned(),
             data,
             seq: 0,
+            epoch: Epoch::default(),
             ts: crate::clock::unix_millis(),
             skip: (!echo).then(|| from.clone()),
         };

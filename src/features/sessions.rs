@@ -4,7 +4,7 @@
 use super::Registered;
 use crate::auth::Identity;
 use crate::config::DuplicateLogin;
-use crate::event::{Delivery, Event, Topic};
+use crate::event::{Delivery, Event, Position, Topic};
 use crate::gateway::Gateway;
 use crate::hub::SessionHandle;
 use crate::protocol::{ErrorCode, Reply, RoomId, UserId, close};
@@ -18,7 +18,7 @@ impl Gateway {
         &self,
         identity: &Identity,
         tx: mpsc::Sender<Arc<Delivery>>,
-        dm_since: Option<u64>,
+        dm_since: Option<Position>,
     ) -> Result<Registered, Reply> {
         if !self.is_accepting() {
             return Err(Reply::new(ErrorCode::Unavailable, "server draining"));
@@ -35,7 +35,7 @@ impl Gateway {
         // Read the watermark before registering, so DMs arriving from now on are either
         // queued live or replayed, never skipped.
         let dm_after = match dm_since {
-            Some(seq) => seq,
+            Some(at) => at,
             None => self.bus.delivered(user).await?,
         };
         let n = self.next_session.fetch_add(1, Ordering::Relaxed);

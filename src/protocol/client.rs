@@ -24,12 +24,19 @@ pub enum ClientFrame {
         /// Last direct-message seq this device saw; replay starts after it.
         #[serde(default)]
         dm_since: Option<u64>,
+        /// The epoch `dm_since` belongs to (from `welcome` or `stream.reset`).
+        #[serde(default)]
+        dm_epoch: Option<String>,
     },
     Join {
         room: RoomId,
         /// Resume: replay room messages with a seq greater than this.
         #[serde(default)]
         since: Option<u64>,
+        /// The epoch `since` belongs to; another epoch replays the room's log from its
+        /// start after a `stream.reset`.
+        #[serde(default)]
+        epoch: Option<String>,
     },
     Leave {
         room: RoomId,
@@ -73,12 +80,16 @@ pub enum ClientFrame {
         /// Resume: replay game messages with a seq greater than this.
         #[serde(default)]
         since: Option<u64>,
+        #[serde(default)]
+        epoch: Option<String>,
     },
     #[serde(rename = "game.watch")]
     GameWatch {
         room: RoomId,
         #[serde(default)]
         since: Option<u64>,
+        #[serde(default)]
+        epoch: Option<String>,
     },
     #[serde(rename = "game.send")]
     GameSend {

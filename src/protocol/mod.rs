@@ -14,7 +14,7 @@ pub use client::{ClientFrame, Request, parse_request};
 pub use error::{ErrorCode, Reply};
 pub use game::{GameRole, GameTarget};
 pub use ids::{RoomId, UserId, clean_name};
-pub use server::{Encoded, Member, OkDetail, ServerFrame};
+pub use server::{Encoded, Member, OkDetail, ServerFrame, StreamKind};
 
 #[cfg(test)]
 mod tests {

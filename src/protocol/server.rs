@@ -25,6 +25,9 @@ pub enum ServerFrame<'a> {
         session: &'a str,
         replica: &'a str,
         heartbeat_s: u64,
+        /// Epoch of the user's direct-message log: send it back as `dm_epoch`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dm_epoch: Option<&'a str>,
     },
     Message {
         room: &'a str,
@@ -151,11 +154,41 @@ pub enum ServerFrame<'a> {
         opponent: &'a str,
         opponent_rating: i64,
     },
+    /// A stream's log started again under a new epoch (Redis restarted empty, the log
+    /// expired): seqs restart at 1 and what was not yet delivered before may be lost.
+    /// The client resets its cursor for the stream to `seq 0` of `epoch`.
+    #[serde(rename = "stream.reset")]
+    StreamReset {
+        stream: StreamKind,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<&'a str>,
+        epoch: &'a str,
+    },
     /// Sent over TCP only, which has no close frames of its own.
     Close {
         code: CloseCode,
         reason: &'a str,
     },
+}
+
+/// Which kind of logged stream a `stream.reset` is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamKind {
+    Room,
+    Game,
+    Dm,
+}
+
+impl StreamKind {
+    /// Stable name used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamKind::Room => "room",
+            StreamKind::Game => "game",
+            StreamKind::Dm => "dm",
+        }
+    }
 }
 
 /// Extra fields of an `ok` reply, depending on what it answers.
@@ -173,6 +206,9 @@ pub enum OkDetail<'a> {
         recovered: Option<bool>,
         #[serde(skip_serializing_if = "Option::is_none")]
         replayed: Option<usize>,
+        /// The room log's epoch: send it back with `since` when resuming.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a str>,
     },
     Left {
         room: &'a str,
@@ -192,6 +228,8 @@ pub enum OkDetail<'a> {
         recovered: Option<bool>,
         #[serde(skip_serializing_if = "Option::is_none")]
         replayed: Option<usize>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a str>,
     },
 }
 
@@ -215,6 +253,7 @@ impl ServerFrame<'_> {
             ServerFrame::Ping => "ping",
             ServerFrame::Pong { .. } => "pong",
             ServerFrame::Close { .. } => "close",
+            ServerFrame::StreamReset { .. } => "stream.reset",
             ServerFrame::GameCreated { .. } => "game.created",
             ServerFrame::GameStarted { .. } => "game.started",
             ServerFrame::GameMessage { .. } => "game.message",

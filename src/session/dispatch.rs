@@ -53,7 +53,9 @@ impl<T: Transport> Session<'_, T> {
             ClientFrame::Login { .. } => {
                 return Err(Reply::new(ErrorCode::BadRequest, "already logged in"));
             }
-            ClientFrame::Join { room, since } => return self.join(id, room, since).await,
+            ClientFrame::Join { room, since, epoch } => {
+                return self.join(id, room, cursor(since, epoch)).await;
+            }
             ClientFrame::Leave { room } => {
                 if self.rooms.remove(&room).is_none() {
                     return Err(Reply::new(ErrorCode::NotFound, "not in that room"));
@@ -142,7 +144,8 @@ impl<T: Transport> Session<'_, T> {
             ClientFrame::Pong => {}
             ClientFrame::GameCreate {} => {
                 let room = gw.game_create(&self.handle).await?;
-                self.games.insert(room.clone(), (GameRole::Player, 0));
+                self.games
+                    .insert(room.clone(), (GameRole::Player, Position::default()));
                 let owner = self.identity.user.clone();
                 let frame = ServerFrame::GameCreated {
                     id,
@@ -151,20 +154,26 @@ impl<T: Transport> Session<'_, T> {
                 };
                 self.reply(frame).await;
             }
-            ClientFrame::GameJoin { room, since } => {
+            ClientFrame::GameJoin { room, since, epoch } => {
+                let since = cursor(since, epoch);
                 let state = gw.game_join(&self.handle, &room).await?;
-                self.games
-                    .insert(room.clone(), (GameRole::Player, since.unwrap_or(0)));
+                self.games.insert(
+                    room.clone(),
+                    (GameRole::Player, since.clone().unwrap_or_default()),
+                );
                 self.game_seated(id, &room, GameRole::Player, &state, since)
                     .await?;
             }
-            ClientFrame::GameWatch { room, since } => {
+            ClientFrame::GameWatch { room, since, epoch } => {
                 if self.games.contains_key(&room) {
                     return Err(Reply::new(ErrorCode::Conflict, "already in this game"));
                 }
+                let since = cursor(since, epoch);
                 let state = gw.game_watch(&self.handle, &room).await?;
-                self.games
-                    .insert(room.clone(), (GameRole::Watcher, since.unwrap_or(0)));
+                self.games.insert(
+                    room.clone(),
+                    (GameRole::Watcher, since.clone().unwrap_or_default()),
+                );
                 self.game_seated(id, &room, GameRole::Watcher, &state, since)
                     .await?;
             }
@@ -244,9 +253,9 @@ impl<T: Transport> Session<'_, T> {
         room: &RoomId,
         role: GameRole,
         state: &crate::backend::GameState,
-        since: Option<u64>,
+        since: Option<Position>,
     ) -> Result<(), Reply> {
-        let (recovered, replayed) = self.game_replay(room, role, since).await?;
+        let (recovered, replayed, epoch) = self.game_replay(room, role, since).await?;
         let detail = OkDetail::Game {
             room: room.as_str(),
             role,
@@ -255,26 +264,36 @@ impl<T: Transport> Session<'_, T> {
             started: state.started,
             recovered,
             replayed,
+            epoch: epoch.wire(),
         };
         self.ok(id, detail).await;
         Ok(())
     }
 
-    /// Replays a game's messages after `since` that this participant may see.
+    /// Replays a game's messages after `since` that this participant may see; without
+    /// `since`, only learns the log's epoch.
     pub(super) async fn game_replay(
         &mut self,
         room: &RoomId,
         role: GameRole,
-        since: Option<u64>,
-    ) -> Result<(Option<bool>, Option<usize>), Reply> {
-        let Some(since) = since else {
-            return Ok((None, None));
-        };
-        let replay = self.gw.game_replay(room, since).await?;
-        if let Some((_, last)) = self.games.get_mut(room) {
-            *last = (*last).min(replay.head);
+        since: Option<Position>,
+    ) -> Result<(Option<bool>, Option<usize>, Epoch), Reply> {
+        let resuming = since.is_some();
+        let since = since.unwrap_or_default();
+        let limit = if resuming { usize::MAX } else { 0 };
+        let replay = self.gw.game_replay(room, &since, limit).await?;
+        if let Some((_, cursor)) = self.games.get_mut(room) {
+            rebase(cursor, &replay);
+        }
+        let epoch = replay.epoch.clone();
+        if !resuming {
+            return Ok((None, None, epoch));
         }
         let user = self.identity.user.clone();
+        let complete = replay.complete;
+        let notice = replay
+            .reset
+            .then(|| reset_notice(StreamKind::Game, Some(room), &replay.epoch));
         let events: Vec<Event> = replay
             .events
             .into_iter()
@@ -284,22 +303,17 @@ impl<T: Transport> Session<'_, T> {
             })
             .collect();
         let count = events.len();
-        let visible = Replay {
-            events,
-            complete: replay.complete,
-            head: replay.head,
-        };
-        if !self.write_replay(visible).await {
+        if !self.write_replay(&events, notice).await {
             return Err(Reply::new(ErrorCode::Internal, "replay write failed"));
         }
-        Ok((Some(replay.complete), Some(count)))
+        Ok((Some(complete), Some(count), epoch))
     }
 
     pub(super) async fn join(
         &mut self,
         id: Option<&Value>,
         room: RoomId,
-        since: Option<u64>,
+        since: Option<Position>,
     ) -> Result<(), Reply> {
         if !self.identity.may_join(room.as_str()) {
             return Err(Reply::new(
@@ -307,8 +321,7 @@ impl<T: Transport> Session<'_, T> {
                 "token does not allow this room",
             ));
         }
-        let newly = !self.rooms.contains_key(&room);
-        if newly {
+        if !self.rooms.contains_key(&room) {
             if self.rooms.len() >= self.gw.config.max_rooms_per_session {
                 return Err(Reply::new(
                     ErrorCode::Forbidden,
@@ -316,33 +329,69 @@ impl<T: Transport> Session<'_, T> {
                 ));
             }
             self.gw.join(&self.handle, &room).await?;
-            self.rooms.insert(room.clone(), since.unwrap_or(0));
+            self.rooms.insert(room.clone(), Position::default());
         }
-        let (recovered, replayed) = match since {
-            Some(since) => {
-                if let Some(last) = self.rooms.get_mut(&room) {
-                    *last = (*last).min(since);
-                }
-                let replay = self.gw.room_replay(&room, since).await?;
-                if let Some(last) = self.rooms.get_mut(&room) {
-                    // A cursor from before a log reset would hide every new message.
-                    *last = (*last).min(replay.head);
-                }
-                let complete = replay.complete;
-                let count = replay.events.len();
-                if !self.write_replay(replay).await {
-                    return Err(Reply::new(ErrorCode::Internal, "replay write failed"));
-                }
-                (Some(complete), Some(count))
+        let resuming = since.is_some();
+        if let (Some(since), Some(cursor)) = (&since, self.rooms.get_mut(&room)) {
+            // Replay from the client's cursor even if this session wrote past it.
+            if since.epoch != cursor.epoch || since.seq < cursor.seq {
+                *cursor = since.clone();
             }
-            None => (None, None),
+        }
+        let since = since.unwrap_or_default();
+        let limit = if resuming { usize::MAX } else { 0 };
+        let replay = match self.gw.room_replay(&room, &since, limit).await {
+            Ok(replay) => replay,
+            // Joined already; the epoch is learned from the first message instead.
+            Err(_) if !resuming => Replay::default(),
+            Err(reply) => return Err(reply),
+        };
+        if let Some(cursor) = self.rooms.get_mut(&room) {
+            rebase(cursor, &replay);
+        }
+        let (recovered, replayed) = if resuming {
+            let notice = replay
+                .reset
+                .then(|| reset_notice(StreamKind::Room, Some(&room), &replay.epoch));
+            if !self.write_replay(&replay.events, notice).await {
+                return Err(Reply::new(ErrorCode::Internal, "replay write failed"));
+            }
+            (Some(replay.complete), Some(replay.events.len()))
+        } else {
+            (None, None)
         };
         let detail = OkDetail::Joined {
             room: room.as_str(),
             recovered,
             replayed,
+            epoch: replay.epoch.wire(),
         };
         self.ok(id, detail).await;
         Ok(())
     }
+}
+
+/// Points a session's cursor at the log as it is now: a log reset (the client's epoch
+/// or the session's is not the log's) starts it over at seq 0 of the new epoch; a cursor
+/// with no epoch (an old client) is clamped to the head so new messages are not hidden.
+pub(super) fn rebase(cursor: &mut Position, replay: &Replay) {
+    if !replay.epoch.is_known() {
+        return;
+    }
+    if replay.reset || (cursor.epoch.is_known() && cursor.epoch != replay.epoch) {
+        *cursor = Position::at(0, &replay.epoch);
+    } else {
+        cursor.epoch = replay.epoch.clone();
+        cursor.seq = cursor.seq.min(replay.head);
+    }
+}
+
+/// The `stream.reset` frame telling a client its cursor for a stream starts over.
+pub(super) fn reset_notice(stream: StreamKind, room: Option<&RoomId>, epoch: &Epoch) -> Encoded {
+    ServerFrame::StreamReset {
+        stream,
+        room: room.map(|r| r.as_str()),
+        epoch: epoch.as_str(),
+    }
+    .encode()
 }

@@ -41,12 +41,20 @@ pub(super) async fn write_reconnect<T: Transport>(gw: &Gateway, t: &mut T) {
     write_now(gw, t, frame).await;
 }
 
+/// A client's resume cursor: `since` in `epoch` (unknown when it sent none).
+pub(super) fn cursor(since: Option<u64>, epoch: Option<String>) -> Option<Position> {
+    since.map(|seq| Position {
+        seq,
+        epoch: epoch.as_deref().map(Epoch::new).unwrap_or_default(),
+    })
+}
+
 /// Waits for the `login` frame and verifies its token; `Err` carries the close code.
 pub(super) async fn login<T: Transport>(
     gw: &Gateway,
     t: &mut T,
     draining: &CancellationToken,
-) -> Result<(Identity, Option<u64>, Option<Value>), CloseCode> {
+) -> Result<(Identity, Option<Position>, Option<Value>), CloseCode> {
     let deadline = Instant::now() + gw.config.login_timeout;
     let text = loop {
         let inbound = tokio::select! {
@@ -83,8 +91,13 @@ pub(super) async fn login<T: Transport>(
     let (id, token, dm_since) = match parse_request(&text) {
         Ok(Request {
             id,
-            frame: ClientFrame::Login { token, dm_since },
-        }) => (id, token, dm_since),
+            frame:
+                ClientFrame::Login {
+                    token,
+                    dm_since,
+                    dm_epoch,
+                },
+        }) => (id, token, cursor(dm_since, dm_epoch)),
         Ok(Request { id, .. }) | Err((id, _)) => {
             gw.metrics.logins.with_label_values(&["not_login"]).inc();
             write_error(

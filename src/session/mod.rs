@@ -8,12 +8,13 @@ mod login;
 mod ratelimit;
 mod writer;
 
-use login::{login, write_error, write_now, write_reconnect};
+use dispatch::{rebase, reset_notice};
+use login::{cursor, login, write_error, write_now, write_reconnect};
 use writer::Written;
 
 use crate::auth::Identity;
 use crate::backend::Replay;
-use crate::event::{Delivery, Event, Ordered};
+use crate::event::{Advance, Delivery, Epoch, Event, Ordered, Position};
 use crate::features::reason;
 use crate::gateway::Gateway;
 use crate::hub::SessionHandle;
@@ -21,7 +22,7 @@ use crate::matchmaking::Waiting;
 use crate::protocol::close::CloseCode;
 use crate::protocol::{
     ClientFrame, Encoded, ErrorCode, GameRole, OkDetail, Reply, Request, RoomId, ServerFrame,
-    close, parse_request,
+    StreamKind, close, parse_request,
 };
 use crate::transport::{Inbound, Transport};
 use ratelimit::TokenBucket;
@@ -76,14 +77,15 @@ struct Session<'a, T: Transport> {
     identity: Identity,
     handle: Arc<SessionHandle>,
     rx: mpsc::Receiver<Arc<Delivery>>,
-    /// Joined rooms with the highest message seq written for each (drops replay overlap).
-    rooms: HashMap<RoomId, u64>,
-    /// Highest direct-message seq written.
-    dm_seq: u64,
-    /// Highest direct-message seq recorded as delivered in the backend.
-    dm_marked: u64,
-    /// Games this session takes part in, with its role and the highest game seq written.
-    games: HashMap<RoomId, (GameRole, u64)>,
+    /// Joined rooms with the position of the last message written for each (drops
+    /// replay overlap, notices a log that started again).
+    rooms: HashMap<RoomId, Position>,
+    /// Last direct message written.
+    dm: Position,
+    /// Last direct message recorded as delivered in the backend.
+    dm_marked: Position,
+    /// Games this session takes part in, with its role and the last game message written.
+    games: HashMap<RoomId, (GameRole, Position)>,
     /// Games that ended (their `game.closed` was written); let go after the write.
     ended_games: Vec<RoomId>,
     /// This session put its user in the ranked queue.
@@ -98,7 +100,7 @@ async fn serve<T: Transport>(
     gw: &Arc<Gateway>,
     t: &mut T,
     identity: Identity,
-    dm_since: Option<u64>,
+    dm_since: Option<Position>,
     login_id: Option<Value>,
 ) -> CloseCode {
     let (tx, rx) = mpsc::channel(gw.config.outbound_queue);
@@ -131,7 +133,7 @@ async fn serve<T: Transport>(
         handle: handle.clone(),
         rx,
         rooms: HashMap::new(),
-        dm_seq: registered.dm_after,
+        dm: registered.dm_after.clone(),
         dm_marked: registered.dm_after,
         games: HashMap::new(),
         ended_games: Vec::new(),
@@ -175,21 +177,30 @@ async fn serve<T: Transport>(
 impl<T: Transport> Session<'_, T> {
     /// Welcome, then direct messages the user missed.
     async fn greet(&mut self) -> Result<(), CloseCode> {
+        let replay = self
+            .gw
+            .dm_replay(&self.identity.user, &self.dm, usize::MAX)
+            .await;
+        if let Ok(replay) = &replay {
+            rebase(&mut self.dm, replay);
+        }
         let welcome = ServerFrame::Welcome {
             user: self.identity.user.as_str(),
             name: &self.identity.name,
             session: &self.handle.id,
             replica: &self.gw.replica,
             heartbeat_s: self.gw.config.heartbeat.as_secs(),
+            dm_epoch: self.dm.epoch.wire(),
         };
         if !write_now(self.gw, self.t, welcome).await {
             return Err(close::NORMAL);
         }
-        match self.gw.dm_replay(&self.identity.user, self.dm_seq).await {
+        match replay {
             Ok(replay) => {
-                // A cursor from before a log reset would hide every new message.
-                self.dm_seq = self.dm_seq.min(replay.head);
-                if !self.write_replay(replay).await {
+                let notice = replay
+                    .reset
+                    .then(|| reset_notice(StreamKind::Dm, None, &replay.epoch));
+                if !self.write_replay(&replay.events, notice).await {
                     return Err(close::SLOW_CONSUMER);
                 }
                 self.mark_dms_delivered().await;

@@ -16,11 +16,11 @@ impl<T: Transport> Session<'_, T> {
     /// Records DMs actually written, so a later login without `dm_since` resumes after
     /// them (queued but unwritten DMs are replayed instead).
     pub(super) async fn mark_dms_delivered(&mut self) {
-        if self.dm_seq > self.dm_marked {
-            self.dm_marked = self.dm_seq;
+        if self.dm != self.dm_marked {
+            self.dm_marked = self.dm.clone();
             if let Err(err) = self
                 .gw
-                .mark_delivered(&self.identity.user, self.dm_seq)
+                .mark_delivered(&self.identity.user, &self.dm_marked)
                 .await
             {
                 tracing::debug!(cause = %err, "delivery watermark not saved");
@@ -42,14 +42,22 @@ impl<T: Transport> Session<'_, T> {
             }
         }
         self.gw.metrics.outbound_queued.sub(batch.len() as i64);
-        let frames: Vec<&Encoded> = batch
-            .iter()
-            .filter(|d| self.fresh(d.order.as_ref()))
-            .map(|d| &d.frame)
-            .collect();
+        let mut frames = Vec::with_capacity(batch.len());
+        for d in &batch {
+            self.admit(d, &mut frames);
+        }
         if frames.is_empty() {
             return Written::Ok;
         }
+        match self.write_frames(&frames).await {
+            Ok(()) => Written::Ok,
+            Err(Written::TimedOut) => Written::TimedOut,
+            Err(_) => Written::Broken,
+        }
+    }
+
+    /// Feeds frames and flushes once, within the write timeout.
+    async fn write_frames(&mut self, frames: &[Encoded]) -> Result<(), Written> {
         let t = &mut *self.t;
         let write = async {
             for frame in frames {
@@ -58,76 +66,72 @@ impl<T: Transport> Session<'_, T> {
             t.flush().await
         };
         match timeout(self.gw.config.write_timeout, write).await {
-            Ok(Ok(())) => Written::Ok,
-            Ok(Err(_)) => Written::Broken,
-            Err(_) => Written::TimedOut,
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Written::Broken),
+            Err(_) => Err(Written::TimedOut),
         }
     }
 
-    /// False for a frame already written by a replay or for a room already left.
-    pub(super) fn fresh(&mut self, order: Option<&Ordered>) -> bool {
-        match order {
-            None => true,
-            Some(Ordered::Room(room, seq)) => match self.rooms.get_mut(room) {
-                Some(last) if *seq > *last => {
-                    *last = *seq;
-                    true
-                }
-                _ => false,
+    /// Adds what a delivery needs written to `out`: nothing when a replay already wrote
+    /// it or the room was left, the frame, or a `stream.reset` first when its log
+    /// started again under a new epoch.
+    pub(super) fn admit(&mut self, d: &Delivery, out: &mut Vec<Encoded>) {
+        let (advance, stream) = match d.order.as_ref() {
+            None => (Advance::Fresh, None),
+            Some(Ordered::Room(room, at)) => match self.rooms.get_mut(room) {
+                Some(cursor) => (cursor.advance(at), Some((StreamKind::Room, Some(room), at))),
+                None => (Advance::Seen, None),
             },
-            Some(Ordered::Game(room, seq)) => match self.games.get_mut(room) {
-                Some((_, last)) if *seq > *last => {
-                    *last = *seq;
-                    true
-                }
-                _ => false,
+            Some(Ordered::Game(room, at)) => match self.games.get_mut(room) {
+                Some((_, cursor)) => (cursor.advance(at), Some((StreamKind::Game, Some(room), at))),
+                None => (Advance::Seen, None),
             },
             Some(Ordered::GameOver(room)) => {
                 if self.games.remove(room).is_some() {
                     self.ended_games.push(room.clone());
-                    true
+                    (Advance::Fresh, None)
                 } else {
-                    false
+                    (Advance::Seen, None)
                 }
             }
-            Some(Ordered::Direct(seq)) => {
-                if *seq > self.dm_seq {
-                    self.dm_seq = *seq;
-                    true
-                } else {
-                    false
+            Some(Ordered::Direct(at)) => (self.dm.advance(at), Some((StreamKind::Dm, None, at))),
+        };
+        match advance {
+            Advance::Seen => {}
+            Advance::Fresh => out.push(d.frame.clone()),
+            Advance::Reset => {
+                if let Some((kind, room, at)) = stream {
+                    tracing::info!(
+                        session = %self.handle.id,
+                        stream = ?kind,
+                        room = room.map(|r| r.as_str()),
+                        epoch = at.epoch.as_str(),
+                        "stream log started again; client told to reset its cursor"
+                    );
+                    self.gw
+                        .metrics
+                        .stream_resets
+                        .with_label_values(&[kind.as_str()])
+                        .inc();
+                    out.push(dispatch::reset_notice(kind, room, &at.epoch));
                 }
+                out.push(d.frame.clone());
             }
         }
     }
 
-    /// Writes replayed events in order, skipping what this session already has.
-    pub(super) async fn write_replay(&mut self, replay: Replay) -> bool {
-        let deliveries: Vec<Delivery> = replay
-            .events
-            .iter()
-            .filter_map(Delivery::for_event)
-            .collect();
-        if deliveries.is_empty() {
+    /// Writes replayed events in order, after `notice` (a `stream.reset`) if any,
+    /// skipping what this session already has.
+    pub(super) async fn write_replay(&mut self, events: &[Event], notice: Option<Encoded>) -> bool {
+        let deliveries: Vec<Delivery> = events.iter().filter_map(Delivery::for_event).collect();
+        let mut frames: Vec<Encoded> = notice.into_iter().collect();
+        for d in &deliveries {
+            self.admit(d, &mut frames);
+        }
+        if frames.is_empty() {
             return true;
         }
-        let mut frames = Vec::with_capacity(deliveries.len());
-        for d in &deliveries {
-            if self.fresh(d.order.as_ref()) {
-                frames.push(&d.frame);
-            }
-        }
-        let t = &mut *self.t;
-        let write = async {
-            for frame in &frames {
-                t.feed(frame).await?;
-            }
-            t.flush().await
-        };
-        let ok = matches!(
-            timeout(self.gw.config.write_timeout, write).await,
-            Ok(Ok(()))
-        );
+        let ok = self.write_frames(&frames).await.is_ok();
         if ok {
             for frame in &frames {
                 self.gw

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard::backend::{self, Backends, Bus, GameRefusal, Games, Matchmaker, Presence};
 use switchboard::config::Config;
-use switchboard::event::{Delivery, Event, Topic};
+use switchboard::event::{Delivery, Epoch, Event, Position, Topic};
 use switchboard::hub::{Hub, SessionHandle};
 use switchboard::matchmaking::{self, Rules, Waiting};
 use switchboard::metrics::Metrics;
@@ -84,9 +84,15 @@ fn message(r: &str, data: Value) -> Event {
         name: "Alice".into(),
         data,
         seq: 0,
+        epoch: Epoch::default(),
         ts: 1,
         skip: None,
     }
+}
+
+/// A cursor at `seq` of `epoch`.
+fn at(seq: u64, epoch: &Epoch) -> Position {
+    Position::at(seq, epoch)
 }
 
 /// A local session in the hub whose queue the test reads.
@@ -129,35 +135,91 @@ async fn bus_suite(b: Backend) {
         assert_eq!((m["seq"].as_u64(), m["data"].as_u64()), (Some(i), Some(i)));
     }
 
+    // The log has an epoch, carried by every delivery and reported by replays.
+    let head = b
+        .bus
+        .replay(&lobby, &Position::default(), 0)
+        .await
+        .expect("position");
+    assert!(head.epoch.is_known() && !head.reset);
+    assert_eq!(
+        (head.head, head.events.len()),
+        (8, 0),
+        "limit 0: position only"
+    );
+    let epoch = head.epoch;
+
     // Replay: retention is 5, so seq 4..=8 are kept.
-    let r = b.bus.replay(&lobby, 5, 100).await.expect("replay");
-    assert!(r.complete);
-    assert_eq!(r.head, 8);
+    let r = b
+        .bus
+        .replay(&lobby, &at(5, &epoch), 100)
+        .await
+        .expect("replay");
+    assert!(r.complete && !r.reset);
+    assert_eq!((r.head, &r.epoch), (8, &epoch));
     let seqs: Vec<u64> = r
         .events
         .iter()
         .map(|e| match e {
-            Event::Message { seq, .. } => *seq,
+            Event::Message { seq, epoch: e, .. } => {
+                assert_eq!(e, &epoch, "replayed events carry the epoch");
+                *seq
+            }
             _ => 0,
         })
         .collect();
     assert_eq!(seqs, [6, 7, 8]);
-    let r = b.bus.replay(&lobby, 8, 100).await.expect("replay");
-    assert!(r.complete && r.events.is_empty());
-    let r = b.bus.replay(&lobby, 1, 100).await.expect("replay");
-    assert!(!r.complete, "seq 2 and 3 were trimmed");
-    let r = b.bus.replay(&lobby, 5, 2).await.expect("replay");
-    assert!(!r.complete, "capped");
-    assert_eq!(r.events.len(), 2, "the newest two");
-    let r = b.bus.replay(&lobby, 99, 10).await.expect("replay");
-    assert!(!r.complete && r.events.is_empty());
-    assert_eq!(r.head, 8);
     let r = b
         .bus
-        .replay(&Topic::Room(room("empty")), 0, 10)
+        .replay(&lobby, &at(8, &epoch), 100)
+        .await
+        .expect("replay");
+    assert!(r.complete && r.events.is_empty());
+    let r = b
+        .bus
+        .replay(&lobby, &at(1, &epoch), 100)
+        .await
+        .expect("replay");
+    assert!(!r.complete, "seq 2 and 3 were trimmed");
+    let r = b
+        .bus
+        .replay(&lobby, &at(5, &epoch), 2)
+        .await
+        .expect("replay");
+    assert!(!r.complete, "capped");
+    assert_eq!(r.events.len(), 2, "the newest two");
+    // A cursor without an epoch (an old client) is taken as current.
+    let r = b
+        .bus
+        .replay(&lobby, &at(99, &Epoch::default()), 10)
+        .await
+        .expect("replay");
+    assert!(!r.complete && r.events.is_empty() && !r.reset);
+    assert_eq!(r.head, 8);
+    // A cursor from another epoch gets the whole retained log, flagged as a reset.
+    let r = b
+        .bus
+        .replay(&lobby, &at(7, &Epoch::new("1.0")), 10)
+        .await
+        .expect("replay");
+    assert!(r.reset && !r.complete);
+    assert_eq!(r.events.len(), 5, "seq 4..=8: everything retained");
+    let r = b
+        .bus
+        .replay(&Topic::Room(room("empty")), &Position::default(), 10)
         .await
         .expect("replay");
     assert!(r.complete && r.events.is_empty() && r.head == 0);
+    assert!(
+        r.epoch.is_known() && r.epoch != epoch,
+        "every log its own epoch"
+    );
+    let again = b
+        .bus
+        .replay(&Topic::Room(room("empty")), &Position::default(), 0)
+        .await
+        .expect("position");
+    assert_eq!(again.epoch, r.epoch, "an epoch stays until the log is lost");
 
     // Unlogged publish reaches subscribers; unsubscribed topics do not.
     b.bus
@@ -191,15 +253,40 @@ async fn bus_suite(b: Backend) {
             name: "A".into(),
             data: json!(i),
             seq: 0,
+            epoch: Epoch::default(),
             ts: 1,
         };
         assert_eq!(b.bus.publish_logged(&inbox, ev).await.expect("dm"), i);
     }
-    assert_eq!(b.bus.delivered(&dave).await.expect("watermark"), 0);
-    b.bus.mark_delivered(&dave, 2).await.expect("mark");
-    b.bus.mark_delivered(&dave, 1).await.expect("mark");
-    assert_eq!(b.bus.delivered(&dave).await.expect("watermark"), 2);
-    let r = b.bus.replay(&inbox, 2, 10).await.expect("replay");
+    assert_eq!(b.bus.delivered(&dave).await.expect("watermark").seq, 0);
+    let dm_epoch = b
+        .bus
+        .replay(&inbox, &Position::default(), 0)
+        .await
+        .expect("position")
+        .epoch;
+    b.bus
+        .mark_delivered(&dave, &at(2, &dm_epoch))
+        .await
+        .expect("mark");
+    b.bus
+        .mark_delivered(&dave, &at(1, &dm_epoch))
+        .await
+        .expect("mark");
+    b.bus
+        .mark_delivered(&dave, &at(3, &Epoch::new("1.0")))
+        .await
+        .expect("mark from another epoch");
+    assert_eq!(
+        b.bus.delivered(&dave).await.expect("watermark"),
+        at(2, &dm_epoch),
+        "only rises, only within the log's epoch"
+    );
+    let r = b
+        .bus
+        .replay(&inbox, &at(2, &dm_epoch), 10)
+        .await
+        .expect("replay");
     assert_eq!(r.events.len(), 1);
 }
 

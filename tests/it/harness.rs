@@ -411,6 +411,46 @@ pub fn on_redis(redis: &TestRedis, prefix: &str) -> impl FnOnce(&mut Config) + u
     }
 }
 
+/// Two replicas on a fresh Redis under one prefix.
+pub async fn pair() -> (TestRedis, TestServer, TestServer) {
+    pair_with(|_| {}).await
+}
+
+pub async fn pair_with(
+    tweak: impl Fn(&mut switchboard::config::Config) + Clone,
+) -> (TestRedis, TestServer, TestServer) {
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix();
+    let t1 = tweak.clone();
+    let a = TestServer::with(|c| {
+        on_redis(&redis, &prefix)(c);
+        t1(c);
+    })
+    .await;
+    let b = TestServer::with(|c| {
+        on_redis(&redis, &prefix)(c);
+        tweak(c);
+    })
+    .await;
+    wait_ready(&a).await;
+    wait_ready(&b).await;
+    (redis, a, b)
+}
+
+pub async fn wait_ready(s: &TestServer) {
+    readyz_becomes(s, 200).await;
+}
+
+pub async fn readyz_becomes(s: &TestServer, want: u16) {
+    until("readyz", WAIT, async || {
+        match http(s.http, "GET", "/readyz", None, None).await {
+            (status, _) if status == want => Ok(()),
+            (status, body) => Err(format!("{status} {body}")),
+        }
+    })
+    .await
+}
+
 /// A three-node Redis Cluster (no replicas, no persistence) in a private directory.
 pub struct TestRedisCluster {
     pub ports: Vec<u16>,

@@ -14,3 +14,4 @@ mod online;
 mod process;
 mod replicas;
 mod shutdown;
+mod streams;

@@ -5,46 +5,6 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use switchboard::config::DuplicateLogin;
 
-/// Two replicas on a fresh Redis under one prefix.
-async fn pair() -> (TestRedis, TestServer, TestServer) {
-    pair_with(|_| {}).await
-}
-
-async fn pair_with(
-    tweak: impl Fn(&mut switchboard::config::Config) + Clone,
-) -> (TestRedis, TestServer, TestServer) {
-    let redis = TestRedis::start().await;
-    let prefix = unique_prefix();
-    let t1 = tweak.clone();
-    let a = TestServer::with(|c| {
-        on_redis(&redis, &prefix)(c);
-        t1(c);
-    })
-    .await;
-    let b = TestServer::with(|c| {
-        on_redis(&redis, &prefix)(c);
-        tweak(c);
-    })
-    .await;
-    wait_ready(&a).await;
-    wait_ready(&b).await;
-    (redis, a, b)
-}
-
-async fn wait_ready(s: &TestServer) {
-    readyz_becomes(s, 200).await;
-}
-
-async fn readyz_becomes(s: &TestServer, want: u16) {
-    until("readyz", WAIT, async || {
-        match http(s.http, "GET", "/readyz", None, None).await {
-            (status, _) if status == want => Ok(()),
-            (status, body) => Err(format!("{status} {body}")),
-        }
-    })
-    .await
-}
-
 #[tokio::test]
 async fn room_messages_cross_replicas_in_seq_order() {
     let (_redis, r1, r2) = pair().await;

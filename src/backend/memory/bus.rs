@@ -4,9 +4,11 @@
 use super::*;
 
 /// An ordered, bounded log of one topic.
-#[derive(Default)]
 struct Log {
     last_seq: u64,
+    /// Distinct for every log this process creates, and for every process: a client
+    /// resuming after a restart (or after the log was dropped) sees the reset.
+    epoch: Epoch,
     entries: VecDeque<Event>,
     /// For user topics: highest seq handed to a session.
     delivered: u64,
@@ -18,6 +20,10 @@ pub struct MemoryBus {
     history_size: usize,
     inbox_size: usize,
     metrics: Arc<Metrics>,
+    /// This process's start (µs since the Unix epoch): the first part of every epoch.
+    started_us: u128,
+    /// Logs created so far: the second part.
+    created: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryBus {
@@ -33,6 +39,23 @@ impl MemoryBus {
             history_size,
             inbox_size,
             metrics,
+            started_us: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros())
+                .unwrap_or(0),
+            created: Default::default(),
+        }
+    }
+
+    fn new_log(&self) -> Log {
+        let n = self
+            .created
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Log {
+            last_seq: 0,
+            epoch: Epoch::new(&format!("{}.{n}", self.started_us)),
+            entries: VecDeque::new(),
+            delivered: 0,
         }
     }
 
@@ -49,7 +72,7 @@ impl MemoryBus {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .entry(topic.clone())
-            .or_default()
+            .or_insert_with(|| Arc::new(Mutex::new(self.new_log())))
             .clone()
     }
 
@@ -79,7 +102,7 @@ impl Bus for MemoryBus {
         let mut log = lock(&log);
         log.last_seq += 1;
         let seq = log.last_seq;
-        event.set_seq(seq);
+        event.set_position(Position::at(seq, &log.epoch));
         // Sessions raise the DM watermark themselves once a DM is really written.
         self.sink.dispatch(topic, &event);
         if cap > 0 {
@@ -96,47 +119,53 @@ impl Bus for MemoryBus {
     async fn replay(
         &self,
         topic: &Topic,
-        after: u64,
+        after: &Position,
         limit: usize,
     ) -> Result<Replay, BackendError> {
-        let Some(log) = self.existing_log(topic) else {
-            return Ok(Replay {
-                events: Vec::new(),
-                complete: after == 0,
-                head: 0,
-            });
-        };
+        let log = self.log(topic);
         let log = lock(&log);
-        if after >= log.last_seq {
+        let reset = after.epoch.is_known() && after.epoch != log.epoch;
+        let after = if reset { 0 } else { after.seq };
+        let head = log.last_seq;
+        if after >= head || limit == 0 {
             return Ok(Replay {
                 events: Vec::new(),
-                complete: after == log.last_seq,
-                head: log.last_seq,
+                complete: !reset && after == head,
+                head,
+                epoch: log.epoch.clone(),
+                reset,
             });
         }
-        let first_kept = log.last_seq + 1 - log.entries.len() as u64;
-        let missed = log.last_seq - after;
+        let first_kept = head + 1 - log.entries.len() as u64;
+        let missed = head - after;
         let skip = log.entries.len().saturating_sub(missed as usize);
         let newer: Vec<Event> = log.entries.iter().skip(skip).cloned().collect();
         let take_from = newer.len().saturating_sub(limit);
         Ok(Replay {
-            complete: after + 1 >= first_kept && take_from == 0,
+            complete: !reset && after + 1 >= first_kept && take_from == 0,
             events: newer.into_iter().skip(take_from).collect(),
-            head: log.last_seq,
+            head,
+            epoch: log.epoch.clone(),
+            reset,
         })
     }
 
-    async fn delivered(&self, user: &UserId) -> Result<u64, BackendError> {
+    async fn delivered(&self, user: &UserId) -> Result<Position, BackendError> {
         Ok(self
             .existing_log(&Topic::User(user.clone()))
-            .map(|log| lock(&log).delivered)
-            .unwrap_or(0))
+            .map(|log| {
+                let log = lock(&log);
+                Position::at(log.delivered, &log.epoch)
+            })
+            .unwrap_or_default())
     }
 
-    async fn mark_delivered(&self, user: &UserId, seq: u64) -> Result<(), BackendError> {
+    async fn mark_delivered(&self, user: &UserId, upto: &Position) -> Result<(), BackendError> {
         if let Some(log) = self.existing_log(&Topic::User(user.clone())) {
             let mut log = lock(&log);
-            log.delivered = log.delivered.max(seq);
+            if !upto.epoch.is_known() || upto.epoch == log.epoch {
+                log.delivered = log.delivered.max(upto.seq.min(log.last_seq));
+            }
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ use super::{
     BackendError, Bus, GameRefusal, GameState, Games, Matchmaker, Membership, OnlinePage, Presence,
     QueueStats, Replay, Seated,
 };
-use crate::event::{Event, EventSink, Topic};
+use crate::event::{Epoch, Event, EventSink, Position, Topic};
 use crate::matchmaking::{self, Rules, Waiting};
 use crate::metrics::Metrics;
 use crate::protocol::{Member, RoomId, UserId};

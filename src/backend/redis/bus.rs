@@ -50,7 +50,7 @@ impl RedisBackend {
         let Some(payload) = value.as_str() else {
             return;
         };
-        let Some((seq, json)) = payload.split_once(' ') else {
+        let Some((at, json)) = Self::split_payload(&payload) else {
             return;
         };
         let mut event: Event = match serde_json::from_str(json) {
@@ -60,37 +60,56 @@ impl RedisBackend {
                 return;
             }
         };
-        let seq: u64 = seq.parse().unwrap_or(0);
-        if seq > 0 {
-            event.set_seq(seq);
-            self.fill_gap(&topic, seq).await;
+        if let Some(at) = at {
+            self.fill_gap(&topic, &at).await;
+            event.set_position(at);
         }
         // Sessions raise the DM watermark themselves once a DM is really written.
         self.hub.dispatch(&topic, &event);
     }
 
+    /// Splits `<seq> <epoch> <json>` (logged) or `0 <json>` (not logged).
+    fn split_payload(payload: &str) -> Option<(Option<Position>, &str)> {
+        let (seq, rest) = payload.split_once(' ')?;
+        let seq: u64 = seq.parse().unwrap_or(0);
+        if seq == 0 {
+            return Some((None, rest));
+        }
+        // Tolerates `<seq> <json>` from a replica that predates epochs.
+        let (epoch, json) = match rest.split_once(' ') {
+            Some((epoch, json)) if !epoch.starts_with('{') => (Epoch::new(epoch), json),
+            _ => (Epoch::default(), rest),
+        };
+        Some((Some(Position { seq, epoch }), json))
+    }
+
     /// Logged topics reach this replica complete and in order (filtering happens later,
     /// in the hub), so a jump in seq means messages were lost on the way: while the
     /// subscriber reconnected, or when the local receiver lagged. They are fetched from
-    /// the topic's log and dispatched first.
-    pub(super) async fn fill_gap(&self, topic: &Topic, seq: u64) {
-        let last = {
+    /// the topic's log and dispatched first. A new epoch means the log started again
+    /// (Redis restarted empty): everything before `at` in it is fetched.
+    pub(super) async fn fill_gap(&self, topic: &Topic, at: &Position) {
+        let from = {
             let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
-            let last = seen.insert(topic.clone(), seq).unwrap_or(0);
-            if last == 0 || seq <= last + 1 {
-                // First message, in order, or the counter restarted.
-                return;
+            match seen.insert(topic.clone(), at.clone()) {
+                // First message here: sessions that joined read the log themselves.
+                None => return,
+                Some(last) if last.epoch != at.epoch && at.epoch.is_known() => 1,
+                Some(last) if last.seq == 0 || at.seq <= last.seq + 1 => return,
+                Some(last) => last.seq + 1,
             }
-            last
         };
+        if at.seq <= from {
+            return;
+        }
         let log = self.keys.log(topic).swap_remove(1);
-        let range = vec![(last + 1).to_string(), (seq - 1).to_string()];
+        let range = vec![from.to_string(), (at.seq - 1).to_string()];
         match self
             .eval::<RedisValue>(&self.scripts.range, vec![log], range)
             .await
         {
             Ok(value) => {
-                let events = Self::log_entries(value.into_array());
+                let events = Self::log_entries(value.into_array(), &at.epoch);
                 for event in &events {
                     self.hub.dispatch(topic, event);
                 }
@@ -99,8 +118,9 @@ impl RedisBackend {
                     .inc_by(events.len() as u64);
                 tracing::info!(
                     ?topic,
-                    last,
-                    seq,
+                    from,
+                    seq = at.seq,
+                    epoch = at.epoch.as_str(),
                     recovered = events.len(),
                     "filled a gap from the log"
                 );
@@ -109,9 +129,9 @@ impl RedisBackend {
         }
     }
 
-    /// Decodes `{id, event JSON, ...}` log entries; the id `<seq>-1` carries the seq
-    /// (the JSON was written before its seq existed).
-    pub(super) fn log_entries(flat: Vec<RedisValue>) -> Vec<Event> {
+    /// Decodes `{id, event JSON, ...}` entries of the log of `epoch`; the id `<seq>-1`
+    /// carries the seq (the JSON was written before its seq existed).
+    pub(super) fn log_entries(flat: Vec<RedisValue>, epoch: &Epoch) -> Vec<Event> {
         let mut events = Vec::new();
         for pair in flat.chunks(2) {
             let [id, json] = pair else { continue };
@@ -123,7 +143,7 @@ impl RedisBackend {
             };
             match serde_json::from_str::<Event>(&json) {
                 Ok(mut event) => {
-                    event.set_seq(seq);
+                    event.set_position(Position::at(seq, epoch));
                     events.push(event);
                 }
                 Err(err) => tracing::warn!(cause = %err, "undecodable log entry"),
@@ -166,43 +186,78 @@ impl Bus for RedisBackend {
             keys.extend(self.game_keys(room));
             args.push(self.game_ttl.as_millis().to_string());
         }
-        let seq: i64 = self.eval(&self.scripts.publish_logged, keys, args).await?;
+        let (seq, _epoch): (i64, String) =
+            self.eval(&self.scripts.publish_logged, keys, args).await?;
         Ok(seq.max(0) as u64)
     }
 
     async fn replay(
         &self,
         topic: &Topic,
-        after: u64,
+        after: &Position,
         limit: usize,
     ) -> Result<Replay, BackendError> {
-        let args = vec![after.to_string(), limit.max(1).to_string()];
+        let ttl = match topic {
+            Topic::User(_) => self.inbox_ttl_ms,
+            _ => self.history_ttl_ms,
+        };
+        let args = vec![
+            after.seq.to_string(),
+            limit.to_string(),
+            after.epoch.as_str().to_owned(),
+            ttl.to_string(),
+        ];
         let value: RedisValue = self
             .eval(&self.scripts.replay, self.keys.log(topic), args)
             .await?;
         let mut items = value.into_array().into_iter();
         let head = items.next().and_then(|v| v.as_i64()).unwrap_or(0).max(0) as u64;
-        let events = Self::log_entries(items.collect());
+        let epoch = items
+            .next()
+            .and_then(|v| v.as_string())
+            .map(|e| Epoch::new(&e))
+            .unwrap_or_default();
+        let reset = items.next().and_then(|v| v.as_i64()).unwrap_or(0) == 1;
+        let events = Self::log_entries(items.collect(), &epoch);
+        let after = if reset { 0 } else { after.seq };
         let missed = head.saturating_sub(after);
         Ok(Replay {
-            complete: after <= head && events.len() as u64 == missed,
+            complete: !reset && after <= head && events.len() as u64 == missed,
             events,
             head,
+            epoch,
+            reset,
         })
     }
 
-    async fn delivered(&self, user: &UserId) -> Result<u64, BackendError> {
+    async fn delivered(&self, user: &UserId) -> Result<Position, BackendError> {
         let key = self.keys.user(user, "dlv");
-        let value: Option<u64> = self.call(self.cmd.get(key)).await?;
-        Ok(value.unwrap_or(0))
+        let value: Option<String> = self.call(self.cmd.get(key)).await?;
+        // `<seq> <epoch>`; a bare seq predates epochs.
+        Ok(value
+            .map(|v| match v.split_once(' ') {
+                Some((seq, epoch)) => Position {
+                    seq: seq.parse().unwrap_or(0),
+                    epoch: Epoch::new(epoch),
+                },
+                None => Position {
+                    seq: v.parse().unwrap_or(0),
+                    epoch: Epoch::default(),
+                },
+            })
+            .unwrap_or_default())
     }
 
-    async fn mark_delivered(&self, user: &UserId, seq: u64) -> Result<(), BackendError> {
+    async fn mark_delivered(&self, user: &UserId, upto: &Position) -> Result<(), BackendError> {
         let keys = vec![
             self.keys.user(user, "dlv"),
             self.keys.log(&Topic::User(user.clone())).swap_remove(0),
         ];
-        let args = vec![seq.to_string(), self.inbox_ttl_ms.to_string()];
+        let args = vec![
+            upto.seq.to_string(),
+            self.inbox_ttl_ms.to_string(),
+            upto.epoch.as_str().to_owned(),
+        ];
         self.eval::<i64>(&self.scripts.mark_delivered, keys, args)
             .await
             .map(|_| ())

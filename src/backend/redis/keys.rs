@@ -46,11 +46,11 @@ impl Keys {
         format!("{}:{{probe:{replica}}}:ch", self.prefix)
     }
 
-    /// `{seq, log}` keys of a logged topic.
+    /// `{position, log}` keys of a logged topic: a hash `{seq, epoch}` and a stream.
     pub(super) fn log(&self, topic: &Topic) -> Vec<String> {
         let tag = Self::tag(topic);
         vec![
-            format!("{}:{tag}:seq", self.prefix),
+            format!("{}:{tag}:pos", self.prefix),
             format!("{}:{tag}:log", self.prefix),
         ]
     }

@@ -23,7 +23,7 @@ use subscriptions::Subscriptions;
 
 use super::{BackendError, Bus, Membership, OnlinePage, Presence, Replay};
 use crate::config::Config;
-use crate::event::{Event, EventSink, LocalSnapshot, Topic};
+use crate::event::{Epoch, Event, EventSink, LocalSnapshot, Position, Topic};
 use crate::metrics::Metrics;
 use crate::protocol::{Member, RoomId, UserId};
 use async_trait::async_trait;
@@ -85,13 +85,16 @@ pub struct RedisBackend {
     presence_ttl: Duration,
     game_ttl: Duration,
     timeout: Duration,
-    /// Last seq dispatched per logged topic, to notice and fill gaps.
-    last_seen: std::sync::Mutex<std::collections::HashMap<Topic, u64>>,
+    /// Last position dispatched per logged topic, to notice and fill gaps.
+    last_seen: std::sync::Mutex<std::collections::HashMap<Topic, Position>>,
     /// When our own probe message last came back through the subscriber (ms epoch).
     probe_seen_ms: AtomicU64,
     probe_interval: Duration,
     /// Wakes the probe loop right after a (re)connection, so readiness returns at once.
     probe_now: tokio::sync::Notify,
+    /// Wakes the presence refresh right after the command connection (re)connects: a
+    /// Redis that restarted empty has this replica's users back within a round trip.
+    refresh_now: tokio::sync::Notify,
     stop: CancellationToken,
 }
 
@@ -163,6 +166,7 @@ impl RedisBackend {
             probe_seen_ms: AtomicU64::new(0),
             probe_interval: config.redis_probe_interval,
             probe_now: tokio::sync::Notify::new(),
+            refresh_now: tokio::sync::Notify::new(),
             stop,
         });
         backend.cmd.connect();
@@ -186,6 +190,9 @@ impl RedisBackend {
                                     tracing::warn!(cause = %err, "re-subscribing after reconnect failed");
                                 }
                                 this.probe_now.notify_one();
+                                if !subscriber {
+                                    this.refresh_now.notify_one();
+                                }
                             }
                             Err(RecvError::Lagged(_)) => {}
                             Err(RecvError::Closed) => return,

@@ -14,6 +14,7 @@ impl RedisBackend {
             tokio::select! {
                 _ = this.stop.cancelled() => return,
                 _ = tick.tick() => {}
+                _ = this.refresh_now.notified() => {}
             }
             if !this.cmd.is_connected() {
                 continue;

@@ -1,10 +1,27 @@
--- Logged events with seq > ARGV[1], at most ARGV[2] (the newest ones if more).
--- KEYS[1] seq counter, KEYS[2] log stream
--- Returns {head, id, event JSON, id, event JSON, ...} in seq order (ids are `<seq>-1`).
-local head = tonumber(redis.call('GET', KEYS[1]) or '0')
+-- Logged events after a cursor, at most ARGV[2] (the newest ones if more).
+-- KEYS[1] position hash {seq, epoch}, KEYS[2] log stream
+-- ARGV[1] cursor seq, ARGV[2] limit (0: head and epoch only), ARGV[3] cursor epoch
+-- ('' unknown: taken as current), ARGV[4] ttl ms
+-- A topic without an epoch gets one now, so a joiner learns the epoch its later
+-- messages carry. A cursor from another epoch replays the log from its start.
+-- Returns {head, epoch, reset, id, event JSON, id, event JSON, ...} in seq order
+-- (ids are `<seq>-1`).
+local head = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  local t = redis.call('TIME')
+  epoch = t[1] .. string.format('%06d', tonumber(t[2]))
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
 local after = tonumber(ARGV[1])
-local out = {head}
-if after >= head then
+local reset = 0
+if ARGV[3] ~= '' and ARGV[3] ~= epoch then
+  after = 0
+  reset = 1
+end
+local out = {head, epoch, reset}
+if after >= head or ARGV[2] == '0' then
   return out
 end
 local entries = redis.call('XREVRANGE', KEYS[2], '+', (after + 1) .. '-0', 'COUNT', ARGV[2])

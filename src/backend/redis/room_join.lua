@@ -1,8 +1,8 @@
 -- Puts a session in a room. Returns {1 if it is the user's first live session there, users}.
 -- KEYS[1] the user's sessions in the room (zset session -> expiry)
 -- KEYS[2] the room's users (zset user -> expiry)
--- KEYS[3] the room's seq counter: kept alive while the room has members, so live
--- cursors never see it restart below them
+-- KEYS[3] the room's log position: kept alive while the room has members, so the log
+-- does not start a new epoch under live cursors
 -- ARGV[1] session, ARGV[2] user, ARGV[3] now ms, ARGV[4] expiry ms, ARGV[5] key ttl ms,
 -- ARGV[6] history ttl ms
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
