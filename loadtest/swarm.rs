@@ -272,6 +272,7 @@ async fn fanout(args: &Args, stats: &Stats) {
                     room: room.clone(),
                     data: json!({"sent": now_micros(), "pad": pad}),
                     echo: false,
+                    msg_id: None,
                 };
                 if publisher.send(publish).await.is_err() {
                     break;

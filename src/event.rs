@@ -131,6 +131,16 @@ impl Event {
         }
     }
 
+    /// Where a logged event sits in its topic's log.
+    pub fn position(&self) -> Option<Position> {
+        match self {
+            Event::Message { seq, epoch, .. }
+            | Event::Direct { seq, epoch, .. }
+            | Event::GameMessage { seq, epoch, .. } => Some(Position::at(*seq, epoch)),
+            _ => None,
+        }
+    }
+
     /// Stores the position a logged topic assigned.
     pub fn set_position(&mut self, at: Position) {
         if let Event::Message { seq, epoch, .. }

@@ -6,8 +6,9 @@ mod web;
 
 pub use error::ApiError;
 
+use crate::backend::Published;
 use crate::gateway::Gateway;
-use crate::protocol::{ErrorCode, Member, RoomId, UserId};
+use crate::protocol::{ErrorCode, Member, MsgId, RoomId, UserId};
 use crate::session;
 use crate::transport::ws::{HARD_LIMIT_FACTOR, WsTransport};
 use axum::body::Bytes;
@@ -239,6 +240,9 @@ struct Push {
     from: Option<UserId>,
     #[serde(default)]
     name: Option<String>,
+    /// Makes a retried push safe: stored once per sender and id within `msg_id_ttl`.
+    #[serde(default)]
+    msg_id: Option<MsgId>,
 }
 
 impl Push {
@@ -281,6 +285,14 @@ fn user_param(user: &str) -> Result<UserId, ApiError> {
     UserId::new(user).map_err(|m| ApiError::new(ErrorCode::BadRequest, m))
 }
 
+/// Adds `duplicate: true` to a push reply when the `msg_id` was seen before.
+fn pushed(mut reply: Value, p: Published) -> Value {
+    if p.duplicate {
+        reply["duplicate"] = Value::Bool(true);
+    }
+    reply
+}
+
 async fn publish(
     State(st): State<AppState>,
     Path(room): Path<String>,
@@ -289,8 +301,11 @@ async fn publish(
     let room = room_param(&room)?;
     let push = Push::from_body(body)?;
     let (from, name) = push.sender(st.gw.config.max_name_chars);
-    let seq = st.gw.publish(&room, &from, &name, push.data, true).await?;
-    Ok(Json(json!({"room": room, "seq": seq})))
+    let p = st
+        .gw
+        .publish(&room, &from, &name, push.data, true, push.msg_id.as_ref())
+        .await?;
+    Ok(Json(pushed(json!({"room": room, "seq": p.seq}), p)))
 }
 
 async fn send(
@@ -301,8 +316,11 @@ async fn send(
     let to = user_param(&user)?;
     let push = Push::from_body(body)?;
     let (from, name) = push.sender(st.gw.config.max_name_chars);
-    let seq = st.gw.send_direct(&to, &from, &name, push.data).await?;
-    Ok(Json(json!({"user": to, "seq": seq})))
+    let p = st
+        .gw
+        .send_direct(&to, &from, &name, push.data, push.msg_id.as_ref())
+        .await?;
+    Ok(Json(pushed(json!({"user": to, "seq": p.seq}), p)))
 }
 
 async fn broadcast(

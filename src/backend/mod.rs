@@ -33,6 +33,14 @@ pub struct Replay {
     pub reset: bool,
 }
 
+/// Where a logged publish landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub seq: u64,
+    /// The dedupe key was seen before: nothing was stored, `seq` is the first one's.
+    pub duplicate: bool,
+}
+
 /// The four shared stores of one gateway.
 pub struct Backends {
     pub bus: Arc<dyn Bus>,
@@ -81,6 +89,7 @@ pub async fn connect(
                 sink,
                 config.history_size,
                 config.inbox_size,
+                config.msg_id_ttl,
                 metrics,
             )),
             presence: Arc::new(MemoryPresence::new()),
@@ -112,8 +121,14 @@ pub trait Bus: Send + Sync {
     /// Publishes without logging (presence events, broadcast, control).
     async fn publish(&self, topic: &Topic, event: Event) -> Result<(), BackendError>;
     /// Assigns the topic's next seq, appends to its bounded log, then publishes;
-    /// delivery order on every replica equals seq order.
-    async fn publish_logged(&self, topic: &Topic, event: Event) -> Result<u64, BackendError>;
+    /// delivery order on every replica equals seq order. With `dedupe`, an event whose
+    /// key this topic already logged within `msg_id_ttl` is not stored again.
+    async fn publish_logged(
+        &self,
+        topic: &Topic,
+        event: Event,
+        dedupe: Option<&str>,
+    ) -> Result<Published, BackendError>;
     /// Logged events after `after`, at most `limit` (the newest ones if more); with
     /// `limit` 0 only the log's head and epoch. A cursor from another epoch replays the
     /// current log from its start (`reset`); one with no epoch is taken as current.

@@ -445,7 +445,10 @@ mod tests {
         );
         let seq = ServerFrame::Ok {
             id: None,
-            detail: OkDetail::Seq { seq: 17 },
+            detail: OkDetail::Seq {
+                seq: 17,
+                duplicate: false,
+            },
         };
         assert!(matches!(
             event(&seq),

@@ -38,11 +38,16 @@ pub enum Request {
         data: Value,
         /// `false` keeps the message from every session of the sender.
         echo: bool,
+        /// Makes a retry safe: the server stores one message per id (and sender).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        msg_id: Option<String>,
     },
     /// A direct message to a user (online or not).
     Send {
         to: String,
         data: Value,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        msg_id: Option<String>,
     },
     Broadcast {
         data: Value,
@@ -86,6 +91,8 @@ pub enum Request {
         room: String,
         to: GameTarget,
         data: Value,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        msg_id: Option<String>,
     },
     #[serde(rename = "game.leave")]
     GameLeave {
@@ -173,6 +180,7 @@ impl Request {
             room: room.into(),
             data: data.into(),
             echo: true,
+            msg_id: None,
         }
     }
 
@@ -181,6 +189,7 @@ impl Request {
         Request::Send {
             to: to.into(),
             data: data.into(),
+            msg_id: None,
         }
     }
 
@@ -225,6 +234,7 @@ impl Request {
             room: room.into(),
             to,
             data: data.into(),
+            msg_id: None,
         }
     }
 
@@ -318,6 +328,7 @@ mod tests {
             room: "lobby".into(),
             data: json!(1),
             echo: false,
+            msg_id: Some("m-1".into()),
         };
         match parsed(&quiet) {
             ClientFrame::Publish { echo, .. } => assert!(!echo),

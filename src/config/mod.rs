@@ -131,6 +131,10 @@ pub struct Config {
     /// How long direct messages are kept for offline users (Redis).
     #[arg(long, env = "SWITCHBOARD_INBOX_TTL", default_value = "7days", value_parser = humantime::parse_duration)]
     pub inbox_ttl: Duration,
+    /// How long a message's `msg_id` is remembered, so a client's retry within it is
+    /// not stored twice.
+    #[arg(long, env = "SWITCHBOARD_MSG_ID_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub msg_id_ttl: Duration,
 
     /// Time an HTTP connection has to send a complete request head (upgrades included);
     /// slower or silent connections are closed, so they cannot pile up (slowloris).
@@ -301,6 +305,7 @@ impl Config {
             ),
             ("SWITCHBOARD_HISTORY_TTL", self.history_ttl),
             ("SWITCHBOARD_INBOX_TTL", self.inbox_ttl),
+            ("SWITCHBOARD_MSG_ID_TTL", self.msg_id_ttl),
             ("SWITCHBOARD_GAME_TTL", self.game_ttl),
             ("SWITCHBOARD_RANK_INTERVAL", self.rank_interval),
             (

@@ -1,10 +1,11 @@
 //! Messages outside rooms: direct messages to every device of a user (kept for offline
 //! users, with a delivery watermark) and the global broadcast.
 
-use crate::backend::{BackendError, Replay};
+use super::dedupe_key;
+use crate::backend::{BackendError, Published, Replay};
 use crate::event::{Epoch, Event, Position, Topic};
 use crate::gateway::Gateway;
-use crate::protocol::{Reply, UserId};
+use crate::protocol::{MsgId, Reply, UserId};
 use serde_json::Value;
 
 impl Gateway {
@@ -32,7 +33,8 @@ impl Gateway {
         from: &UserId,
         name: &str,
         data: Value,
-    ) -> Result<u64, Reply> {
+        msg_id: Option<&MsgId>,
+    ) -> Result<Published, Reply> {
         let event = Event::Direct {
             to: to.clone(),
             from: from.clone(),
@@ -44,7 +46,11 @@ impl Gateway {
         };
         Ok(self
             .bus
-            .publish_logged(&Topic::User(to.clone()), event)
+            .publish_logged(
+                &Topic::User(to.clone()),
+                event,
+                dedupe_key(from, msg_id).as_deref(),
+            )
             .await?)
     }
 

@@ -1,11 +1,12 @@
 //! Game rooms (friend play): seats, watchers, targeted game messages with a per-game
 //! seq, and closing, including a grace period for players who drop out.
 
-use crate::backend::{GameRefusal, GameState, Replay, Seated};
+use super::dedupe_key;
+use crate::backend::{GameRefusal, GameState, Published, Replay, Seated};
 use crate::event::{Epoch, Event, Position, Topic};
 use crate::gateway::Gateway;
 use crate::hub::SessionHandle;
-use crate::protocol::{ErrorCode, GameRole, GameTarget, Reply, RoomId, UserId};
+use crate::protocol::{ErrorCode, GameRole, GameTarget, MsgId, Reply, RoomId, UserId};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -116,7 +117,8 @@ impl Gateway {
         from: &UserId,
         to: GameTarget,
         data: Value,
-    ) -> Result<u64, Reply> {
+        msg_id: Option<&MsgId>,
+    ) -> Result<Published, Reply> {
         self.games.touch(room).await?;
         let event = Event::GameMessage {
             room: room.clone(),
@@ -128,7 +130,11 @@ impl Gateway {
         };
         Ok(self
             .bus
-            .publish_logged(&Topic::Game(room.clone()), event)
+            .publish_logged(
+                &Topic::Game(room.clone()),
+                event,
+                dedupe_key(from, msg_id).as_deref(),
+            )
             .await?)
     }
 

@@ -14,7 +14,7 @@ pub use games::reason;
 use crate::backend::BackendError;
 use crate::event::Position;
 use crate::hub::SessionHandle;
-use crate::protocol::{ErrorCode, Reply};
+use crate::protocol::{ErrorCode, MsgId, Reply, UserId};
 use std::sync::Arc;
 
 impl From<BackendError> for Reply {
@@ -22,6 +22,12 @@ impl From<BackendError> for Reply {
         tracing::warn!(cause = %err, "backend call failed");
         Reply::new(ErrorCode::Unavailable, "backend unavailable, try again")
     }
+}
+
+/// The dedupe key of a client's message id: ids are the sender's own, so two users
+/// may pick the same one.
+pub(crate) fn dedupe_key(from: &UserId, msg_id: Option<&MsgId>) -> Option<String> {
+    msg_id.map(|id| format!("{from}:{id}"))
 }
 
 /// A registered session and where its direct-message replay starts.

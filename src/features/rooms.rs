@@ -1,11 +1,12 @@
 //! Rooms: joining and leaving with member events, publishing with a per-room seq, and
 //! the replay that lets a client resume a room without a gap.
 
-use crate::backend::Replay;
+use super::dedupe_key;
+use crate::backend::{Published, Replay};
 use crate::event::{Epoch, Event, Position, Topic};
 use crate::gateway::Gateway;
 use crate::hub::SessionHandle;
-use crate::protocol::{Reply, RoomId, UserId};
+use crate::protocol::{MsgId, Reply, RoomId, UserId};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -93,7 +94,8 @@ impl Gateway {
         name: &str,
         data: Value,
         echo: bool,
-    ) -> Result<u64, Reply> {
+        msg_id: Option<&MsgId>,
+    ) -> Result<Published, Reply> {
         let event = Event::Message {
             room: room.clone(),
             from: from.clone(),
@@ -106,7 +108,11 @@ impl Gateway {
         };
         Ok(self
             .bus
-            .publish_logged(&Topic::Room(room.clone()), event)
+            .publish_logged(
+                &Topic::Room(room.clone()),
+                event,
+                dedupe_key(from, msg_id).as_deref(),
+            )
             .await?)
     }
 }

@@ -1,7 +1,7 @@
 //! What clients send: the request envelope with its optional `id`, every client frame,
 //! and the one parser that turns inbound text into them.
 
-use super::{GameTarget, RoomId, UserId};
+use super::{GameTarget, MsgId, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -47,10 +47,15 @@ pub enum ClientFrame {
         /// `false` keeps the message from the sender's own sessions.
         #[serde(default = "yes")]
         echo: bool,
+        /// Makes a retry safe: the same id from the same user is stored once.
+        #[serde(default)]
+        msg_id: Option<MsgId>,
     },
     Send {
         to: UserId,
         data: Value,
+        #[serde(default)]
+        msg_id: Option<MsgId>,
     },
     Broadcast {
         data: Value,
@@ -96,6 +101,8 @@ pub enum ClientFrame {
         room: RoomId,
         to: GameTarget,
         data: Value,
+        #[serde(default)]
+        msg_id: Option<MsgId>,
     },
     #[serde(rename = "game.leave")]
     GameLeave {

@@ -104,3 +104,9 @@ mod tests {
         assert_eq!(clean_name("abcdef", 3), "abc");
     }
 }
+name_type!(
+    /// A client's id for one message (`msg_id`): a retry with the same id is stored
+    /// once and answered with the first seq.
+    MsgId,
+    "message id"
+);

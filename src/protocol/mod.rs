@@ -13,7 +13,7 @@ mod server;
 pub use client::{ClientFrame, Request, parse_request};
 pub use error::{ErrorCode, Reply};
 pub use game::{GameRole, GameTarget};
-pub use ids::{RoomId, UserId, clean_name};
+pub use ids::{MsgId, RoomId, UserId, clean_name};
 pub use server::{Encoded, Member, OkDetail, ServerFrame, StreamKind};
 
 #[cfg(test)]
@@ -67,7 +67,10 @@ mod tests {
         let id = Value::from(1);
         let ok = ServerFrame::Ok {
             id: Some(&id),
-            detail: OkDetail::Seq { seq: 9 },
+            detail: OkDetail::Seq {
+                seq: 9,
+                duplicate: false,
+            },
         };
         assert_eq!(ok.encode().as_str(), r#"{"type":"ok","id":1,"seq":9}"#);
         let ok = ServerFrame::Ok {

@@ -198,6 +198,9 @@ pub enum OkDetail<'a> {
     None {},
     Seq {
         seq: u64,
+        /// The `msg_id` was seen before: nothing new was stored, `seq` is the first one.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        duplicate: bool,
     },
     Joined {
         room: &'a str,
@@ -231,6 +234,15 @@ pub enum OkDetail<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         epoch: Option<&'a str>,
     },
+}
+
+impl From<crate::backend::Published> for OkDetail<'_> {
+    fn from(p: crate::backend::Published) -> Self {
+        OkDetail::Seq {
+            seq: p.seq,
+            duplicate: p.duplicate,
+        }
+    }
 }
 
 impl ServerFrame<'_> {

@@ -69,7 +69,12 @@ impl<T: Transport> Session<'_, T> {
                 )
                 .await;
             }
-            ClientFrame::Publish { room, data, echo } => {
+            ClientFrame::Publish {
+                room,
+                data,
+                echo,
+                msg_id,
+            } => {
                 if !self.rooms.contains_key(&room) {
                     return Err(Reply::new(
                         ErrorCode::Forbidden,
@@ -77,17 +82,24 @@ impl<T: Transport> Session<'_, T> {
                     ));
                 }
                 let name = self.handle.name();
-                let seq = gw
-                    .publish(&room, &self.identity.user, &name, data, echo)
+                let published = gw
+                    .publish(
+                        &room,
+                        &self.identity.user,
+                        &name,
+                        data,
+                        echo,
+                        msg_id.as_ref(),
+                    )
                     .await?;
-                self.ok(id, OkDetail::Seq { seq }).await;
+                self.ok(id, published.into()).await;
             }
-            ClientFrame::Send { to, data } => {
+            ClientFrame::Send { to, data, msg_id } => {
                 let name = self.handle.name();
-                let seq = gw
-                    .send_direct(&to, &self.identity.user, &name, data)
+                let published = gw
+                    .send_direct(&to, &self.identity.user, &name, data, msg_id.as_ref())
                     .await?;
-                self.ok(id, OkDetail::Seq { seq }).await;
+                self.ok(id, published.into()).await;
             }
             ClientFrame::Broadcast { data } => {
                 if !self.identity.may("broadcast") {
@@ -177,7 +189,12 @@ impl<T: Transport> Session<'_, T> {
                 self.game_seated(id, &room, GameRole::Watcher, &state, since)
                     .await?;
             }
-            ClientFrame::GameSend { room, to, data } => {
+            ClientFrame::GameSend {
+                room,
+                to,
+                data,
+                msg_id,
+            } => {
                 match self.games.get(&room) {
                     Some((GameRole::Player, _)) => {}
                     Some((GameRole::Watcher, _)) => {
@@ -190,8 +207,10 @@ impl<T: Transport> Session<'_, T> {
                         ));
                     }
                 }
-                let seq = gw.game_send(&room, &self.identity.user, to, data).await?;
-                self.ok(id, OkDetail::Seq { seq }).await;
+                let published = gw
+                    .game_send(&room, &self.identity.user, to, data, msg_id.as_ref())
+                    .await?;
+                self.ok(id, published.into()).await;
             }
             ClientFrame::GameLeave { room } => {
                 match self.games.get(&room) {

@@ -125,10 +125,10 @@ async fn bus_suite(b: Backend) {
     for i in 1..=8u64 {
         let seq = b
             .bus
-            .publish_logged(&lobby, message("lobby", json!(i)))
+            .publish_logged(&lobby, message("lobby", json!(i)), None)
             .await
             .expect("publish");
-        assert_eq!(seq, i);
+        assert_eq!(seq.seq, i);
     }
     for i in 1..=8u64 {
         let m = next(&mut rx).await;
@@ -221,6 +221,32 @@ async fn bus_suite(b: Backend) {
         .expect("position");
     assert_eq!(again.epoch, r.epoch, "an epoch stays until the log is lost");
 
+    // A dedupe key is logged once: the retry gets the first seq and is not delivered.
+    let kept = b
+        .bus
+        .publish_logged(&lobby, message("lobby", json!("once")), Some("alice:m1"))
+        .await
+        .expect("publish");
+    assert_eq!((kept.seq, kept.duplicate), (9, false));
+    assert_eq!(next(&mut rx).await["data"], "once");
+    let retry = b
+        .bus
+        .publish_logged(&lobby, message("lobby", json!("once")), Some("alice:m1"))
+        .await
+        .expect("publish");
+    assert_eq!((retry.seq, retry.duplicate), (9, true));
+    let other = b
+        .bus
+        .publish_logged(&lobby, message("lobby", json!("other")), Some("bob:m1"))
+        .await
+        .expect("publish");
+    assert_eq!((other.seq, other.duplicate), (10, false));
+    assert_eq!(
+        next(&mut rx).await["data"],
+        "other",
+        "the retry was not delivered"
+    );
+
     // Unlogged publish reaches subscribers; unsubscribed topics do not.
     b.bus
         .publish(
@@ -237,7 +263,7 @@ async fn bus_suite(b: Backend) {
     b.bus.unsubscribe(&lobby).await.expect("unsubscribe");
     b.hub.leave(&room("lobby"), &h);
     b.bus
-        .publish_logged(&lobby, message("lobby", json!("late")))
+        .publish_logged(&lobby, message("lobby", json!("late")), None)
         .await
         .expect("publish");
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -256,7 +282,14 @@ async fn bus_suite(b: Backend) {
             epoch: Epoch::default(),
             ts: 1,
         };
-        assert_eq!(b.bus.publish_logged(&inbox, ev).await.expect("dm"), i);
+        assert_eq!(
+            b.bus
+                .publish_logged(&inbox, ev, None)
+                .await
+                .expect("dm")
+                .seq,
+            i
+        );
     }
     assert_eq!(b.bus.delivered(&dave).await.expect("watermark").seq, 0);
     let dm_epoch = b

@@ -13,5 +13,6 @@ mod login;
 mod online;
 mod process;
 mod replicas;
+mod retries;
 mod shutdown;
 mod streams;

@@ -12,6 +12,32 @@ struct Log {
     entries: VecDeque<Event>,
     /// For user topics: highest seq handed to a session.
     delivered: u64,
+    /// Dedupe keys logged within `msg_id_ttl`, with their seq, oldest first.
+    recent_ids: VecDeque<(Instant, String)>,
+    seen_ids: HashMap<String, u64>,
+}
+
+/// Dedupe keys remembered per log at most (the oldest are forgotten first).
+const MAX_REMEMBERED_IDS: usize = 10_000;
+
+impl Log {
+    /// The seq already logged under `key`, forgetting keys older than `ttl`.
+    fn seen(&mut self, key: &str, ttl: Duration) -> Option<u64> {
+        let now = Instant::now();
+        while let Some((at, old)) = self.recent_ids.front() {
+            if now.duration_since(*at) < ttl && self.recent_ids.len() < MAX_REMEMBERED_IDS {
+                break;
+            }
+            self.seen_ids.remove(old);
+            self.recent_ids.pop_front();
+        }
+        self.seen_ids.get(key).copied()
+    }
+
+    fn remember(&mut self, key: &str, seq: u64) {
+        self.recent_ids.push_back((Instant::now(), key.to_owned()));
+        self.seen_ids.insert(key.to_owned(), seq);
+    }
 }
 
 pub struct MemoryBus {
@@ -19,6 +45,7 @@ pub struct MemoryBus {
     logs: RwLock<HashMap<Topic, Arc<Mutex<Log>>>>,
     history_size: usize,
     inbox_size: usize,
+    msg_id_ttl: Duration,
     metrics: Arc<Metrics>,
     /// This process's start (µs since the Unix epoch): the first part of every epoch.
     started_us: u128,
@@ -31,6 +58,7 @@ impl MemoryBus {
         sink: Arc<dyn EventSink>,
         history_size: usize,
         inbox_size: usize,
+        msg_id_ttl: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
         MemoryBus {
@@ -38,6 +66,7 @@ impl MemoryBus {
             logs: RwLock::default(),
             history_size,
             inbox_size,
+            msg_id_ttl,
             metrics,
             started_us: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -56,6 +85,8 @@ impl MemoryBus {
             epoch: Epoch::new(&format!("{}.{n}", self.started_us)),
             entries: VecDeque::new(),
             delivered: 0,
+            recent_ids: VecDeque::new(),
+            seen_ids: HashMap::new(),
         }
     }
 
@@ -92,7 +123,12 @@ impl Bus for MemoryBus {
         Ok(())
     }
 
-    async fn publish_logged(&self, topic: &Topic, mut event: Event) -> Result<u64, BackendError> {
+    async fn publish_logged(
+        &self,
+        topic: &Topic,
+        mut event: Event,
+        dedupe: Option<&str>,
+    ) -> Result<Published, BackendError> {
         let cap = match topic {
             Topic::User(_) => self.inbox_size,
             _ => self.history_size,
@@ -100,6 +136,14 @@ impl Bus for MemoryBus {
         let log = self.log(topic);
         // Dispatch under the topic lock so local delivery order equals seq order.
         let mut log = lock(&log);
+        if let Some(key) = dedupe
+            && let Some(seq) = log.seen(key, self.msg_id_ttl)
+        {
+            return Ok(Published {
+                seq,
+                duplicate: true,
+            });
+        }
         log.last_seq += 1;
         let seq = log.last_seq;
         event.set_position(Position::at(seq, &log.epoch));
@@ -113,7 +157,13 @@ impl Bus for MemoryBus {
                 self.metrics.log_entries.dec();
             }
         }
-        Ok(seq)
+        if let Some(key) = dedupe {
+            log.remember(key, seq);
+        }
+        Ok(Published {
+            seq,
+            duplicate: false,
+        })
     }
 
     async fn replay(

@@ -14,7 +14,7 @@ pub use presence::MemoryPresence;
 
 use super::{
     BackendError, Bus, GameRefusal, GameState, Games, Matchmaker, Membership, OnlinePage, Presence,
-    QueueStats, Replay, Seated,
+    Published, QueueStats, Replay, Seated,
 };
 use crate::event::{Epoch, Event, EventSink, Position, Topic};
 use crate::matchmaking::{self, Rules, Waiting};

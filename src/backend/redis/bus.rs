@@ -11,7 +11,13 @@ impl RedisBackend {
         let probe = self.keys.probe(&self.replica);
         loop {
             let message = tokio::select! {
+                biased;
                 _ = self.stop.cancelled() => return,
+                // Inline, so what it dispatches comes before newer live messages.
+                _ = self.catch_up_now.notified() => {
+                    self.catch_up().await;
+                    continue;
+                }
                 m = rx.recv() => m,
             };
             match message {
@@ -129,6 +135,57 @@ impl RedisBackend {
         }
     }
 
+    /// After the subscriber (re)connected: whatever logged topics this replica follows
+    /// received meanwhile is read from their logs and dispatched, so a message published
+    /// while the subscription was down is not held back until the next one shows the
+    /// gap (or lost, if none comes). Sessions drop what they already have.
+    pub(super) async fn catch_up(&self) {
+        let followed: Vec<(Topic, Position)> = self
+            .last_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(topic, _)| self.hub.has_interest(topic))
+            .map(|(t, p)| (t.clone(), p.clone()))
+            .collect();
+        let mut recovered = 0usize;
+        for chunk in followed.chunks(256) {
+            let replays = futures_util::future::join_all(chunk.iter().map(|(topic, last)| {
+                let limit = match topic {
+                    Topic::User(_) => self.inbox_size,
+                    _ => self.history_size,
+                };
+                Bus::replay(self, topic, last, limit)
+            }))
+            .await;
+            for ((topic, _), replay) in chunk.iter().zip(replays) {
+                let replay = match replay {
+                    Ok(replay) => replay,
+                    Err(err) => {
+                        tracing::warn!(?topic, cause = %err, "catch-up after reconnect failed");
+                        continue;
+                    }
+                };
+                if let Some(at) = replay.events.last().and_then(Event::position) {
+                    self.last_seen
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(topic.clone(), at);
+                }
+                for event in &replay.events {
+                    self.hub.dispatch(topic, event);
+                }
+                recovered += replay.events.len();
+            }
+        }
+        self.metrics.bus_recovered_messages.inc_by(recovered as u64);
+        tracing::info!(
+            topics = followed.len(),
+            recovered,
+            "caught up with the logs after (re)subscribing"
+        );
+    }
+
     /// Decodes `{id, event JSON, ...}` entries of the log of `epoch`; the id `<seq>-1`
     /// carries the seq (the JSON was written before its seq existed).
     pub(super) fn log_entries(flat: Vec<RedisValue>, epoch: &Epoch) -> Vec<Event> {
@@ -168,27 +225,42 @@ impl Bus for RedisBackend {
         Ok(())
     }
 
-    async fn publish_logged(&self, topic: &Topic, event: Event) -> Result<u64, BackendError> {
+    async fn publish_logged(
+        &self,
+        topic: &Topic,
+        event: Event,
+        dedupe: Option<&str>,
+    ) -> Result<Published, BackendError> {
         let (cap, ttl) = match topic {
             Topic::User(_) => (self.inbox_size, self.inbox_ttl_ms),
             _ => (self.history_size, self.history_ttl_ms),
         };
-        let args = vec![
+        let mut keys = self.keys.log(topic);
+        keys.push(self.keys.channel(topic));
+        keys.push(match dedupe {
+            Some(key) => self.keys.msg_id(topic, key),
+            None => keys[0].clone(),
+        });
+        let mut args = vec![
             serde_json::to_string(&event).map_err(bad_reply)?,
             cap.to_string(),
             ttl.to_string(),
             if self.sharded { "SPUBLISH" } else { "PUBLISH" }.to_owned(),
+            match dedupe {
+                Some(_) => self.msg_id_ttl.as_millis().max(1).to_string(),
+                None => "0".to_owned(),
+            },
         ];
-        let mut keys = self.keys.log(topic);
-        keys.push(self.keys.channel(topic));
-        let mut args = args;
         if let Topic::Game(room) = topic {
             keys.extend(self.game_keys(room));
             args.push(self.game_ttl.as_millis().to_string());
         }
-        let (seq, _epoch): (i64, String) =
+        let (seq, _epoch, duplicate): (i64, String, i64) =
             self.eval(&self.scripts.publish_logged, keys, args).await?;
-        Ok(seq.max(0) as u64)
+        Ok(Published {
+            seq: seq.max(0) as u64,
+            duplicate: duplicate == 1,
+        })
     }
 
     async fn replay(
@@ -218,6 +290,14 @@ impl Bus for RedisBackend {
             .map(|e| Epoch::new(&e))
             .unwrap_or_default();
         let reset = items.next().and_then(|v| v.as_i64()).unwrap_or(0) == 1;
+        if self.hub.has_interest(topic) {
+            // Where a catch-up after a reconnect starts for a topic with no traffic yet.
+            self.last_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(topic.clone())
+                .or_insert_with(|| Position::at(head, &epoch));
+        }
         let events = Self::log_entries(items.collect(), &epoch);
         let after = if reset { 0 } else { after.seq };
         let missed = head.saturating_sub(after);

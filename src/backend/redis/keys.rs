@@ -55,6 +55,11 @@ impl Keys {
         ]
     }
 
+    /// A client message id logged on `topic` (`key` is `<sender>:<msg_id>`).
+    pub(super) fn msg_id(&self, topic: &Topic, key: &str) -> String {
+        format!("{}:{}:mid:{key}", self.prefix, Self::tag(topic))
+    }
+
     pub(super) fn user(&self, user: &UserId, what: &str) -> String {
         format!("{}:{{u:{user}}}:{what}", self.prefix)
     }

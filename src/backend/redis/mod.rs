@@ -21,7 +21,7 @@ use scripts::Scripts;
 
 use subscriptions::Subscriptions;
 
-use super::{BackendError, Bus, Membership, OnlinePage, Presence, Replay};
+use super::{BackendError, Bus, Membership, OnlinePage, Presence, Published, Replay};
 use crate::config::Config;
 use crate::event::{Epoch, Event, EventSink, LocalSnapshot, Position, Topic};
 use crate::metrics::Metrics;
@@ -84,6 +84,7 @@ pub struct RedisBackend {
     inbox_ttl_ms: u64,
     presence_ttl: Duration,
     game_ttl: Duration,
+    msg_id_ttl: Duration,
     timeout: Duration,
     /// Last position dispatched per logged topic, to notice and fill gaps.
     last_seen: std::sync::Mutex<std::collections::HashMap<Topic, Position>>,
@@ -95,6 +96,13 @@ pub struct RedisBackend {
     /// Wakes the presence refresh right after the command connection (re)connects: a
     /// Redis that restarted empty has this replica's users back within a round trip.
     refresh_now: tokio::sync::Notify,
+    /// Set when a command timed out and none answered since: Redis is stalled (SIGSTOP,
+    /// a slow script), so calls fail at once instead of each queueing behind the last
+    /// for a full timeout. The next answer, or the probe's, clears it.
+    stalled: std::sync::atomic::AtomicBool,
+    /// Wakes the receive loop to read, from the logs, what was published while the
+    /// subscriber was away (set after every re-subscription).
+    catch_up_now: tokio::sync::Notify,
     stop: CancellationToken,
 }
 
@@ -161,12 +169,15 @@ impl RedisBackend {
             inbox_ttl_ms: config.inbox_ttl.as_millis() as u64,
             presence_ttl: config.presence_ttl,
             game_ttl: config.game_ttl,
+            msg_id_ttl: config.msg_id_ttl,
             timeout: config.redis_timeout,
             last_seen: std::sync::Mutex::default(),
             probe_seen_ms: AtomicU64::new(0),
             probe_interval: config.redis_probe_interval,
             probe_now: tokio::sync::Notify::new(),
             refresh_now: tokio::sync::Notify::new(),
+            stalled: Default::default(),
+            catch_up_now: tokio::sync::Notify::new(),
             stop,
         });
         backend.cmd.connect();
@@ -186,8 +197,11 @@ impl RedisBackend {
                                 this.metrics.redis_reconnects.inc();
                                 tracing::info!(%server, subscriber, "redis connected");
                                 // Our own counts decide what to re-subscribe.
-                                if subscriber && let Err(err) = this.subs.resync().await {
-                                    tracing::warn!(cause = %err, "re-subscribing after reconnect failed");
+                                if subscriber {
+                                    match this.subs.resync().await {
+                                        Ok(()) => this.catch_up_now.notify_one(),
+                                        Err(err) => tracing::warn!(cause = %err, "re-subscribing after reconnect failed"),
+                                    }
                                 }
                                 this.probe_now.notify_one();
                                 if !subscriber {
@@ -270,6 +284,13 @@ impl RedisBackend {
                 .inc();
             return Err(unavailable("redis disconnected"));
         }
+        if self.stalled.load(Ordering::Acquire) {
+            self.metrics
+                .redis_errors
+                .with_label_values(&["stalled"])
+                .inc();
+            return Err(unavailable("redis stalled"));
+        }
         let started = Instant::now();
         let result = tokio::time::timeout(self.timeout, request).await;
         self.metrics
@@ -277,13 +298,24 @@ impl RedisBackend {
             .observe(started.elapsed().as_secs_f64());
         let failed = |kind: &str| self.metrics.redis_errors.with_label_values(&[kind]).inc();
         match result {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => {
+            Ok(Ok(value)) => {
+                self.stalled.store(false, Ordering::Release);
+                Ok(value)
+            }
+            Ok(Err(err)) if *err.kind() != fred::error::ErrorKind::Timeout => {
+                self.stalled.store(false, Ordering::Release);
                 failed("command");
                 Err(command_failed(err))
             }
-            Err(_) => {
+            // Our timeout or fred's own (the same length): Redis did not answer.
+            _ => {
                 failed("timeout");
+                if !self.stalled.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(
+                        timeout_ms = self.timeout.as_millis() as u64,
+                        "redis command timed out; failing fast until redis answers again"
+                    );
+                }
                 Err(unavailable("redis command timed out"))
             }
         }
@@ -322,7 +354,11 @@ impl RedisBackend {
                             .await
                     }
                 };
-                let _ = tokio::time::timeout(self.timeout, probe).await;
+                if let Ok(Ok(_)) = tokio::time::timeout(self.timeout, probe).await
+                    && self.stalled.swap(false, Ordering::AcqRel)
+                {
+                    tracing::info!("redis answers again");
+                }
             }
             self.metrics
                 .redis_subscribed_channels
