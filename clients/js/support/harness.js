@@ -235,6 +235,7 @@ export function makeClient(url, user, opts = {}) {
     'state',
     'resume',
     'gap',
+    'reset',
     'resume.failed',
     'welcome',
   ]) {
