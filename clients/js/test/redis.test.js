@@ -225,7 +225,9 @@ test('Redis restarted empty: connected clients get a reset and every later messa
   const onOwn = async () => {
     const g = await startGateway({
       ready: true,
-      args: ['--jwt-secret', SECRET, '--redis-url', own.url],
+      // A fast probe: /readyz stays green for 3 probe intervals after the last probe
+      // came back, so a short interval lets it tell the subscriber is back (below).
+      args: ['--jwt-secret', SECRET, '--redis-url', own.url, '--redis-probe-interval', '100ms'],
       env: { SWITCHBOARD_DRAIN_DELAY: '0s' },
     });
     procs.push(g);
@@ -252,6 +254,11 @@ test('Redis restarted empty: connected clients get a reset and every later messa
     assert.deepEqual(bob.cursors, { dm: 2, rooms: { [room]: 3 }, games: {} });
 
     await own.restart();
+    // Wait until each replica's own probe came back through the new Redis, i.e. its
+    // subscriber re-subscribed everything: a message published before that reaches a
+    // replica only when a later message on the topic reveals the gap (ARCHITECTURE.md,
+    // Outages). Older probes are stale after 3 intervals (300 ms).
+    await new Promise((r) => setTimeout(r, 400));
     await ready(gwA);
     await ready(gwB);
     // Published after the restart (a refused publish is not published: retried).
@@ -265,6 +272,8 @@ test('Redis restarted empty: connected clients get a reset and every later messa
     await until(() => inRoom(bob, room).length === 7 && bob.of('direct').length === 3, {
       timeoutMs: 8000,
       what: 'messages after the restart',
+    }).catch((e) => {
+      throw new Error(`${e.message}: bob has ${JSON.stringify(bob.events.filter((x) => ['message', 'direct', 'reset', 'state'].includes(x.type)).map((x) => [x.type, x.payload.seq ?? x.payload.state ?? x.payload.kind, x.payload.data]))}`);
     });
     const texts = bob.of('message', (m) => m.room === room).map((m) => m.data);
     assert.deepEqual(texts, ['before 1', 'before 2', 'before 3', 'after 1', 'after 2', 'after 3', 'after 4']);
