@@ -744,6 +744,10 @@ async function twoReplicas() {
 
     step('Redis restarts empty: the pages say the history restarted; chat and DMs go on', async () => {
       await redis.restart();
+      // /readyz stays green for 3 probe intervals (1 s each) after a probe came back: wait
+      // those out, so green means each replica's subscriber is back on the new Redis (a
+      // message published before that reaches a replica only with the next one).
+      await sleep(3500);
       for (const g of [gw1, gw2]) {
         await until(async () => (await fetch(`${g.base}/readyz`).catch(() => null))?.ok, { what: `replica ${g.port} ready again` });
       }
