@@ -145,7 +145,9 @@ function errText(err) {
  * @typedef {{id: string, name: string, items: Item[], seqs: Set<number>, unread: number}} Dm
  * @typedef {{room: string, role: 'player'|'watcher'|null, owner: string|null, opponent: string|null,
  *   started: boolean, msgs: Map<number, any>, closed: string|null, joined: boolean,
- *   pendingSeq: number, sending: boolean, seen: number, gap: boolean}} Game
+ *   pendingSeq: number, sending: boolean, seen: number, gap: boolean, restarted: boolean,
+ *   base: number}} Game (`msgs` is keyed by `base + seq`: a game log that started again
+ *   restarts its seqs, and its moves follow the earlier ones)
  */
 
 const STORE_KEY = 'switchboard.app.v1';
@@ -214,6 +216,12 @@ function persistNow() {
   for (const d of S.dms.values()) {
     dms[d.id] = { name: d.name, items: d.items.filter((i) => i.kind === 'msg').slice(-50) };
   }
+  // The DM cursor and its epoch go together (both from the client once it has a cursor).
+  const c = S.client;
+  const dm =
+    c && c.cursors.dm !== null
+      ? { dmCursor: c.cursors.dm, dmEpoch: c.epochs.dm }
+      : { dmCursor: S.saved.dmCursor ?? null, dmEpoch: S.saved.dmEpoch ?? null };
   const data = {
     ...S.saved,
     rooms: [...S.rooms.values()].filter((r) => r.joined || r.joining).map((r) => r.id),
@@ -222,7 +230,7 @@ function persistNow() {
     feed: S.feedOn,
     games: [...S.games.values()].filter((g) => g.joined && !g.closed && g.role).map((g) => ({ room: g.room, role: g.role })),
     activeGame: S.activeGame,
-    dmCursor: S.client?.cursors.dm ?? S.saved.dmCursor ?? null,
+    ...dm,
     dms,
   };
   try {
@@ -361,6 +369,7 @@ async function startSession(cfg) {
   S.me = { user: cfg.user ?? '', name: cfg.name ?? '' };
   const opts = {
     dmSince: typeof cfg.dmCursor === 'number' ? cfg.dmCursor : undefined,
+    dmEpoch: typeof cfg.dmCursor === 'number' && typeof cfg.dmEpoch === 'string' ? cfg.dmEpoch : undefined,
     ...(cfg.token
       ? { token: cfg.token }
       : { getToken: () => fetchDevToken(location.origin, S.saved.user, S.saved.name || S.saved.user) }),
@@ -455,12 +464,37 @@ function wireClient(client) {
     if (ev.kind === 'room') refreshPresence(ev.room);
   });
   on('gap', (ev) => {
+    if (ev.reset) return; // said by the `reset` handler below
     if (ev.kind === 'room') {
       const r = S.rooms.get(ev.room);
       if (r) addItem(r, 'room', { kind: 'sys', cls: 'warn', text: 'Some messages could not be recovered after the reconnect.', ts: Date.now() });
     } else if (ev.kind === 'game') {
       const g = S.games.get(ev.room);
       if (g) g.gap = true;
+      invalidate('games');
+    }
+  });
+  // A stream's log started again on the server (e.g. Redis restarted empty): its seqs
+  // restart, so forget the seqs seen (they would hide the new messages) and say so; the
+  // line also keeps the new messages after the earlier ones.
+  on('reset', (ev) => {
+    const ts = Date.now();
+    if (ev.kind === 'room') {
+      const r = S.rooms.get(ev.room);
+      if (!r) return;
+      r.seqs.clear();
+      addItem(r, 'room', { kind: 'sys', cls: 'warn', text: 'History restarted on the server: messages from just before may be missing.', ts });
+    } else if (ev.kind === 'dm') {
+      for (const d of S.dms.values()) {
+        d.seqs.clear();
+        if (d.items.length) addItem(d, 'dm', { kind: 'sys', cls: 'warn', text: 'Message history restarted on the server: messages from just before may be missing.', ts });
+      }
+      persist();
+    } else if (ev.kind === 'game') {
+      const g = S.games.get(ev.room);
+      if (!g) return;
+      for (const k of g.msgs.keys()) if (k > g.base) g.base = k;
+      g.restarted = true;
       invalidate('games');
     }
   });
@@ -1162,7 +1196,7 @@ function renderFeed() {
 function gameModel(room) {
   let g = S.games.get(room);
   if (!g) {
-    g = { room, role: null, owner: null, opponent: null, started: false, msgs: new Map(), closed: null, joined: false, pendingSeq: 0, sending: false, seen: 0, gap: false };
+    g = { room, role: null, owner: null, opponent: null, started: false, msgs: new Map(), closed: null, joined: false, pendingSeq: 0, sending: false, seen: 0, gap: false, restarted: false, base: 0 };
     S.games.set(room, g);
   }
   return g;
@@ -1337,8 +1371,9 @@ function openGame(room, opts = {}) {
 /** @param {any} f @param {any} info */
 function onGameMessage(f, info) {
   const g = gameModel(f.room);
-  if (g.msgs.has(f.seq)) return;
-  g.msgs.set(f.seq, f);
+  const key = g.base + f.seq;
+  if (g.msgs.has(key)) return;
+  g.msgs.set(key, g.base ? { ...f, seq: key } : f);
   if (S.tab === 'games' && S.activeGame === f.room) g.seen = g.msgs.size;
   else if (!info?.replay && f.from !== S.me.user) {
     const d = T.parseMessage(f.data);
@@ -1361,7 +1396,7 @@ async function playCell(cell) {
   try {
     const ok = await client.gameSend(g.room, T.moveMessage(cell), 'all');
     // The move shows once its echo (to `all`) arrives; until then the board stays locked.
-    if (!g.msgs.has(ok.seq)) g.pendingSeq = ok.seq;
+    if (!g.msgs.has(g.base + ok.seq)) g.pendingSeq = g.base + ok.seq;
   } catch (err) {
     toast(`Move not sent: ${errText(err)}`, 'error');
   } finally {
@@ -1571,6 +1606,7 @@ function renderGame() {
   let n = 0;
   let round = 0;
   if (g.gap) lines.push(h('li', { class: 'sys' }, 'Some earlier moves are no longer available.'));
+  if (g.restarted) lines.push(h('li', { class: 'sys', 'data-testid': 'game-restarted' }, 'The game history restarted on the server: moves from just before may be missing.'));
   for (const ev of d?.events ?? []) {
     if (ev.kind === 'move') {
       n += 1;

@@ -60,6 +60,8 @@ export interface WelcomeFrame {
   session: string;
   replica: string;
   heartbeat_s: number;
+  /** Epoch of the user's DM log (send it back as `dm_epoch`); absent from older gateways. */
+  dm_epoch?: string;
 }
 export interface MessageFrame {
   type: 'message';
@@ -141,6 +143,8 @@ export interface OkFrame {
   started?: boolean;
   recovered?: boolean;
   replayed?: number;
+  /** join, game.join, game.watch: the stream's epoch (absent from older gateways). */
+  epoch?: string;
 }
 export interface ErrorFrame {
   type: 'error';
@@ -197,6 +201,14 @@ export interface RankQueuedFrame {
   id?: RequestId;
   rating: number;
 }
+/** A stream's log started again under a new epoch; its seqs restart at 1. */
+export interface StreamResetFrame {
+  type: 'stream.reset';
+  stream: 'room' | 'game' | 'dm';
+  /** room and game streams */
+  room?: string;
+  epoch: string;
+}
 export interface RankMatchedFrame {
   type: 'rank.matched';
   room: string;
@@ -226,7 +238,8 @@ export type ServerFrame =
   | GameMessageFrame
   | GameClosedFrame
   | RankQueuedFrame
-  | RankMatchedFrame;
+  | RankMatchedFrame
+  | StreamResetFrame;
 
 /** Any client frame (`id` is added by the client). */
 export type ClientFrame = { type: string; [field: string]: unknown };
@@ -287,7 +300,24 @@ export interface ResumeEvent {
 }
 export type GapEvent =
   | { kind: 'room' | 'game'; room: string; since: number; replayed: number }
-  | { kind: 'dm'; since: number; seq: number };
+  | { kind: 'dm'; since: number; seq: number }
+  /** Emitted right after each `reset` event. */
+  | { kind: 'room' | 'game' | 'dm'; room?: string; since: number; reset: true; epoch: string | null };
+/**
+ * A stream's log started again under a new epoch (`stream.reset`, e.g. Redis restarted
+ * empty): the cursor starts over at seq 0 of `epoch`; the (lower) seqs that follow are
+ * delivered; messages of the old log not received before may be lost.
+ */
+export interface ResetEvent {
+  kind: 'room' | 'game' | 'dm';
+  /** room and game streams */
+  room?: string;
+  epoch: string | null;
+  /** The epoch of the old cursor (null if it was not known). */
+  previousEpoch: string | null;
+  /** The old cursor. */
+  since: number;
+}
 export interface ResumeFailedEvent {
   kind: 'room' | 'game' | 'rank' | 'online';
   room?: string;
@@ -328,6 +358,8 @@ export interface SwitchboardEventMap {
   closed: [StateEvent];
   resume: [ResumeEvent];
   gap: [GapEvent];
+  reset: [ResetEvent];
+  'stream.reset': [StreamResetFrame];
   'resume.failed': [ResumeFailedEvent];
 }
 export type SwitchboardEventType = keyof SwitchboardEventMap;
@@ -407,6 +439,8 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** Last DM seq seen in an earlier run; sent as `dm_since` on the first login. */
   dmSince?: number;
+  /** The epoch `dmSince` belongs to (`client.epochs.dm` of that run); sent as `dm_epoch`. */
+  dmEpoch?: string;
   /** Re-join rooms and games, re-queue and re-apply rename after reconnects. Default true. */
   resume?: boolean;
   /** Log hook. */
@@ -421,6 +455,13 @@ export interface Cursors {
   dm: number | null;
   rooms: Record<string, number | null>;
   games: Record<string, number | null>;
+}
+
+/** The epoch of each resume cursor (null: unknown, e.g. an older gateway). */
+export interface Epochs {
+  dm: string | null;
+  rooms: Record<string, string | null>;
+  games: Record<string, string | null>;
 }
 
 export interface ClientStats {
@@ -454,6 +495,7 @@ export declare class SwitchboardClient {
   readonly rankQueued: boolean;
   readonly onlineWatching: { all: true } | { users: string[] } | null;
   readonly cursors: Cursors;
+  readonly epochs: Epochs;
   readonly stats: ClientStats;
 
   /** Connect and log in; resolves with the first `welcome`, rejects when the client gives up. */
@@ -475,7 +517,7 @@ export declare class SwitchboardClient {
   /** Send any client frame and wait for its reply; an `error` reply rejects. */
   request(frame: ClientFrame, opts?: RequestOptions): Promise<ServerFrame>;
 
-  join(room: string, opts?: { since?: number } & RequestOptions): Promise<JoinOk>;
+  join(room: string, opts?: { since?: number; epoch?: string } & RequestOptions): Promise<JoinOk>;
   leave(room: string, opts?: RequestOptions): Promise<JoinOk>;
   publish(room: string, data: unknown, opts?: { echo?: boolean } & RequestOptions): Promise<SeqOk>;
   send(user: string, data: unknown, opts?: RequestOptions): Promise<SeqOk>;
@@ -492,8 +534,8 @@ export declare class SwitchboardClient {
   onlineUnwatch(opts?: RequestOptions): Promise<OkFrame>;
 
   gameCreate(opts?: RequestOptions): Promise<GameCreatedFrame>;
-  gameJoin(room: string, opts?: { since?: number } & RequestOptions): Promise<GameEnterOk>;
-  gameWatch(room: string, opts?: { since?: number } & RequestOptions): Promise<GameEnterOk>;
+  gameJoin(room: string, opts?: { since?: number; epoch?: string } & RequestOptions): Promise<GameEnterOk>;
+  gameWatch(room: string, opts?: { since?: number; epoch?: string } & RequestOptions): Promise<GameEnterOk>;
   gameSend(room: string, data: unknown, to?: GameTarget, opts?: RequestOptions): Promise<SeqOk>;
   gameLeave(room: string, opts?: RequestOptions): Promise<JoinOk>;
   gameClose(room: string, opts?: RequestOptions): Promise<JoinOk>;

@@ -10,8 +10,10 @@
  *   frames (drain) and the close-code rules of PROTOCOL.md §8;
  * - resume after a reconnect: `dm_since`, every joined room with `since`, every game
  *   (`game.join` / `game.watch` with `since`), the ranked queue, the `online.watch` and a
- *   `rename`; frames are
- *   de-duplicated by `seq`, and a gap (`recovered:false`) is reported as a `gap` event;
+ *   `rename`; each cursor goes with its stream's `epoch` (`dm_epoch`), so a log that
+ *   started again (`stream.reset`) is replayed from its start; frames are
+ *   de-duplicated by `seq`, a gap (`recovered:false`) is reported as a `gap` event and a
+ *   log that started again as a `reset` event;
  * - dead-connection detection: an application `ping` when nothing arrived for a while,
  *   and a reconnect when nothing answers it.
  *
@@ -213,6 +215,8 @@ function sleeper(ms) {
  * @property {number} [connectTimeoutMs=10000] time for the socket to open and `welcome` to arrive
  * @property {number} [dmSince] last DM seq this device saw in an earlier run (sent as
  *   `dm_since` on the first login); later logins use the last DM seq received
+ * @property {string} [dmEpoch] the epoch `dmSince` belongs to (`client.epochs.dm` of that
+ *   run; sent as `dm_epoch`)
  * @property {boolean} [resume=true] re-join rooms and games, re-queue, re-apply `rename`
  *   after a reconnect
  * @property {(msg: string, detail?: any) => void} [debug] log hook
@@ -233,7 +237,13 @@ function sleeper(ms) {
  *   (`connecting`, `open`, `reconnecting`, `closed`).
  * - `resume`: {kind:'room'|'game', room, since, recovered, replayed} after each re-join.
  * - `gap`: {kind:'room'|'game'|'dm', room?, since, replayed?} when the gateway could not
- *   fill a gap (`recovered:false`, or a DM seq lower than `dm_since`).
+ *   fill a gap (`recovered:false`, or a DM seq lower than `dm_since`); also right after
+ *   every `reset`, as {kind, room?, since, reset: true, epoch}.
+ * - `reset`: {kind:'room'|'game'|'dm', room?, epoch, previousEpoch, since} when a stream's
+ *   log started again under a new epoch (`stream.reset`, e.g. Redis restarted empty): its
+ *   cursor starts over at seq 0 of `epoch`, the messages that follow (a replay of the new
+ *   log, or live ones) have low seqs again and are delivered, and messages of the old log
+ *   this client had not received may be lost. `since` is the old cursor.
  * - `resume.failed`: {kind, room?, error} when a room, game, ranked queue entry or online
  *   watch could not be resumed (it is then no longer tracked).
  */
@@ -273,6 +283,7 @@ export class SwitchboardClient {
     this._resumeEnabled = options.resume !== false;
     this._debug = options.debug;
     this._initialDmSince = options.dmSince;
+    this._initialDmEpoch = options.dmEpoch;
 
     /** @type {Map<string, Set<Function>>} */
     this._handlers = new Map();
@@ -343,6 +354,18 @@ export class SwitchboardClient {
     for (const g of this._games.values()) if (g.joined) c.games[g.room] = g.tracker.max;
     return c;
   }
+  /**
+   * The epoch of each stream's cursor (from `ok` replies, `welcome` and `stream.reset`),
+   * null where the gateway sent none. Persist them with `cursors`: `dm` is accepted back
+   * as the `dmEpoch` option, a room's as `join(room, {since, epoch})`.
+   */
+  get epochs() {
+    /** @type {{dm: string|null, rooms: Record<string, string|null>, games: Record<string, string|null>}} */
+    const e = { dm: this._dmEpoch, rooms: {}, games: {} };
+    for (const r of this._rooms.values()) if (r.joined) e.rooms[r.room] = r.epoch;
+    for (const g of this._games.values()) if (g.joined) e.games[g.room] = g.epoch;
+    return e;
+  }
   /** Counters: frames in/out, duplicates dropped, reconnects. */
   get stats() {
     return { ...this._stats };
@@ -353,7 +376,7 @@ export class SwitchboardClient {
   /**
    * Subscribe to an event; returns the unsubscribe function.
    * @param {string} type a server frame type, `frame`, `state`, a state name, `resume`,
-   *   `gap` or `resume.failed`
+   *   `gap`, `reset` or `resume.failed`
    * @param {(payload: any, info?: any) => void} handler
    * @returns {() => void}
    */
@@ -496,6 +519,8 @@ export class SwitchboardClient {
     /** @type {Map<string, GameState>} */
     this._games = new Map();
     this._dm = new SeqTracker(this._initialDmSince ?? null);
+    /** @type {string|null} epoch of the DM cursor */
+    this._dmEpoch = this._initialDmSince !== undefined ? (this._initialDmEpoch ?? null) : null;
     this._rankQueued = false;
     /** @type {{all: true} | {users: string[]} | null} the `online.watch` to re-send on resume */
     this._onlineWatch = null;
@@ -773,6 +798,7 @@ export class SwitchboardClient {
       openWaiter: undefined,
       loginWaiter: undefined,
       dmSinceSent: undefined,
+      dmEpochSent: undefined,
       dmFirst: true,
     };
     this._conn = conn;
@@ -863,8 +889,12 @@ export class SwitchboardClient {
       /** @type {any} */
       const login = { type: 'login', token, id };
       const dmSince = this._dm.max;
-      if (dmSince !== null && dmSince !== undefined) login.dm_since = dmSince;
+      if (dmSince !== null && dmSince !== undefined) {
+        login.dm_since = dmSince;
+        if (this._dmEpoch) login.dm_epoch = this._dmEpoch;
+      }
       conn.dmSinceSent = login.dm_since;
+      conn.dmEpochSent = login.dm_epoch;
       conn.dmFirst = true;
       conn.loginId = id;
       const welcome = await new Promise((resolve, reject) => {
@@ -933,17 +963,19 @@ export class SwitchboardClient {
    * @param {RoomState|GameState} st
    */
   async _resumeOne(conn, kind, st) {
-    const since = st.tracker.max ?? 0;
-    const frame =
-      kind === 'room'
-        ? { type: 'join', room: st.room, since }
-        : { type: /** @type {GameState} */ (st).role === 'watcher' ? 'game.watch' : 'game.join', room: st.room, since };
     // A game seat stays held until the gateway notices the old session ended, and a
     // backend hiccup answers `unavailable`: both are worth a few more tries.
     for (let tryNo = 1; ; tryNo++) {
       if (conn.ended) return;
+      const since = st.tracker.max ?? 0;
+      /** @type {any} */
+      const frame =
+        kind === 'room'
+          ? { type: 'join', room: st.room, since }
+          : { type: /** @type {GameState} */ (st).role === 'watcher' ? 'game.watch' : 'game.join', room: st.room, since };
+      if (st.epoch) frame.epoch = st.epoch;
       try {
-        st.pending = { since };
+        st.pending = { since, reset: false };
         const ok = await this._request(conn, frame);
         this._onJoinOk(kind, st, since, ok);
         this._emit('resume', { kind, room: st.room, since, recovered: ok.recovered, replayed: ok.replayed });
@@ -1005,6 +1037,7 @@ export class SwitchboardClient {
     // Login phase: `welcome` or the `error` that refuses the login.
     if (conn.loginWaiter) {
       if (f.type === 'welcome') {
+        this._onWelcome(conn, f);
         conn.loginWaiter.resolve(f);
         conn.loginWaiter = undefined;
         return;
@@ -1041,6 +1074,9 @@ export class SwitchboardClient {
         return this._onStreamMessage('game', f);
       case 'direct':
         return this._onDirect(conn, f);
+      case 'stream.reset':
+        this._emit(f.type, f);
+        return this._onStreamReset(conn, f);
       case 'game.closed': {
         this._games.delete(f.room);
         this._emit(f.type, f);
@@ -1106,7 +1142,8 @@ export class SwitchboardClient {
       if (conn.dmFirst) {
         conn.dmFirst = false;
         if (conn.dmSinceSent !== undefined && f.seq <= conn.dmSinceSent) {
-          // The gateway's DM seqs restarted (e.g. a single-node restart): §5 clamp.
+          // The gateway's DM seqs restarted and it did not say so with a `stream.reset`
+          // (a gateway without epochs, e.g. a single-node restart): §5 clamp.
           this._dm.reset(null);
           this._emit('gap', { kind: 'dm', since: conn.dmSinceSent, seq: f.seq });
         }
@@ -1120,6 +1157,75 @@ export class SwitchboardClient {
   }
 
   /**
+   * `welcome`: learn the DM log's epoch. When this login sent `dm_epoch`, a different
+   * epoch is announced by the `stream.reset` that follows.
+   * @param {Conn} conn
+   * @param {any} w
+   */
+  _onWelcome(conn, w) {
+    const epoch = w.dm_epoch;
+    if (typeof epoch !== 'string' || !epoch) return;
+    if (conn.dmEpochSent !== undefined) {
+      // An epoch-aware gateway says `stream.reset` when the DM seqs restart.
+      conn.dmFirst = false;
+      return;
+    }
+    this._dmEpoch = epoch;
+  }
+
+  /**
+   * `stream.reset`: the stream's log started again under a new epoch. Its cursor starts
+   * over at seq 0, so the lower seqs that follow (a replay or live frames) are delivered.
+   * @param {Conn} conn
+   * @param {any} f
+   */
+  _onStreamReset(conn, f) {
+    const epoch = typeof f.epoch === 'string' ? f.epoch : null;
+    if (f.stream === 'dm') {
+      conn.dmFirst = false; // announced: no need to guess from the first DM's seq
+      const since = this._dm.max ?? 0;
+      const previousEpoch = conn.dmEpochSent ?? this._dmEpoch;
+      conn.dmEpochSent = undefined;
+      this._dm.reset(0);
+      this._dmEpoch = epoch;
+      this._emit('reset', { kind: 'dm', epoch, previousEpoch, since });
+      this._emit('gap', { kind: 'dm', since, reset: true, epoch });
+      return;
+    }
+    const kind = f.stream === 'game' ? 'game' : 'room';
+    const st = kind === 'room' ? this._rooms.get(f.room) : this._games.get(f.room);
+    if (!st) {
+      this._emit('reset', { kind, room: f.room, epoch, previousEpoch: null, since: 0 });
+      return;
+    }
+    this._resetStream(kind, st, epoch);
+  }
+
+  /**
+   * Starts a room's or game's cursor over at seq 0 of `epoch`; emits `reset` and `gap`.
+   * @param {'room'|'game'} kind
+   * @param {RoomState|GameState} st
+   * @param {string|null} epoch
+   */
+  _resetStream(kind, st, epoch) {
+    const pending = st.pending;
+    const since = pending ? pending.since : (st.tracker.max ?? 0);
+    const previousEpoch = st.epoch;
+    st.tracker.reset(0);
+    st.epoch = epoch;
+    if (pending) {
+      // A resume in flight: what was held is from the old log (at or below the cursor
+      // sent: seen already); the replay that follows is the new log from seq 1.
+      this._stats.duplicatesDropped += st.held.length;
+      st.held = [];
+      pending.since = 0;
+      pending.reset = true;
+    }
+    this._emit('reset', { kind, room: st.room, epoch, previousEpoch, since });
+    this._emit('gap', { kind, room: st.room, since, reset: true, epoch });
+  }
+
+  /**
    * Bookkeeping when a `join` / `game.join` / `game.watch` succeeds.
    * @param {'room'|'game'} kind
    * @param {RoomState|GameState} st
@@ -1130,9 +1236,23 @@ export class SwitchboardClient {
     st.joined = true;
     if (kind === 'game' && ok.role) /** @type {GameState} */ (st).role = ok.role;
     const held = st.held;
+    const wasReset = !!st.pending?.reset;
     st.held = [];
     st.pending = null;
+    if (typeof ok.epoch === 'string' && ok.epoch) {
+      if (st.epoch && st.epoch !== ok.epoch && !wasReset) {
+        // The log started again and the gateway moved this session's cursor without a
+        // `stream.reset` (a join without `since`): the same as one.
+        this._resetStream(kind, st, ok.epoch);
+      }
+      st.epoch = ok.epoch;
+    }
     if (since === undefined) return;
+    if (wasReset) {
+      // `reset` and `gap` were emitted at the `stream.reset`; the new log was replayed.
+      this._stats.duplicatesDropped += held.length;
+      return;
+    }
     const type = kind === 'room' ? 'message' : 'game.message';
     if (ok.recovered === false) {
       if (ok.replayed === 0) {
@@ -1290,28 +1410,24 @@ export class SwitchboardClient {
 
   /**
    * Join a room. With `since`, missed messages are replayed (as `message` events with
-   * `info.replay`) before the promise resolves with `ok {room, recovered, replayed}`.
-   * The room is re-joined automatically after every reconnect.
+   * `info.replay`) before the promise resolves with `ok {room, recovered, replayed, epoch}`.
+   * `epoch` is the epoch `since` belongs to (default: the one this client knows for the
+   * room); when the room's log started again since, a `reset` event comes first and the
+   * whole new log is replayed. The room is re-joined automatically after every reconnect.
    * @param {string} room
-   * @param {{since?: number, timeoutMs?: number}} [opts]
+   * @param {{since?: number, epoch?: string, timeoutMs?: number}} [opts]
    */
   async join(room, opts = {}) {
     const { since } = opts;
     let st = this._rooms.get(room);
     const fresh = !st;
     if (!st) {
-      st = { room, joined: false, tracker: new SeqTracker(), pending: null, held: [] };
+      st = { room, joined: false, tracker: new SeqTracker(), epoch: null, pending: null, held: [] };
       this._rooms.set(room, st);
     }
     /** @type {any} */
     const frame = { type: 'join', room };
-    if (since !== undefined) {
-      frame.since = since;
-      // The app asks for everything after `since`, even what it saw before.
-      st.tracker.reset(since);
-      st.pending = { since };
-      st.held = [];
-    }
+    if (since !== undefined) this._sinceRequest(st, frame, since, opts.epoch);
     try {
       const ok = await this.request(frame, opts);
       this._onJoinOk('room', st, since, ok);
@@ -1322,6 +1438,23 @@ export class SwitchboardClient {
       if (fresh && !st.joined) this._rooms.delete(room);
       throw err;
     }
+  }
+
+  /**
+   * Sets up a join / game.join / game.watch with `since` (and its epoch).
+   * @param {RoomState|GameState} st
+   * @param {any} frame
+   * @param {number} since
+   * @param {string|undefined} epoch
+   */
+  _sinceRequest(st, frame, since, epoch) {
+    frame.since = since;
+    if (epoch) st.epoch = epoch;
+    if (st.epoch) frame.epoch = st.epoch;
+    // The app asks for everything after `since`, even what it saw before.
+    st.tracker.reset(since);
+    st.pending = { since, reset: false };
+    st.held = [];
   }
 
   /**
@@ -1479,6 +1612,8 @@ export class SwitchboardClient {
       role: 'player',
       joined: true,
       tracker: new SeqTracker(0),
+      // `game.created` carries no epoch: learnt from a later `ok` or `stream.reset`.
+      epoch: null,
       pending: null,
       held: [],
     });
@@ -1487,9 +1622,10 @@ export class SwitchboardClient {
 
   /**
    * Take a seat in a game (or take yours back); resolves with
-   * `ok {room, role, owner, opponent?, started, recovered?, replayed?}`.
+   * `ok {room, role, owner, opponent?, started, recovered?, replayed?, epoch?}`. `since`
+   * and `epoch` work as in `join`.
    * @param {string} room
-   * @param {{since?: number, timeoutMs?: number}} [opts]
+   * @param {{since?: number, epoch?: string, timeoutMs?: number}} [opts]
    */
   gameJoin(room, opts = {}) {
     return this._gameEnter('game.join', room, opts);
@@ -1498,7 +1634,7 @@ export class SwitchboardClient {
   /**
    * Watch a game; resolves like `gameJoin` with `role:"watcher"`.
    * @param {string} room
-   * @param {{since?: number, timeoutMs?: number}} [opts]
+   * @param {{since?: number, epoch?: string, timeoutMs?: number}} [opts]
    */
   gameWatch(room, opts = {}) {
     return this._gameEnter('game.watch', room, opts);
@@ -1507,7 +1643,7 @@ export class SwitchboardClient {
   /**
    * @param {'game.join'|'game.watch'} type
    * @param {string} room
-   * @param {{since?: number, timeoutMs?: number}} opts
+   * @param {{since?: number, epoch?: string, timeoutMs?: number}} opts
    */
   async _gameEnter(type, room, opts) {
     const { since } = opts;
@@ -1519,6 +1655,7 @@ export class SwitchboardClient {
         role: type === 'game.watch' ? 'watcher' : 'player',
         joined: false,
         tracker: new SeqTracker(),
+        epoch: null,
         pending: null,
         held: [],
       };
@@ -1526,12 +1663,7 @@ export class SwitchboardClient {
     }
     /** @type {any} */
     const frame = { type, room };
-    if (since !== undefined) {
-      frame.since = since;
-      g.tracker.reset(since);
-      g.pending = { since };
-      g.held = [];
-    }
+    if (since !== undefined) this._sinceRequest(g, frame, since, opts.epoch);
     try {
       const ok = await this.request(frame, opts);
       this._onJoinOk('game', g, since, ok);
@@ -1612,7 +1744,9 @@ export class SwitchboardClient {
  * @property {string} room
  * @property {boolean} joined
  * @property {SeqTracker} tracker
- * @property {{since: number} | null} pending a `since` join in flight
+ * @property {string|null} epoch the epoch of the tracker's cursor (null: unknown)
+ * @property {{since: number, reset: boolean} | null} pending a `since` join in flight
+ *   (`reset`: a `stream.reset` came during it)
  * @property {any[]} held frames at or below `pending.since`, decided by the join's ok
  */
 
@@ -1634,6 +1768,7 @@ export class SwitchboardClient {
  * @property {{resolve: (v?: any) => void, reject: (e: any) => void} | undefined} openWaiter
  * @property {{resolve: (v?: any) => void, reject: (e: any) => void} | undefined} loginWaiter
  * @property {number|undefined} dmSinceSent
+ * @property {string|undefined} dmEpochSent
  * @property {boolean} dmFirst
  * @property {any} [loginId]
  * @property {SwitchboardError} [loginError]

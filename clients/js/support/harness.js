@@ -169,14 +169,9 @@ export async function startGateway(opts = {}) {
   return gw;
 }
 
-/** Start a private redis-server (no persistence) on a free port. */
-export async function startRedis() {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const t = track(child, `redis:${port}`);
-  await until(
+/** Resolves once a redis-server answers PING on `port`. */
+function redisUp(port) {
+  return until(
     () =>
       new Promise((resolve) => {
         const s = net.connect(port, '127.0.0.1');
@@ -191,15 +186,39 @@ export async function startRedis() {
       }),
     { timeoutMs: 10000, what: `redis on ${port}` },
   );
-  return {
+}
+
+/**
+ * Start a private redis-server (no persistence) on a free port. `restart()` kills it and
+ * starts an empty one on the same port (what a Redis restart without persistence does).
+ */
+export async function startRedis() {
+  const port = await freePort();
+  const spawnRedis = () => {
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return { child, t: track(child, `redis:${port}`) };
+  };
+  let proc = spawnRedis();
+  await redisUp(port);
+  const redis = {
     port,
     url: `redis://127.0.0.1:${port}`,
     async stop() {
+      const { child, t } = proc;
       if (child.exitCode !== null || child.signalCode !== null) return t.exited;
       child.kill('SIGKILL');
       return t.exited;
     },
+    /** Kill it, then start an empty one on the same port; resolves once it answers. */
+    async restart() {
+      await redis.stop();
+      proc = spawnRedis();
+      await redisUp(port);
+    },
   };
+  return redis;
 }
 
 /**
@@ -235,6 +254,7 @@ export function makeClient(url, user, opts = {}) {
     'state',
     'resume',
     'gap',
+    'reset',
     'resume.failed',
     'welcome',
   ]) {

@@ -57,15 +57,20 @@ test('friend game: create, join, watch, send to all/opponent/watchers, close', {
   const startedA = alice.waitFor('game.started');
   const startedB = bob.waitFor('game.started');
   const joinOk = await bob.gameJoin(room);
+  // The game log's epoch comes with the ok; the client keeps it for resuming.
+  assert.equal(typeof joinOk.epoch, 'string');
+  assert.ok(joinOk.epoch.length > 0);
   assert.deepEqual(
     { ...joinOk, id: 0 },
-    { type: 'ok', id: 0, room, role: 'player', owner: 'alice', opponent: 'bob', started: true },
+    { type: 'ok', id: 0, room, role: 'player', owner: 'alice', opponent: 'bob', started: true, epoch: joinOk.epoch },
   );
+  assert.deepEqual(bob.epochs.games, { [room]: joinOk.epoch });
   assert.deepEqual(await startedA, { type: 'game.started', room, owner: 'alice', opponent: 'bob' });
   assert.deepEqual(await startedB, { type: 'game.started', room, owner: 'alice', opponent: 'bob' });
 
   const watchOk = await wendy.gameWatch(room);
   assert.equal(watchOk.role, 'watcher');
+  assert.equal(watchOk.epoch, joinOk.epoch, 'one log, one epoch');
   assert.equal(watchOk.started, true);
   assert.deepEqual(wendy.games, [{ room, role: 'watcher' }]);
 
@@ -225,6 +230,10 @@ test('resume after a dropped connection: rooms, DMs and games exactly once', { t
   );
   assert.equal(bob.of('gap').length, 0);
   assert.equal(wendy.of('gap').length, 0);
+  // Same logs, same epochs: no reset.
+  assert.deepEqual([...bob.of('reset'), ...wendy.of('reset')], []);
+  assert.equal(wendy.epochs.games[room], bob.epochs.games[room]);
+  assert.equal(typeof bob.epochs.rooms.den, 'string');
   // The rename was re-applied.
   assert.equal((await alice.presence('den')).members.find((m) => m.user === 'ben').name, 'Benjamin');
 

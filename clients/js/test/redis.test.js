@@ -196,3 +196,132 @@ test('drain moves the client to another replica from its URL list', { timeout: 2
   const exit = await gwA.exited;
   assert.equal(exit.code, 0);
 });
+
+/** `message` events of a room (seqs restart after a reset: not checked to increase). */
+const inRoom = (c, room) => c.of('message', (m) => m.room === room);
+
+/** Resolves once the gateway answers /readyz with 200 (its Redis connections are back). */
+async function ready(g) {
+  await until(async () => (await fetch(`${g.http}/readyz`).catch(() => null))?.ok, { timeoutMs: 10000, what: `${g.url} ready` });
+}
+
+/** Retries a request the gateway refuses while Redis is away (`unavailable`). */
+async function retrying(fn) {
+  let last;
+  for (let i = 0; i < 100; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      last = err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw last;
+}
+
+test('Redis restarted empty: connected clients get a reset and every later message exactly once', { timeout: 30000 }, async () => {
+  // A Redis of its own: this test restarts it.
+  const own = await startRedis();
+  const onOwn = async () => {
+    const g = await startGateway({
+      ready: true,
+      // A fast probe: /readyz stays green for 3 probe intervals after the last probe
+      // came back, so a short interval lets it tell the subscriber is back (below).
+      args: ['--jwt-secret', SECRET, '--redis-url', own.url, '--redis-probe-interval', '100ms'],
+      env: { SWITCHBOARD_DRAIN_DELAY: '0s' },
+    });
+    procs.push(g);
+    return g;
+  };
+  try {
+    const [gwA, gwB] = [await onOwn(), await onOwn()];
+    const room = 'epochs';
+    const alice = client(gwA.url, 'alice');
+    const bob = client(gwB.url, 'bob'); // on the other replica: fan-out through Redis
+    await alice.connect();
+    const welcome = await bob.connect();
+    const oldDmEpoch = welcome.dm_epoch;
+    assert.equal(typeof oldDmEpoch, 'string');
+    await alice.join(room);
+    const joined = await bob.join(room);
+    const oldEpoch = joined.epoch;
+    assert.equal(typeof oldEpoch, 'string');
+    assert.deepEqual(bob.epochs, { dm: oldDmEpoch, rooms: { [room]: oldEpoch }, games: {} });
+    for (let i = 1; i <= 3; i++) await alice.publish(room, `before ${i}`);
+    await alice.send('bob', 'dm before 1');
+    await alice.send('bob', 'dm before 2');
+    await until(() => inRoom(bob, room).length === 3 && bob.of('direct').length === 2, { what: 'messages before' });
+    assert.deepEqual(bob.cursors, { dm: 2, rooms: { [room]: 3 }, games: {} });
+
+    await own.restart();
+    // Wait until each replica's own probe came back through the new Redis, i.e. its
+    // subscriber re-subscribed everything: a message published before that reaches a
+    // replica only when a later message on the topic reveals the gap (ARCHITECTURE.md,
+    // Outages). Older probes are stale after 3 intervals (300 ms).
+    await new Promise((r) => setTimeout(r, 400));
+    await ready(gwA);
+    await ready(gwB);
+    // Published after the restart (a refused publish is not published: retried).
+    const first = await retrying(() => alice.publish(room, 'after 1'));
+    assert.equal(first.seq, 1, 'the new log starts at 1, below bob cursor (3)');
+    const after = [first.seq];
+    for (let i = 2; i <= 4; i++) after.push((await alice.publish(room, `after ${i}`)).seq);
+    const dm = await retrying(() => alice.send('bob', 'dm after'));
+    assert.equal(dm.seq, 1);
+
+    await until(() => inRoom(bob, room).length === 7 && bob.of('direct').length === 3, {
+      timeoutMs: 8000,
+      what: 'messages after the restart',
+    }).catch((e) => {
+      throw new Error(`${e.message}: bob has ${JSON.stringify(bob.events.filter((x) => ['message', 'direct', 'reset', 'state'].includes(x.type)).map((x) => [x.type, x.payload.seq ?? x.payload.state ?? x.payload.kind, x.payload.data]))}`);
+    });
+    const texts = bob.of('message', (m) => m.room === room).map((m) => m.data);
+    assert.deepEqual(texts, ['before 1', 'before 2', 'before 3', 'after 1', 'after 2', 'after 3', 'after 4']);
+    assert.deepEqual(
+      bob.of('message', (m) => m.room === room).map((m) => m.seq),
+      [1, 2, 3, ...after],
+    );
+    assert.deepEqual(
+      bob.of('direct').map((d) => [d.seq, d.data]),
+      [
+        [1, 'dm before 1'],
+        [2, 'dm before 2'],
+        [1, 'dm after'],
+      ],
+    );
+    // One reset per stream, with the old cursor and both epochs.
+    const resets = bob.of('reset');
+    const roomReset = resets.find((r) => r.kind === 'room');
+    const dmReset = resets.find((r) => r.kind === 'dm');
+    assert.equal(resets.length, 2, JSON.stringify(resets));
+    assert.deepEqual(roomReset, { kind: 'room', room, epoch: roomReset.epoch, previousEpoch: oldEpoch, since: 3 });
+    assert.deepEqual(dmReset, { kind: 'dm', epoch: dmReset.epoch, previousEpoch: oldDmEpoch, since: 2 });
+    assert.notEqual(roomReset.epoch, oldEpoch);
+    assert.notEqual(dmReset.epoch, oldDmEpoch);
+    // `gap` follows each reset, marked as such.
+    assert.deepEqual(
+      bob.of('gap').map((g) => [g.kind, g.reset, g.since]).sort(),
+      [
+        ['dm', true, 2],
+        ['room', true, 3],
+      ],
+    );
+    assert.deepEqual(bob.epochs, { dm: dmReset.epoch, rooms: { [room]: roomReset.epoch }, games: {} });
+    assert.deepEqual(bob.cursors, { dm: 1, rooms: { [room]: 4 }, games: {} });
+    assert.equal(bob.stats.duplicatesDropped, 0);
+
+    // A reconnect now resumes within the new epoch: no second reset, nothing twice.
+    const back = bob.waitFor('open', { filter: (o) => o.resumed, timeoutMs: 8000 });
+    bob.reconnectNow();
+    await back;
+    const live = await alice.publish(room, 'live');
+    await until(() => inRoom(bob, room).length === 8, { what: 'live message' });
+    assert.equal(bob.of('message').at(-1).seq, live.seq);
+    assert.deepEqual(bob.of('resume').at(-1), { kind: 'room', room, since: 4, recovered: true, replayed: 0 });
+    assert.equal(bob.of('reset').length, 2);
+    assert.equal(bob.of('direct').length, 3);
+    assert.equal(bob.stats.duplicatesDropped, 0);
+  } finally {
+    await own.stop();
+  }
+});

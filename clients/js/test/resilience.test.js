@@ -1,6 +1,6 @@
-// Reconnect rules on a single node (in-memory backend): a restart that loses the seqs
-// (gap), a dead connection found by the heartbeat, close codes 4003/4004/4005, and the
-// online feed across a reconnect.
+// Reconnect rules on a single node (in-memory backend): a restart that starts every log
+// again (a new epoch), a dead connection found by the heartbeat, close codes
+// 4003/4004/4005, and the online feed across a reconnect.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, makeClient, cleanup, until, freePort, sleep } from '../support/harness.js';
@@ -21,37 +21,95 @@ function client(url, user, opts) {
   return c;
 }
 
-test('single-node restart: seqs restart, the client reports a gap and keeps the new messages', { timeout: 15000 }, async () => {
+test('in-memory gateway restarted: the client resumes with its old epochs and gets the new log, not silence', { timeout: 15000 }, async () => {
   const port = await freePort();
   let gw = await gateway({ port, args: ['--drain-timeout', '1s'] });
+  // Bob's reconnects wait at this gate until the new process has messages for him.
+  let release = () => {};
+  const gate = new Promise((r) => (release = r));
+  let gated = false;
   const alice = client(gw.url, 'alice');
-  const bob = client(gw.url, 'bob');
+  const bob = client(gw.url, 'bob', {
+    client: {
+      url: async (ctx) => {
+        if (gated && ctx.attempt > 0) await gate;
+        return gw.url;
+      },
+    },
+  });
   await alice.connect();
-  await bob.connect();
+  const welcome = await bob.connect();
   await alice.join('r');
-  await bob.join('r');
+  const joined = await bob.join('r');
   for (let i = 1; i <= 3; i++) await alice.publish('r', `old ${i}`);
   await alice.send('bob', 'dm 1');
   await alice.send('bob', 'dm 2');
   await until(() => bob.of('message').length === 3 && bob.of('direct').length === 2);
   assert.deepEqual(bob.cursors, { dm: 2, rooms: { r: 3 }, games: {} });
+  const old = { dm: welcome.dm_epoch, room: joined.epoch };
+  assert.deepEqual(bob.epochs, { dm: old.dm, rooms: { r: old.room }, games: {} });
 
-  const back = [alice, bob].map((c) => c.waitFor('open', { filter: (o) => o.resumed, timeoutMs: 8000 }));
+  gated = true;
+  const aliceBack = alice.waitFor('open', { filter: (o) => o.resumed, timeoutMs: 8000 });
   await gw.stop('SIGTERM');
-  // A new process: new random dev secret (getToken fetches a fresh token), seqs from 1.
+  // A new process: new random dev secret (getToken fetches a fresh token), new logs.
   gw = await gateway({ port });
-  await Promise.all(back);
-
-  assert.deepEqual(bob.of('gap'), [{ kind: 'room', room: 'r', since: 3, replayed: 0 }]);
-  assert.deepEqual(bob.of('resume'), [{ kind: 'room', room: 'r', since: 3, recovered: false, replayed: 0 }]);
-  const fresh = await alice.publish('r', 'new 1');
-  assert.equal(fresh.seq, 1);
+  await aliceBack;
+  // While bob is still away: two messages in the new log (seqs 1 and 2, below bob's
+  // cursor 3) and a DM (seq 1, below his dm cursor 2).
+  const n1 = await alice.publish('r', 'new 1');
+  const n2 = await alice.publish('r', 'new 2');
+  assert.deepEqual([n1.seq, n2.seq], [1, 2]);
   await alice.send('bob', 'dm after restart');
-  await until(() => bob.of('message').length === 4 && bob.of('direct').length === 3, { what: 'new messages' });
-  assert.equal(bob.of('message').at(-1).data, 'new 1');
-  assert.equal(bob.of('direct').at(-1).seq, 1);
-  assert.deepEqual(bob.of('gap').at(-1), { kind: 'dm', since: 2, seq: 1 });
-  assert.deepEqual(bob.cursors, { dm: 1, rooms: { r: 1 }, games: {} });
+
+  const bobBack = bob.waitFor('open', { filter: (o) => o.resumed, timeoutMs: 8000 });
+  release();
+  await bobBack;
+  // The resume sent the old epochs: the gateway said stream.reset and replayed its log.
+  assert.deepEqual(
+    bob.of('message').map((m) => [m.seq, m.data]),
+    [
+      [1, 'old 1'],
+      [2, 'old 2'],
+      [3, 'old 3'],
+      [1, 'new 1'],
+      [2, 'new 2'],
+    ],
+  );
+  assert.deepEqual(
+    bob.of('direct').map((d) => [d.seq, d.data]),
+    [
+      [1, 'dm 1'],
+      [2, 'dm 2'],
+      [1, 'dm after restart'],
+    ],
+  );
+  const resets = bob.of('reset');
+  assert.equal(resets.length, 2, JSON.stringify(resets));
+  const roomReset = resets.find((r) => r.kind === 'room');
+  const dmReset = resets.find((r) => r.kind === 'dm');
+  assert.deepEqual(roomReset, { kind: 'room', room: 'r', epoch: roomReset.epoch, previousEpoch: old.room, since: 3 });
+  assert.deepEqual(dmReset, { kind: 'dm', epoch: dmReset.epoch, previousEpoch: old.dm, since: 2 });
+  assert.notEqual(roomReset.epoch, old.room);
+  assert.notEqual(dmReset.epoch, old.dm);
+  assert.deepEqual(bob.of('resume'), [{ kind: 'room', room: 'r', since: 3, recovered: false, replayed: 2 }]);
+  // One gap per reset (the resume's recovered:false is the same event).
+  assert.deepEqual(bob.of('gap').map((g) => [g.kind, g.reset]).sort(), [
+    ['dm', true],
+    ['room', true],
+  ]);
+  assert.deepEqual(bob.cursors, { dm: 1, rooms: { r: 2 }, games: {} });
+  assert.deepEqual(bob.epochs, { dm: dmReset.epoch, rooms: { r: roomReset.epoch }, games: {} });
+
+  // Live again, exactly once.
+  const n3 = await alice.publish('r', 'new 3');
+  await alice.send('bob', 'dm live');
+  await until(() => bob.of('message').length === 6 && bob.of('direct').length === 4, { what: 'live messages' });
+  const last = bob.of('message').at(-1);
+  assert.deepEqual([last.seq, last.data], [n3.seq, 'new 3']);
+  assert.equal(bob.of('direct').at(-1).seq, 2);
+  assert.equal(bob.stats.duplicatesDropped, 0);
+  assert.equal(bob.of('reset').length, 2);
 });
 
 test('heartbeat: a silent connection is detected and replaced', { timeout: 15000 }, async () => {

@@ -77,6 +77,7 @@ async function loggedIn(opts = {}) {
 }
 
 test('a live message with a low seq that overtakes the ok of a reset resume is kept', async () => {
+  // A gateway without epochs (no `epoch` in its replies, no `stream.reset`).
   const { c, ws } = await loggedIn();
   const got = [];
   const gaps = [];
@@ -258,4 +259,155 @@ test('switchboard.d.ts declares every public method of the module', () => {
     if (name === 'constructor' || name === 'requestTimeoutMs' || name === 'connectTimeoutMs' || name === 'RESUME_CONCURRENCY' || name === 'STABLE_MS') continue;
     assert.ok(publicNames.includes(name), `${name} declared but not implemented`);
   }
+});
+
+test('epochs: resumes send them; a stream.reset during a resume does not drop the replay', async () => {
+  const { c, ws } = await loggedIn();
+  const got = [];
+  const resets = [];
+  const gaps = [];
+  c.on('message', (m, info) => got.push([m.seq, m.data, info.replay]));
+  c.on('reset', (r) => resets.push(r));
+  c.on('gap', (g) => gaps.push(g));
+  const j = c.join('r');
+  ws.push({ type: 'ok', id: (await ws.waitSent('join')).id, room: 'r', epoch: 'E1' });
+  await j;
+  for (let seq = 1; seq <= 5; seq++) ws.push({ type: 'message', room: 'r', from: 'x', name: 'X', data: `old ${seq}`, seq, ts: 1 });
+  assert.deepEqual(c.epochs, { dm: null, rooms: { r: 'E1' }, games: {} });
+
+  // Reconnect: the resume carries the cursor and its epoch.
+  const sock = FakeSocket.next();
+  ws.serverClose(1006);
+  const ws2 = await sock;
+  ws2.open();
+  await ws2.waitSent('login');
+  ws2.push(welcome(2));
+  const rejoin = await ws2.waitSent('join');
+  assert.deepEqual({ ...rejoin, id: 0 }, { type: 'join', room: 'r', since: 5, epoch: 'E1', id: 0 });
+  // An old-log frame at the cursor is held (a duplicate), then the log started again:
+  // reset, the new log from seq 1 (all at or below the old cursor 5), the ok.
+  ws2.push({ type: 'message', room: 'r', from: 'x', name: 'X', data: 'old 5', seq: 5, ts: 1 });
+  ws2.push({ type: 'stream.reset', stream: 'room', room: 'r', epoch: 'E2' });
+  for (let seq = 1; seq <= 3; seq++) ws2.push({ type: 'message', room: 'r', from: 'x', name: 'X', data: `new ${seq}`, seq, ts: 2 });
+  ws2.push({ type: 'ok', id: rejoin.id, room: 'r', recovered: false, replayed: 3, epoch: 'E2' });
+  await c.waitFor('open');
+  assert.deepEqual(got.slice(5), [
+    [1, 'new 1', true],
+    [2, 'new 2', true],
+    [3, 'new 3', true],
+  ]);
+  assert.deepEqual(resets, [{ kind: 'room', room: 'r', epoch: 'E2', previousEpoch: 'E1', since: 5 }]);
+  assert.deepEqual(gaps, [{ kind: 'room', room: 'r', since: 5, reset: true, epoch: 'E2' }]);
+  assert.deepEqual(c.cursors.rooms, { r: 3 });
+  assert.deepEqual(c.epochs.rooms, { r: 'E2' });
+  // Live and replayed overlap in the new epoch is still dropped.
+  ws2.push({ type: 'message', room: 'r', from: 'x', name: 'X', data: 'new 3', seq: 3, ts: 2 });
+  ws2.push({ type: 'message', room: 'r', from: 'x', name: 'X', data: 'new 4', seq: 4, ts: 2 });
+  assert.deepEqual(got.at(-1), [4, 'new 4', false]);
+  assert.equal(got.length, 9);
+  assert.equal(c.stats.duplicatesDropped, 2); // the held old 5 and the live new 3
+  c.close();
+});
+
+test('epochs: a live stream.reset lets the lower seqs through, for rooms, games and DMs', async () => {
+  const { c, ws } = await loggedIn();
+  const got = [];
+  const resets = [];
+  c.on('message', (m) => got.push(['room', m.seq]));
+  c.on('game.message', (m) => got.push(['game', m.seq]));
+  c.on('direct', (d) => got.push(['dm', d.seq]));
+  c.on('reset', (r) => resets.push(r));
+  const j = c.join('r');
+  ws.push({ type: 'ok', id: (await ws.waitSent('join')).id, room: 'r', epoch: 'R1' });
+  await j;
+  const g = c.gameWatch('g-1');
+  ws.push({ type: 'ok', id: (await ws.waitSent('game.watch')).id, room: 'g-1', role: 'watcher', owner: 'o', started: true, epoch: 'G1' });
+  await g;
+  ws.push({ type: 'message', room: 'r', from: 'x', name: 'X', data: 1, seq: 7, ts: 1 });
+  ws.push({ type: 'game.message', room: 'g-1', from: 'o', to: 'all', data: 1, seq: 4 });
+  ws.push({ type: 'direct', from: 'x', name: 'X', data: 1, seq: 9, ts: 1 });
+  // Redis restarted empty.
+  ws.push({ type: 'stream.reset', stream: 'room', room: 'r', epoch: 'R2' });
+  ws.push({ type: 'message', room: 'r', from: 'x', name: 'X', data: 2, seq: 1, ts: 1 });
+  ws.push({ type: 'stream.reset', stream: 'game', room: 'g-1', epoch: 'G2' });
+  ws.push({ type: 'game.message', room: 'g-1', from: 'o', to: 'all', data: 2, seq: 1 });
+  ws.push({ type: 'stream.reset', stream: 'dm', epoch: 'D2' });
+  ws.push({ type: 'direct', from: 'x', name: 'X', data: 2, seq: 1, ts: 1 });
+  assert.deepEqual(got, [
+    ['room', 7],
+    ['game', 4],
+    ['dm', 9],
+    ['room', 1],
+    ['game', 1],
+    ['dm', 1],
+  ]);
+  assert.deepEqual(resets, [
+    { kind: 'room', room: 'r', epoch: 'R2', previousEpoch: 'R1', since: 7 },
+    { kind: 'game', room: 'g-1', epoch: 'G2', previousEpoch: 'G1', since: 4 },
+    { kind: 'dm', epoch: 'D2', previousEpoch: null, since: 9 },
+  ]);
+  assert.deepEqual(c.cursors, { dm: 1, rooms: { r: 1 }, games: { 'g-1': 1 } });
+  assert.deepEqual(c.epochs, { dm: 'D2', rooms: { r: 'R2' }, games: { 'g-1': 'G2' } });
+
+  // The next login and resumes carry the new epochs.
+  const sock = FakeSocket.next();
+  ws.serverClose(1006);
+  const ws2 = await sock;
+  ws2.open();
+  const login = await ws2.waitSent('login');
+  assert.deepEqual([login.dm_since, login.dm_epoch], [1, 'D2']);
+  ws2.push({ ...welcome(2), dm_epoch: 'D2' });
+  const rejoin = await ws2.waitSent('join');
+  const rewatch = await ws2.waitSent('game.watch');
+  assert.deepEqual([rejoin.since, rejoin.epoch], [1, 'R2']);
+  assert.deepEqual([rewatch.since, rewatch.epoch], [1, 'G2']);
+  c.close();
+});
+
+test('epochs: the welcome dm_epoch is kept; the dmEpoch option goes with dmSince', async () => {
+  const first = await loggedIn({ dmSince: 4, dmEpoch: 'D1' });
+  const login = first.ws.last('login');
+  assert.deepEqual([login.dm_since, login.dm_epoch], [4, 'D1']);
+  first.c.close();
+
+  // No DM cursor yet: the welcome's epoch is adopted for the next login.
+  const { c, ws } = await loggedIn();
+  assert.equal(ws.last('login').dm_epoch, undefined);
+  assert.equal(c.epochs.dm, null); // the plain welcome() has no dm_epoch
+  const sock = FakeSocket.next();
+  ws.serverClose(1006);
+  const ws2 = await sock;
+  ws2.open();
+  await ws2.waitSent('login');
+  ws2.push({ ...welcome(2), dm_epoch: 'D7' });
+  await c.waitFor('open');
+  assert.equal(c.epochs.dm, 'D7');
+  ws2.push({ type: 'direct', from: 'x', name: 'X', data: 1, seq: 1, ts: 1 });
+  const sock3 = FakeSocket.next();
+  ws2.serverClose(1006);
+  const ws3 = await sock3;
+  ws3.open();
+  const login3 = await ws3.waitSent('login');
+  assert.deepEqual([login3.dm_since, login3.dm_epoch], [1, 'D7']);
+  c.close();
+});
+
+test('epochs: a join ok with another epoch than the known one resets the cursor', async () => {
+  const { c, ws } = await loggedIn();
+  const got = [];
+  const resets = [];
+  c.on('message', (m) => got.push(m.seq));
+  c.on('reset', (r) => resets.push(r));
+  const j = c.join('r');
+  ws.push({ type: 'ok', id: (await ws.waitSent('join')).id, room: 'r', epoch: 'E1' });
+  await j;
+  ws.push({ type: 'message', room: 'r', from: 'x', name: 'X', data: 1, seq: 2, ts: 1 });
+  // Joined again without since: the gateway moved this session to the new log silently.
+  const j2 = c.join('r');
+  ws.push({ type: 'ok', id: (await ws.waitSent('join', 2)).id, room: 'r', epoch: 'E2' });
+  await j2;
+  ws.push({ type: 'message', room: 'r', from: 'x', name: 'X', data: 2, seq: 1, ts: 1 });
+  assert.deepEqual(got, [2, 1]);
+  assert.deepEqual(resets, [{ kind: 'room', room: 'r', epoch: 'E2', previousEpoch: 'E1', since: 2 }]);
+  c.close();
 });
