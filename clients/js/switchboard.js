@@ -1612,8 +1612,8 @@ export class SwitchboardClient {
       role: 'player',
       joined: true,
       tracker: new SeqTracker(0),
-      // `game.created` carries no epoch: learnt from a later `ok` or `stream.reset`.
-      epoch: null,
+      // Older gateways send no epoch: then it is learnt from a later `ok` or `stream.reset`.
+      epoch: created.epoch ?? null,
       pending: null,
       held: [],
     });

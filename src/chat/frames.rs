@@ -127,7 +127,7 @@ impl Chat {
             ServerEvent::Who { users, count, .. } => {
                 return self.out.now(&render::who(&users, count));
             }
-            ServerEvent::GameCreated { room, .. } => {
+            ServerEvent::GameCreated { room, epoch, .. } => {
                 self.out.now(&format!(
                     "* game created: {room}; others can /game join or /game watch it"
                 ));
@@ -135,7 +135,7 @@ impl Chat {
                     room,
                     role: GameRole::Player,
                     seq: None,
-                    epoch: None,
+                    epoch,
                 });
                 return;
             }

@@ -133,6 +133,8 @@ pub enum ServerEvent {
         id: Option<Value>,
         room: String,
         owner: String,
+        #[serde(default)]
+        epoch: Option<String>,
     },
     #[serde(rename = "game.started")]
     GameStarted {
@@ -340,6 +342,7 @@ mod tests {
                 id: Some(&id),
                 room: "g-1",
                 owner: "alice",
+                epoch: Some("17.3"),
             },
             ServerFrame::GameStarted {
                 room: "g-1",

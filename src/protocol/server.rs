@@ -122,6 +122,9 @@ pub enum ServerFrame<'a> {
         id: Option<&'a Value>,
         room: &'a str,
         owner: &'a str,
+        /// The game log's epoch, for resuming with `since`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a str>,
     },
     #[serde(rename = "game.started")]
     GameStarted {

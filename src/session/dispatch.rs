@@ -158,11 +158,17 @@ impl<T: Transport> Session<'_, T> {
                 let room = gw.game_create(&self.handle).await?;
                 self.games
                     .insert(room.clone(), (GameRole::Player, Position::default()));
+                // The creator resumes like any player, so it learns the log's epoch too.
+                let (_, _, epoch) = self
+                    .game_replay(&room, GameRole::Player, None)
+                    .await
+                    .unwrap_or_default();
                 let owner = self.identity.user.clone();
                 let frame = ServerFrame::GameCreated {
                     id,
                     room: room.as_str(),
                     owner: owner.as_str(),
+                    epoch: epoch.wire(),
                 };
                 self.reply(frame).await;
             }
