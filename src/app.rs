@@ -106,6 +106,8 @@ pub async fn run(
     };
     let matcher = tokio::spawn(gw.clone().run_matchmaker(draining.clone()));
     let online_feed = tokio::spawn(gw.clone().run_online_feed(draining.clone()));
+    // Runs through the drain: seats of sessions still here keep their leases.
+    let game_sweep = tokio::spawn(gw.clone().run_game_sweep(CancellationToken::new()));
     tracing::info!(addr = %http_addr, replica = %gw.replica, "switchboard listening");
 
     shutdown.await;
@@ -145,6 +147,7 @@ pub async fn run(
     }
     matcher.abort();
     online_feed.abort();
+    game_sweep.abort();
     if timeout(DRAIN_MARGIN, http).await.is_err() {
         tracing::debug!("http server still closing idle connections");
     }

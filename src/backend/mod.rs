@@ -224,6 +224,29 @@ impl GameState {
     }
 }
 
+/// A player's seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seat {
+    pub user: UserId,
+    /// When the seat went away (ms), 0 while taken.
+    pub away: u64,
+    /// Until when the holder's replica vouches for it (ms); 0: no lease yet.
+    pub lease: u64,
+}
+
+impl Seat {
+    /// Since when the seat counts as away at `now_ms`: marked away, or its lease lapsed.
+    pub fn away_at(&self, now_ms: u64) -> Option<u64> {
+        if self.away != 0 {
+            Some(self.away)
+        } else if self.lease != 0 && self.lease < now_ms {
+            Some(self.lease)
+        } else {
+            None
+        }
+    }
+}
+
 /// Why a game request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GameRefusal {
@@ -253,8 +276,9 @@ pub trait Games: Send + Sync {
         now_ms: u64,
     ) -> Result<(), BackendError>;
     async fn get(&self, room: &RoomId) -> Result<Option<GameState>, BackendError>;
-    /// Takes the free seat, or brings back a player whose seat is away; `Conflict` when
-    /// the caller already sits there, `RoomFull` when both seats are taken by others.
+    /// Takes the free seat, or the caller's own seat (away or not: another device of the
+    /// same player, or the player back after its replica died); `RoomFull` when both
+    /// seats belong to others.
     async fn join(
         &self,
         room: &RoomId,
@@ -268,12 +292,20 @@ pub trait Games: Send + Sync {
         limit: usize,
     ) -> Result<Result<GameState, GameRefusal>, BackendError>;
     async fn unwatch(&self, room: &RoomId, user: &UserId) -> Result<(), BackendError>;
-    /// Marks a player's seat away since `mark` (ms); `join` brings it back.
+    /// Marks a player's seat away since `mark` (ms); `join` or `lease` brings it back.
     async fn away(&self, room: &RoomId, user: &UserId, mark: u64) -> Result<(), BackendError>;
-    /// When the player's seat went away, or `None` while it is taken (or no such game).
-    /// A grace timer compares it with its own mark, so a stale timer from an earlier
-    /// drop never closes the game early.
-    async fn away_since(&self, room: &RoomId, user: &UserId) -> Result<Option<u64>, BackendError>;
+    /// Renews the seats held by sessions on this replica until `until_ms` (and clears an
+    /// away mark another device left). A seat whose lease lapses counts as away from
+    /// then: its replica died without marking it.
+    async fn lease(&self, seats: &[(RoomId, UserId)], until_ms: u64) -> Result<(), BackendError>;
+    /// The game's player seats, or `None` when there is no such game.
+    async fn seats(&self, room: &RoomId) -> Result<Option<Vec<Seat>>, BackendError>;
+    /// Asks for a check of the game at `due_ms` (an earlier pending check is kept).
+    async fn schedule(&self, room: &RoomId, due_ms: u64) -> Result<(), BackendError>;
+    /// Replaces the game's pending check (`None`: no check).
+    async fn reschedule(&self, room: &RoomId, due_ms: Option<u64>) -> Result<(), BackendError>;
+    /// Up to `limit` games whose check is due at `now_ms`, on every replica alike.
+    async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<RoomId>, BackendError>;
     /// Records activity so a busy game does not expire as idle.
     async fn touch(&self, room: &RoomId) -> Result<(), BackendError>;
     /// Deletes the game; `Some` only for the one caller that actually closed it.

@@ -2,13 +2,15 @@
 //! seq, and closing, including a grace period for players who drop out.
 
 use super::dedupe_key;
-use crate::backend::{GameRefusal, GameState, Published, Replay, Seated};
+use crate::backend::{BackendError, GameRefusal, GameState, Published, Replay, Seated};
 use crate::event::{Epoch, Event, Position, Topic};
 use crate::gateway::Gateway;
 use crate::hub::SessionHandle;
 use crate::protocol::{ErrorCode, GameRole, GameTarget, MsgId, Reply, RoomId, UserId};
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Why a game closed, as sent in `game.closed`.
 pub mod reason {
@@ -47,6 +49,8 @@ impl Gateway {
             .await?;
         self.metrics.games_created.inc();
         self.game_attach(handle, &room, GameRole::Player).await?;
+        self.lease_seats(&[(room.clone(), handle.user.clone())])
+            .await;
         Ok(room)
     }
 
@@ -81,6 +85,8 @@ impl Gateway {
     ) -> Result<GameState, Reply> {
         let Seated { state, starts } = self.games.join(room, &handle.user).await??;
         self.game_attach(handle, room, GameRole::Player).await?;
+        self.lease_seats(&[(room.clone(), handle.user.clone())])
+            .await;
         if starts && let Some(opponent) = state.opponent.clone() {
             let event = Event::GameStarted {
                 room: room.clone(),
@@ -179,9 +185,13 @@ impl Gateway {
         Ok(())
     }
 
-    /// A player's session ended: the seat turns away, and the game closes unless the
-    /// player comes back (on any replica) within the grace period.
+    /// A player's session ended: unless another local device of the player still plays,
+    /// the seat turns away and the game is checked when the grace period ends (by
+    /// whichever replica's sweep gets there first).
     pub async fn game_player_gone(self: &Arc<Self>, room: &RoomId, user: &UserId) {
+        if self.hub.plays_here(room, user) {
+            return;
+        }
         let mark = crate::clock::unix_millis();
         match self.games.away(room, user, mark).await {
             Ok(()) => self.close_unless_back(room, user, mark),
@@ -189,19 +199,99 @@ impl Gateway {
         }
     }
 
-    /// After the grace period, closes the game if the seat is still away since `mark`
-    /// (a later drop has its own timer; a return clears the mark).
-    pub fn close_unless_back(self: &Arc<Self>, room: &RoomId, user: &UserId, mark: u64) {
+    /// Has the game checked once the grace period after `mark` is over: it closes then
+    /// if the seat is still away. Shared by all replicas, so it survives this one.
+    pub fn close_unless_back(self: &Arc<Self>, room: &RoomId, _user: &UserId, mark: u64) {
         let gw = self.clone();
-        let (room, user) = (room.clone(), user.clone());
+        let room = room.clone();
+        let due = mark + gw.config.game_reconnect_grace.as_millis() as u64;
         tokio::spawn(async move {
-            tokio::time::sleep(gw.config.game_reconnect_grace).await;
-            if let Ok(Some(since)) = gw.games.away_since(&room, &user).await
-                && since == mark
-                && let Err(err) = gw.game_end(&room, reason::ABANDONED).await
-            {
-                tracing::warn!(%room, cause = ?err, "closing an abandoned game failed");
+            if let Err(err) = gw.games.schedule(&room, due).await {
+                tracing::warn!(%room, cause = %err, "could not schedule the game's grace check");
             }
         });
     }
+
+    /// Vouches for the seats local sessions hold, for `presence_ttl`; a seat whose replica
+    /// dies lapses after that and counts as away.
+    async fn lease_seats(&self, seats: &[(RoomId, UserId)]) {
+        if seats.is_empty() {
+            return;
+        }
+        let now = crate::clock::unix_millis();
+        let until = now + self.config.presence_ttl.as_millis() as u64;
+        if let Err(err) = self.games.lease(seats, until).await {
+            tracing::debug!(cause = %err, "seat leases not renewed");
+            return;
+        }
+        // A lapse is noticed by the sweep: a check per game once the lease could run out.
+        let grace = self.config.game_reconnect_grace.as_millis() as u64;
+        for (room, _) in seats {
+            let _ = self.games.schedule(room, until + grace).await;
+        }
+    }
+
+    /// Closes a due game whose seat has been away longer than the grace period; else
+    /// books its next check (when an away seat's grace or a lease could run out).
+    async fn check_game(&self, room: &RoomId, now: u64) -> Result<(), BackendError> {
+        let grace = self.config.game_reconnect_grace.as_millis() as u64;
+        let Some(seats) = self.games.seats(room).await? else {
+            return self.games.reschedule(room, None).await;
+        };
+        if seats
+            .iter()
+            .any(|s| s.away_at(now).is_some_and(|since| now >= since + grace))
+        {
+            if let Err(err) = self.game_end(room, reason::ABANDONED).await {
+                tracing::warn!(%room, cause = ?err, "closing an abandoned game failed");
+                return Ok(());
+            }
+            return self.games.reschedule(room, None).await;
+        }
+        let next = seats
+            .iter()
+            .filter_map(|s| match s.away_at(now) {
+                Some(since) => Some(since + grace),
+                None if s.lease != 0 => Some(s.lease + grace),
+                None => None,
+            })
+            .min();
+        self.games.reschedule(room, next).await
+    }
+
+    /// Every replica runs this: renews the leases of seats held here and closes games
+    /// abandoned on any replica (one closer wins), so neither a drain nor a crash
+    /// leaves a game open until `game_ttl`.
+    pub async fn run_game_sweep(self: Arc<Self>, stop: CancellationToken) {
+        let every = (self.config.game_reconnect_grace / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let lease_every = self.config.presence_ttl / 3;
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut leased = std::time::Instant::now() - lease_every;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if leased.elapsed() >= lease_every {
+                leased = std::time::Instant::now();
+                self.lease_seats(&self.hub.local_seats()).await;
+            }
+            let now = crate::clock::unix_millis();
+            match self.games.due(now, SWEEP_BATCH).await {
+                Ok(rooms) => {
+                    for room in rooms {
+                        if let Err(err) = self.check_game(&room, now).await {
+                            tracing::debug!(%room, cause = %err, "game check failed; retried");
+                        }
+                    }
+                }
+                Err(err) => tracing::debug!(cause = %err, "game sweep skipped"),
+            }
+        }
+    }
 }
+
+/// Games checked per sweep tick at most.
+const SWEEP_BATCH: usize = 64;

@@ -186,6 +186,33 @@ impl Hub {
             .is_none()
     }
 
+    /// `(game, user)` for every player seat a local session holds, each once.
+    pub fn local_seats(&self) -> Vec<(RoomId, UserId)> {
+        let reg = self.read();
+        let mut seats: Vec<(RoomId, UserId)> = reg
+            .games
+            .iter()
+            .flat_map(|(room, members)| {
+                members
+                    .values()
+                    .filter(|(_, role)| *role == GameRole::Player)
+                    .map(move |(handle, _)| (room.clone(), handle.user.clone()))
+            })
+            .collect();
+        seats.sort_unstable();
+        seats.dedup();
+        seats
+    }
+
+    /// True while another local session of `user` plays in `room`.
+    pub fn plays_here(&self, room: &RoomId, user: &UserId) -> bool {
+        self.read().games.get(room).is_some_and(|members| {
+            members
+                .values()
+                .any(|(h, role)| *role == GameRole::Player && &h.user == user)
+        })
+    }
+
     /// Removes a session from a game; true when it was there.
     pub fn leave_game(&self, room: &RoomId, handle: &SessionHandle) -> bool {
         let mut reg = self.write();

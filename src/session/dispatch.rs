@@ -173,6 +173,9 @@ impl<T: Transport> Session<'_, T> {
                 self.reply(frame).await;
             }
             ClientFrame::GameJoin { room, since, epoch } => {
+                if self.games.contains_key(&room) {
+                    return Err(Reply::new(ErrorCode::Conflict, "already in this game"));
+                }
                 let since = cursor(since, epoch);
                 let state = gw.game_join(&self.handle, &room).await?;
                 self.games.insert(

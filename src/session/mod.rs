@@ -159,8 +159,9 @@ async fn serve<T: Transport>(
     for (room, role) in games {
         match role {
             GameRole::Player => {
-                gw.game_player_gone(&room, &user).await;
+                // Detached first: the seat stays only if another local device plays.
                 gw.game_detach(&handle, &room).await;
+                gw.game_player_gone(&room, &user).await;
             }
             GameRole::Watcher => {
                 let _ = gw.game_unwatch(&handle, &room).await;

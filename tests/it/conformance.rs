@@ -4,7 +4,7 @@ use crate::harness::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard::backend::{self, Backends, Bus, GameRefusal, Games, Matchmaker, Presence};
+use switchboard::backend::{self, Backends, Bus, GameRefusal, Games, Matchmaker, Presence, Seat};
 use switchboard::config::Config;
 use switchboard::event::{Delivery, Epoch, Event, Position, Topic};
 use switchboard::hub::{Hub, SessionHandle};
@@ -429,10 +429,14 @@ async fn games_suite(b: Backend) {
     );
     assert!(!state.started);
 
-    // The owner sits already; the free seat goes to the first other player.
-    assert_eq!(
-        g.join(&game, &owner).await.expect("join"),
-        Err(GameRefusal::Conflict)
+    // The owner sits already (and may sit again: another device, or back after its
+    // replica died); the free seat goes to the first other player.
+    assert!(
+        !g.join(&game, &owner)
+            .await
+            .expect("join")
+            .expect("own seat")
+            .starts
     );
     let seated = g.join(&game, &bob).await.expect("join").expect("seat");
     assert!(seated.starts, "both players present for the first time");
@@ -453,13 +457,66 @@ async fn games_suite(b: Backend) {
     assert!(g.watch(&game, &dave, 1).await.expect("watch").is_ok());
 
     // A player who drops keeps the seat, marked away, until joining again.
-    assert_eq!(g.away_since(&game, &bob).await.expect("since"), None);
+    let away_at = |seats: Option<Vec<Seat>>, who: &UserId, now: u64| {
+        seats
+            .expect("game")
+            .iter()
+            .find(|s| &s.user == who)
+            .expect("seat")
+            .away_at(now)
+    };
+    assert_eq!(away_at(g.seats(&game).await.expect("seats"), &bob, 1), None);
     g.away(&game, &bob, 5_000).await.expect("away");
-    assert_eq!(g.away_since(&game, &bob).await.expect("since"), Some(5_000));
+    assert_eq!(
+        away_at(g.seats(&game).await.expect("seats"), &bob, 6_000),
+        Some(5_000)
+    );
     let back = g.join(&game, &bob).await.expect("join").expect("back");
     assert!(!back.starts, "game.started is announced once");
-    assert_eq!(g.away_since(&game, &bob).await.expect("since"), None);
+    assert_eq!(
+        away_at(g.seats(&game).await.expect("seats"), &bob, 6_000),
+        None
+    );
     g.touch(&game).await.expect("touch");
+
+    // A lease vouches for a seat until it lapses (its replica died), and clears an
+    // away mark another device left.
+    g.away(&game, &bob, 5_000).await.expect("away");
+    g.lease(
+        &[(game.clone(), bob.clone()), (game.clone(), carol.clone())],
+        9_000,
+    )
+    .await
+    .expect("lease");
+    let seats = g.seats(&game).await.expect("seats");
+    assert_eq!(away_at(seats.clone(), &bob, 8_000), None, "leased");
+    assert_eq!(away_at(seats, &bob, 9_500), Some(9_000), "lapsed");
+    assert_eq!(g.seats(&room("nope")).await.expect("seats"), None);
+
+    // Checks: the earliest pending one is kept, due ones are listed, reschedule moves.
+    g.schedule(&game, 20_000).await.expect("schedule");
+    g.schedule(&game, 30_000).await.expect("schedule later");
+    g.schedule(&ranked, 25_000).await.expect("schedule");
+    assert_eq!(g.due(19_999, 10).await.expect("due"), Vec::<RoomId>::new());
+    assert_eq!(
+        g.due(20_000, 10).await.expect("due"),
+        std::slice::from_ref(&game)
+    );
+    assert_eq!(
+        g.due(40_000, 10).await.expect("due"),
+        [game.clone(), ranked.clone()]
+    );
+    g.reschedule(&game, Some(50_000)).await.expect("reschedule");
+    assert_eq!(
+        g.due(40_000, 10).await.expect("due"),
+        std::slice::from_ref(&ranked)
+    );
+    g.reschedule(&ranked, None).await.expect("unschedule");
+    g.reschedule(&game, None).await.expect("unschedule");
+    assert_eq!(
+        g.due(u64::MAX / 2, 10).await.expect("due"),
+        Vec::<RoomId>::new()
+    );
 
     // Exactly one caller closes a game.
     let closed = g.close(&game).await.expect("close").expect("closed once");
@@ -471,14 +528,9 @@ async fn games_suite(b: Backend) {
     g.create(&ranked, &owner, Some(&bob), 7_000)
         .await
         .expect("create ranked");
-    assert_eq!(
-        g.away_since(&ranked, &owner).await.expect("since"),
-        Some(7_000)
-    );
-    assert_eq!(
-        g.away_since(&ranked, &bob).await.expect("since"),
-        Some(7_000)
-    );
+    let seats = g.seats(&ranked).await.expect("seats");
+    assert_eq!(away_at(seats.clone(), &owner, 8_000), Some(7_000));
+    assert_eq!(away_at(seats, &bob, 8_000), Some(7_000));
     assert!(
         !g.join(&ranked, &owner)
             .await

@@ -470,6 +470,44 @@ pub async fn readyz_becomes(s: &TestServer, want: u16) {
     .await
 }
 
+/// A gateway as a real process on `redis` under `prefix` (so `kill -9` leaves it no
+/// chance to clean up), with `env` on top; returns it and its listening address.
+pub fn gateway_process(
+    redis: &TestRedis,
+    prefix: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
+        .env("SWITCHBOARD_JWT_SECRET", SECRET)
+        .env("SWITCHBOARD_REDIS_URL", redis.url())
+        .env("SWITCHBOARD_REDIS_PREFIX", prefix)
+        .env("SWITCHBOARD_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn gateway");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(WAIT).expect("gateway logs its address");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["fields"]["message"] == "switchboard listening" {
+            break v["fields"]["addr"].as_str().expect("addr").to_owned();
+        }
+    };
+    (child, addr)
+}
+
 /// A three-node Redis Cluster (no replicas, no persistence) in a private directory.
 pub struct TestRedisCluster {
     pub ports: Vec<u16>,

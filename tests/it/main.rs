@@ -6,6 +6,7 @@ mod chat;
 mod chat_cli;
 mod conformance;
 mod deploy;
+mod game_faults;
 mod games;
 mod harness;
 mod limits;

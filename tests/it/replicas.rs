@@ -260,8 +260,6 @@ async fn redis_outage_answers_unavailable_then_recovers() {
 
 #[tokio::test]
 async fn crashed_replica_vanishes_from_presence_within_ttl() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let redis = TestRedis::start().await;
     let prefix = unique_prefix();
     let survivor = TestServer::with(|c| {
@@ -271,32 +269,8 @@ async fn crashed_replica_vanishes_from_presence_within_ttl() {
     .await;
     wait_ready(&survivor).await;
     // The victim is a real process, so kill -9 leaves no chance for cleanup.
-    let mut victim = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
-        .env("SWITCHBOARD_JWT_SECRET", SECRET)
-        .env("SWITCHBOARD_REDIS_URL", redis.url())
-        .env("SWITCHBOARD_REDIS_PREFIX", &prefix)
-        .env("SWITCHBOARD_PRESENCE_TTL", "3s")
-        .env("SWITCHBOARD_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn victim");
-    let stdout = victim.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx.recv_timeout(WAIT).expect("victim logs its address");
-        let v: Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "switchboard listening" {
-            break v["fields"]["addr"].as_str().expect("addr").to_owned();
-        }
-    };
+    let (mut victim, addr) =
+        gateway_process(&redis, &prefix, &[("SWITCHBOARD_PRESENCE_TTL", "3s")]);
     let mut ghost = switchboard::client::Client::connect(&format!("ws://{addr}/ws"))
         .await
         .expect("connect victim");

@@ -154,7 +154,7 @@ test('reconnect and resume across a gateway restart: SIGKILL (rooms and DMs)', {
 // Kept as a TODO so it shows in the output without failing the run; drop `todo` once fixed.
 test(
   'reconnect and resume across a gateway restart: SIGKILL with a game seat',
-  { timeout: 20000, todo: 'gateway: seat of a SIGKILLed replica stays held (conflict on game.join)' },
+  { timeout: 20000 },
   async () => {
     await restartScenario('SIGKILL', { withGame: true });
   },

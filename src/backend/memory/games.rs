@@ -7,14 +7,22 @@ struct GameEntry {
     /// When each seat went away (ms), 0 while taken.
     owner_away: u64,
     opponent_away: u64,
+    /// Until when each seat's holder is vouched for (ms), 0: no lease.
+    owner_lease: u64,
+    opponent_lease: u64,
     watchers: HashSet<UserId>,
     touched: Instant,
 }
+
+/// Pending game checks by due time, and each game's due time.
+type Checks = (BTreeSet<(u64, RoomId)>, HashMap<RoomId, u64>);
 
 /// Game rooms in process memory; idle games expire after `ttl`.
 pub struct MemoryGames {
     games: Mutex<HashMap<RoomId, GameEntry>>,
     ttl: Duration,
+    /// Pending game checks: by due time, and the due time of each game.
+    checks: Mutex<Checks>,
 }
 
 impl MemoryGames {
@@ -22,6 +30,7 @@ impl MemoryGames {
         MemoryGames {
             games: Mutex::default(),
             ttl,
+            checks: Mutex::default(),
         }
     }
 
@@ -74,6 +83,8 @@ impl Games for MemoryGames {
                 },
                 owner_away: if opponent.is_some() { now_ms } else { 0 },
                 opponent_away: if opponent.is_some() { now_ms } else { 0 },
+                owner_lease: 0,
+                opponent_lease: 0,
                 watchers: HashSet::new(),
                 touched: Instant::now(),
             },
@@ -96,14 +107,8 @@ impl Games for MemoryGames {
             return Ok(Err(GameRefusal::NotFound));
         };
         if &g.state.owner == user {
-            if g.owner_away == 0 {
-                return Ok(Err(GameRefusal::Conflict));
-            }
             g.owner_away = 0;
         } else if g.state.opponent.as_ref() == Some(user) {
-            if g.opponent_away == 0 {
-                return Ok(Err(GameRefusal::Conflict));
-            }
             g.opponent_away = 0;
         } else if g.state.opponent.is_none() {
             g.state.opponent = Some(user.clone());
@@ -163,19 +168,81 @@ impl Games for MemoryGames {
         Ok(())
     }
 
-    async fn away_since(&self, room: &RoomId, user: &UserId) -> Result<Option<u64>, BackendError> {
-        let games = lock(&self.games);
-        let Some(g) = games.get(room) else {
-            return Ok(None);
-        };
-        let mark = if &g.state.owner == user {
-            g.owner_away
-        } else if g.state.opponent.as_ref() == Some(user) {
-            g.opponent_away
-        } else {
-            0
-        };
-        Ok((mark != 0).then_some(mark))
+    async fn lease(&self, seats: &[(RoomId, UserId)], until_ms: u64) -> Result<(), BackendError> {
+        let mut games = lock(&self.games);
+        for (room, user) in seats {
+            if let Some(g) = games.get_mut(room) {
+                if &g.state.owner == user {
+                    (g.owner_away, g.owner_lease) = (0, until_ms);
+                } else if g.state.opponent.as_ref() == Some(user) {
+                    (g.opponent_away, g.opponent_lease) = (0, until_ms);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn seats(&self, room: &RoomId) -> Result<Option<Vec<Seat>>, BackendError> {
+        let mut games = lock(&self.games);
+        let ttl = self.ttl;
+        if games.get(room).is_some_and(|g| g.touched.elapsed() > ttl) {
+            games.remove(room);
+        }
+        Ok(games.get(room).map(|g| {
+            let mut seats = vec![Seat {
+                user: g.state.owner.clone(),
+                away: g.owner_away,
+                lease: g.owner_lease,
+            }];
+            if let Some(opponent) = &g.state.opponent {
+                seats.push(Seat {
+                    user: opponent.clone(),
+                    away: g.opponent_away,
+                    lease: g.opponent_lease,
+                });
+            }
+            seats
+        }))
+    }
+
+    async fn schedule(&self, room: &RoomId, due_ms: u64) -> Result<(), BackendError> {
+        let mut checks = lock(&self.checks);
+        let (by_time, by_room) = &mut *checks;
+        match by_room.get(room) {
+            Some(&pending) if pending <= due_ms => {}
+            pending => {
+                if let Some(&old) = pending {
+                    by_time.remove(&(old, room.clone()));
+                }
+                by_time.insert((due_ms, room.clone()));
+                by_room.insert(room.clone(), due_ms);
+            }
+        }
+        Ok(())
+    }
+
+    async fn reschedule(&self, room: &RoomId, due_ms: Option<u64>) -> Result<(), BackendError> {
+        let mut checks = lock(&self.checks);
+        let (by_time, by_room) = &mut *checks;
+        if let Some(old) = by_room.remove(room) {
+            by_time.remove(&(old, room.clone()));
+        }
+        if let Some(due) = due_ms {
+            by_time.insert((due, room.clone()));
+            by_room.insert(room.clone(), due);
+        }
+        Ok(())
+    }
+
+    async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<RoomId>, BackendError> {
+        let checks = lock(&self.checks);
+        Ok(checks
+            .0
+            .iter()
+            .take_while(|(due, _)| *due <= now_ms)
+            .take(limit)
+            .map(|(_, room)| room.clone())
+            .collect())
     }
 
     async fn touch(&self, room: &RoomId) -> Result<(), BackendError> {

@@ -14,14 +14,14 @@ pub use presence::MemoryPresence;
 
 use super::{
     BackendError, Bus, GameRefusal, GameState, Games, Matchmaker, Membership, OnlinePage, Presence,
-    Published, QueueStats, Replay, Seated,
+    Published, QueueStats, Replay, Seat, Seated,
 };
 use crate::event::{Epoch, Event, EventSink, Position, Topic};
 use crate::matchmaking::{self, Rules, Waiting};
 use crate::metrics::Metrics;
 use crate::protocol::{Member, RoomId, UserId};
 use async_trait::async_trait;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
--- Takes the free seat or brings back an away player.
+-- Takes the free seat, or the caller's own seat (away or held by another device).
 -- KEYS[1] state hash, KEYS[2] watchers set; ARGV[1] user, ARGV[2] ttl ms
 -- Returns {status, owner, opponent, started, starts, watchers}; status ok, not_found,
 -- room_full or conflict.
@@ -10,10 +10,8 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found', '', '', 0, 0, 0}
 local g = redis.call('HMGET', KEYS[1], 'owner', 'opponent', 'started', 'owner_away', 'opponent_away')
 local owner, opponent = g[1], g[2]
 if ARGV[1] == owner then
-  if g[4] == '0' then return reply('conflict', 0) end
   redis.call('HSET', KEYS[1], 'owner_away', 0)
 elseif ARGV[1] == opponent then
-  if g[5] == '0' then return reply('conflict', 0) end
   redis.call('HSET', KEYS[1], 'opponent_away', 0)
 elseif opponent == '' then
   redis.call('HSET', KEYS[1], 'opponent', ARGV[1], 'opponent_away', 0)

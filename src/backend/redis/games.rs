@@ -3,12 +3,15 @@
 //! by atomic Lua scripts so replicas can race safely.
 
 use super::{RedisBackend, bad_reply};
-use crate::backend::{BackendError, GameRefusal, GameState, Games, Matchmaker, QueueStats, Seated};
+use crate::backend::{
+    BackendError, GameRefusal, GameState, Games, Matchmaker, QueueStats, Seat, Seated,
+};
 use crate::matchmaking::{Rules, Waiting};
 use crate::protocol::{RoomId, UserId};
 use async_trait::async_trait;
 use fred::prelude::*;
 use fred::types::Value as RedisValue;
+use fred::types::sorted_sets::Ordering;
 
 impl RedisBackend {
     pub(super) fn game_keys(&self, room: &RoomId) -> Vec<String> {
@@ -17,6 +20,11 @@ impl RedisBackend {
             format!("{p}:{{g:{room}}}:state"),
             format!("{p}:{{g:{room}}}:watchers"),
         ]
+    }
+
+    /// Pending game checks of all replicas: game id -> when it is due (ms).
+    fn checks_key(&self) -> String {
+        format!("{}:{{games}}:checks", self.keys.prefix)
     }
 
     fn queue_keys(&self) -> Vec<String> {
@@ -127,19 +135,100 @@ impl Games for RedisBackend {
 
     async fn away(&self, room: &RoomId, user: &UserId, mark: u64) -> Result<(), BackendError> {
         let key = self.game_keys(room).swap_remove(0);
-        let args = vec![user.to_string(), "set".into(), mark.to_string()];
-        self.eval::<i64>(&self.scripts.game_seat, vec![key], args)
+        let args = vec!["away".into(), user.to_string(), mark.to_string()];
+        self.eval::<RedisValue>(&self.scripts.game_seat, vec![key], args)
             .await
             .map(|_| ())
     }
 
-    async fn away_since(&self, room: &RoomId, user: &UserId) -> Result<Option<u64>, BackendError> {
+    async fn lease(&self, seats: &[(RoomId, UserId)], until_ms: u64) -> Result<(), BackendError> {
+        let until = until_ms.to_string();
+        let calls = seats.iter().map(|(room, user)| {
+            let key = self.game_keys(room).swap_remove(0);
+            let args = vec!["lease".into(), user.to_string(), until.clone()];
+            self.eval::<RedisValue>(&self.scripts.game_seat, vec![key], args)
+        });
+        match super::failed(calls).await {
+            0 => Ok(()),
+            _ => Err(BackendError::Unavailable(
+                "some seat leases were not renewed",
+            )),
+        }
+    }
+
+    async fn seats(&self, room: &RoomId) -> Result<Option<Vec<Seat>>, BackendError> {
         let key = self.game_keys(room).swap_remove(0);
-        let args = vec![user.to_string(), "get".into(), String::new()];
-        let mark = self
-            .eval::<i64>(&self.scripts.game_seat, vec![key], args)
+        let args = vec!["seats".into()];
+        let value: RedisValue = self.eval(&self.scripts.game_seat, vec![key], args).await?;
+        let items: Vec<String> = value
+            .into_array()
+            .into_iter()
+            .map(|v| v.as_string().unwrap_or_default())
+            .collect();
+        if items.len() < 6 {
+            return Ok(None);
+        }
+        let mut seats = Vec::with_capacity(2);
+        for seat in items.chunks(3) {
+            if seat[0].is_empty() {
+                continue;
+            }
+            seats.push(Seat {
+                user: UserId::new(&seat[0]).map_err(bad_reply)?,
+                away: seat[1].parse().unwrap_or(0),
+                lease: seat[2].parse().unwrap_or(0),
+            });
+        }
+        Ok(Some(seats))
+    }
+
+    async fn schedule(&self, room: &RoomId, due_ms: u64) -> Result<(), BackendError> {
+        let key = self.checks_key();
+        self.call(self.cmd.zadd::<i64, _, _>(
+            key,
+            None,
+            Some(Ordering::LessThan),
+            false,
+            false,
+            (due_ms as f64, room.as_str()),
+        ))
+        .await
+        .map(|_| ())
+    }
+
+    async fn reschedule(&self, room: &RoomId, due_ms: Option<u64>) -> Result<(), BackendError> {
+        let key = self.checks_key();
+        match due_ms {
+            Some(due) => self
+                .call(self.cmd.zadd::<i64, _, _>(
+                    key,
+                    None,
+                    None,
+                    false,
+                    false,
+                    (due as f64, room.as_str()),
+                ))
+                .await
+                .map(|_| ()),
+            None => self
+                .call(self.cmd.zrem::<i64, _, _>(key, room.as_str()))
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<RoomId>, BackendError> {
+        let key = self.checks_key();
+        let rooms: Vec<String> = self
+            .call(self.cmd.zrangebyscore(
+                key,
+                "-inf",
+                now_ms as f64,
+                false,
+                Some((0, limit as i64)),
+            ))
             .await?;
-        Ok((mark > 0).then_some(mark as u64))
+        Ok(rooms.iter().filter_map(|r| RoomId::new(r).ok()).collect())
     }
 
     /// Game traffic already refreshes the TTL inside `publish_logged`.
