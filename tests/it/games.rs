@@ -41,7 +41,10 @@ fn rated(user: &str, rating: i64) -> String {
 async fn created(c: &mut Client) -> String {
     let created = c.request(json!({"type": "game.create"})).await;
     assert_eq!(created["type"], "game.created", "{created}");
-    assert!(created["epoch"].is_string(), "the creator can resume: {created}");
+    assert!(
+        created["epoch"].is_string(),
+        "the creator can resume: {created}"
+    );
     created["room"].as_str().expect("room").to_owned()
 }
 
