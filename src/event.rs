@@ -112,11 +112,19 @@ pub enum Event {
     UserOffline {
         user: UserId,
     },
-    /// On the user's topic: the ranked queue paired this user.
+    /// On the user's topic, logged with the direct messages (so it survives a
+    /// reconnect and is replayed at login): the ranked queue paired this user.
     RankMatched {
         room: RoomId,
         opponent: UserId,
         opponent_rating: i64,
+        #[serde(default)]
+        seq: u64,
+        #[serde(skip)]
+        epoch: Epoch,
+        /// When the pair was formed (ms).
+        #[serde(default)]
+        ts: u64,
     },
 }
 
@@ -126,7 +134,8 @@ impl Event {
         match self {
             Event::Message { seq, .. }
             | Event::Direct { seq, .. }
-            | Event::GameMessage { seq, .. } => Some(*seq),
+            | Event::GameMessage { seq, .. }
+            | Event::RankMatched { seq, .. } => Some(*seq),
             _ => None,
         }
     }
@@ -145,7 +154,8 @@ impl Event {
     pub fn set_position(&mut self, at: Position) {
         if let Event::Message { seq, epoch, .. }
         | Event::Direct { seq, epoch, .. }
-        | Event::GameMessage { seq, epoch, .. } = self
+        | Event::GameMessage { seq, epoch, .. }
+        | Event::RankMatched { seq, epoch, .. } = self
         {
             *seq = at.seq;
             *epoch = at.epoch;
@@ -260,6 +270,9 @@ pub struct Delivery {
 pub enum Ordered {
     Room(RoomId, Position),
     Direct(Position),
+    /// A `rank.matched` in the user's stream (positions shared with `Direct`): the
+    /// session is no longer queued once it is written.
+    Matched(Position),
     Game(RoomId, Position),
     /// The game is over: the session lets go of it after writing this frame.
     GameOver(RoomId),
@@ -317,14 +330,18 @@ impl Delivery {
                 room,
                 opponent,
                 opponent_rating,
+                seq,
+                epoch,
+                ..
             } => (
                 ServerFrame::RankMatched {
                     room: room.as_str(),
                     opponent: opponent.as_str(),
                     opponent_rating: *opponent_rating,
+                    seq: *seq,
                 }
                 .encode(),
-                None,
+                Some(Ordered::Matched(Position::at(*seq, epoch))),
             ),
             Event::Message {
                 room,

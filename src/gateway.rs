@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Why the gateway could not start, so the message says what failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +43,9 @@ pub struct Gateway {
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) games: Arc<dyn Games>,
     pub(crate) matchmaker: Arc<dyn Matchmaker>,
-    /// Wakes the matchmaker loop when someone joins the ranked queue.
-    pub(crate) rank_wakeup: tokio::sync::Notify,
+    /// Players in the ranked queue as this replica's matcher last saw them (for
+    /// `rank.queued` and `rank.waiting` without a read per session).
+    pub(crate) rank_queued: AtomicUsize,
     pub metrics: Arc<Metrics>,
     pub verifier: Verifier,
     /// Set when running on Redis: readiness and shutdown need it.
@@ -78,7 +79,7 @@ impl Gateway {
             presence,
             games,
             matchmaker,
-            rank_wakeup: tokio::sync::Notify::new(),
+            rank_queued: AtomicUsize::new(0),
             metrics,
             verifier,
             redis,

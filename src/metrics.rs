@@ -66,6 +66,12 @@ pub struct Metrics {
     pub rank_matches: IntCounter,
     /// Time from `rank.join` to a match.
     pub rank_wait_seconds: Histogram,
+    /// Ranked matches taken but not yet announced to both players (all replicas).
+    pub rank_pending: IntGauge,
+    /// Matches this replica took over after another's lease ran out.
+    pub rank_recovered: IntCounter,
+    /// Players who waited `rank_max_wait` and left the queue with `rank.timeout`.
+    pub rank_timeouts: IntCounter,
     /// Connections turned away before a session started, by reason
     /// (`limit`, `draining`).
     pub connections_refused: IntCounterVec,
@@ -220,6 +226,18 @@ impl Metrics {
                 HistogramOpts::new("rank_wait_seconds", "Time from rank.join to a match").buckets(
                     vec![0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]
                 )
+            )),
+            rank_pending: reg!(IntGauge::new(
+                "rank_pending_matches",
+                "Ranked matches taken but not yet announced to both players"
+            )),
+            rank_recovered: reg!(IntCounter::new(
+                "rank_recovered_matches_total",
+                "Ranked matches taken over after another replica's lease ran out"
+            )),
+            rank_timeouts: reg!(IntCounter::new(
+                "rank_timeouts_total",
+                "Players who left the ranked queue unmatched after the maximum wait"
             )),
             connections_refused: reg!(IntCounterVec::new(
                 Opts::new(

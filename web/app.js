@@ -580,6 +580,17 @@ function wireClient(client) {
     persist();
   });
   on('rank.matched', onRankMatched);
+  on('rank.waiting', (f) => {
+    if (S.rank.state !== 'queued') return;
+    S.rank = { ...S.rank, queued: f.queued, window: f.window };
+    invalidate('rank');
+  });
+  on('rank.timeout', (f) => {
+    ++S.rankToken;
+    const s = Math.round(f.waited_ms / 1000);
+    S.rank = { state: 'idle', note: `No opponent found within ${s} s. Try again later.` };
+    invalidate('rank');
+  });
 }
 
 /** @param {any} ev */
@@ -1652,7 +1663,7 @@ async function rankFind() {
   try {
     const q = await client.rankJoin();
     if (S.rankToken !== token || S.rank.state === 'matched') return;
-    S.rank = { state: 'queued', rating: q.rating, since: Date.now() };
+    S.rank = { state: 'queued', rating: q.rating, since: Date.now(), queued: q.queued };
   } catch (err) {
     if (S.rankToken === token) S.rank = { state: 'idle', error: errText(err) };
   }
@@ -1692,7 +1703,9 @@ function renderRank() {
   if (r.state === 'queued') {
     const tick = () => {
       const s = Math.floor((Date.now() - (r.since ?? Date.now())) / 1000);
-      el.textContent = `Searching for an opponent… ${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')} · your rating ${r.rating}`;
+      const queue = r.queued ? ` · ${r.queued} in queue` : '';
+      const accepting = r.window ? ` · accepting ±${r.window}` : '';
+      el.textContent = `Searching for an opponent… ${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')} · your rating ${r.rating}${queue}${accepting}`;
     };
     tick();
     rankTicker = window.setInterval(tick, 1000);
@@ -1709,7 +1722,9 @@ function renderRank() {
       el.textContent = `Matched with ${nameOf(r.opponent ?? '')} (rating ${r.opponentRating})`;
       label.textContent = 'Find another match';
     } else {
-      el.textContent = r.error ? `Could not queue: ${r.error}` : 'Get paired with a player of your rating.';
+      el.textContent = r.error
+        ? `Could not queue: ${r.error}`
+        : (r.note ?? 'Get paired with a player of your rating.');
       label.textContent = 'Find ranked match';
     }
   }

@@ -200,6 +200,22 @@ export interface RankQueuedFrame {
   type: 'rank.queued';
   id?: RequestId;
   rating: number;
+  /** Players in the queue as the gateway last saw it. */
+  queued: number;
+  /** After this long unmatched the player gets `rank.timeout` and leaves the queue. */
+  max_wait_ms: number;
+}
+/** Sent every `rank_status_interval` while the player waits. */
+export interface RankWaitingFrame {
+  type: 'rank.waiting';
+  queued: number;
+  /** The rating gap the player accepts now. */
+  window: number;
+  waited_ms: number;
+}
+export interface RankTimeoutFrame {
+  type: 'rank.timeout';
+  waited_ms: number;
 }
 /** A stream's log started again under a new epoch; its seqs restart at 1. */
 export interface StreamResetFrame {
@@ -214,6 +230,8 @@ export interface RankMatchedFrame {
   room: string;
   opponent: string;
   opponent_rating: number;
+  /** Place in the user's stream, shared with `direct` (resumed with `dm_since`). */
+  seq: number;
 }
 
 export type ServerFrame =
@@ -238,6 +256,8 @@ export type ServerFrame =
   | GameMessageFrame
   | GameClosedFrame
   | RankQueuedFrame
+  | RankWaitingFrame
+  | RankTimeoutFrame
   | RankMatchedFrame
   | StreamResetFrame;
 
@@ -337,6 +357,8 @@ export interface SwitchboardEventMap {
   'game.message': [GameMessageFrame, StreamInfo];
   'game.closed': [GameClosedFrame];
   'rank.matched': [RankMatchedFrame];
+  'rank.waiting': [RankWaitingFrame];
+  'rank.timeout': [RankTimeoutFrame];
   reconnect: [ReconnectFrame];
   /** An `error` frame that answers no pending request (e.g. `rate_limited`). */
   error: [ErrorFrame];

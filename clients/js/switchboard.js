@@ -940,12 +940,17 @@ export class SwitchboardClient {
       );
     }
     if (this._rankQueued) {
-      jobs.push(() =>
-        this._request(conn, { type: 'rank.join' }).catch((err) => {
+      jobs.push(async () => {
+        try {
+          // A match made while we were away is replayed right after the welcome, before
+          // any reply: after this round trip we know whether one came.
+          await this._request(conn, { type: 'ping' });
+          if (this._rankQueued) await this._request(conn, { type: 'rank.join' });
+        } catch (err) {
           this._rankQueued = false;
           this._emit('resume.failed', { kind: 'rank', error: err });
-        }),
-      );
+        }
+      });
     }
     let next = 0;
     const worker = async () => {
@@ -1083,6 +1088,9 @@ export class SwitchboardClient {
         return;
       }
       case 'rank.matched':
+        // Logged in the user's stream with the DMs (same seqs): replayed at login.
+        return this._onDirect(conn, f);
+      case 'rank.timeout':
         this._rankQueued = false;
         this._emit(f.type, f);
         return;
@@ -1134,6 +1142,7 @@ export class SwitchboardClient {
   }
 
   /**
+   * A frame of the user's logged stream: `direct` or `rank.matched` (one seq space).
    * @param {Conn} conn
    * @param {any} f
    */
@@ -1153,7 +1162,8 @@ export class SwitchboardClient {
         return;
       }
     }
-    this._emit('direct', f);
+    if (f.type === 'rank.matched') this._rankQueued = false;
+    this._emit(f.type, f);
   }
 
   /**

@@ -320,6 +320,51 @@ pub struct QueueStats {
     pub waits_ms: Vec<u64>,
 }
 
+/// A pair taken from the ranked queue. It stays pending in the backend, leased to the
+/// replica announcing it, until `finish`: when that replica dies or stalls first, the
+/// lease runs out and the next matcher run on any replica takes the match over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    /// The game room, which is also the match's id.
+    pub room: RoomId,
+    /// The first seat: the lower-rated player (who queued first on equal ratings).
+    pub a: Waiting,
+    pub b: Waiting,
+    /// When the pair was formed (ms since the epoch).
+    pub made_ms: u64,
+}
+
+/// Most expired matches one run takes over (the rest wait for the next run).
+pub const RECLAIM_PER_RUN: usize = 100;
+
+/// One matcher run's input.
+#[derive(Debug, Clone)]
+pub struct MatchRun<'a> {
+    pub now_ms: u64,
+    pub rules: Rules,
+    /// New matches get the rooms `<room_prefix>00000001`, `<room_prefix>00000002`, ...
+    /// (k in 8 hex digits): the prefix must be unique per run.
+    pub room_prefix: &'a str,
+    /// How long the caller has to announce a match before another run takes it over.
+    pub lease_ms: u64,
+    /// Players queued before this (ms) are dropped: their session should have timed
+    /// them out, so their replica is gone.
+    pub drop_before_ms: u64,
+}
+
+/// What one matcher run took.
+#[derive(Debug, Default, Clone)]
+pub struct Taken {
+    /// New matches, then pending ones whose lease ran out (now leased to the caller).
+    pub matches: Vec<Match>,
+    /// How many of `matches` were taken over from an expired lease.
+    pub recovered: usize,
+    /// Players left in the queue.
+    pub queued: usize,
+    /// Matches pending after the run (taken but not yet finished, by any replica).
+    pub pending: usize,
+}
+
 /// The ranked queue shared by all replicas.
 #[async_trait]
 pub trait Matchmaker: Send + Sync {
@@ -328,12 +373,11 @@ pub trait Matchmaker: Send + Sync {
     async fn enqueue(&self, player: &Waiting, session: &str) -> Result<bool, BackendError>;
     /// Removes a player; with `session`, only if that session queued them.
     async fn dequeue(&self, user: &UserId, session: Option<&str>) -> Result<bool, BackendError>;
-    /// Atomically takes the pairs the rules allow out of the queue: safe to run on every
-    /// replica at once, nobody is matched twice.
-    async fn take_pairs(
-        &self,
-        now_ms: u64,
-        rules: &Rules,
-    ) -> Result<Vec<(Waiting, Waiting)>, BackendError>;
+    /// Atomically takes the pairs `matchmaking::pair` chooses out of the queue into
+    /// pending matches, and re-leases pending matches whose lease ran out: safe to run
+    /// on every replica at once, nobody is matched twice, no match is lost.
+    async fn take_matches(&self, run: &MatchRun<'_>) -> Result<Taken, BackendError>;
+    /// The match was announced to both players: forget it.
+    async fn finish(&self, room: &RoomId) -> Result<(), BackendError>;
     async fn stats(&self, now_ms: u64) -> Result<QueueStats, BackendError>;
 }

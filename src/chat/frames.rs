@@ -64,6 +64,8 @@ impl Chat {
             ServerEvent::Direct { seq, .. } if !self.state.fresh_direct(seq) => {}
             ServerEvent::GameMessage { ref room, seq, .. }
                 if !self.state.fresh_game_message(room, seq) => {}
+            // `rank.matched` shares the user's stream (and its seqs) with direct messages.
+            ServerEvent::RankMatched { seq, .. } if seq > 0 && !self.state.fresh_direct(seq) => {}
             ServerEvent::RankMatched { ref room, .. } => {
                 self.print(&event);
                 if std::mem::take(&mut self.state.queued) {
@@ -75,6 +77,10 @@ impl Chat {
                     self.send(client, Request::game_join(room.clone()), pending)
                         .await;
                 }
+            }
+            ServerEvent::RankTimeout { .. } => {
+                self.print(&event);
+                self.state.queued = false;
             }
             ServerEvent::GameClosed { ref room, .. } => {
                 self.print(&event);

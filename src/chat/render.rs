@@ -193,6 +193,7 @@ pub(crate) fn event(ev: &ServerEvent, me: &str) -> Vec<(Option<u64>, String)> {
             room,
             opponent,
             opponent_rating,
+            ..
         } => line(format!(
             "* ranked match: you vs {} ({opponent_rating}) in game {room}",
             clean(opponent)
@@ -207,6 +208,18 @@ pub(crate) fn event(ev: &ServerEvent, me: &str) -> Vec<(Option<u64>, String)> {
                 "* the server's history of {what} started again; messages sent just before may be missing"
             ))
         }
+        ServerEvent::RankWaiting {
+            queued,
+            window,
+            waited_ms,
+        } => line(format!(
+            "* still looking for a ranked match: {queued} queued, accepting ±{window}, waited {}s",
+            waited_ms / 1000
+        )),
+        ServerEvent::RankTimeout { waited_ms } => line(format!(
+            "* no ranked match after {}s: left the queue (/rank to try again)",
+            waited_ms / 1000
+        )),
         _ => Vec::new(),
     }
 }
@@ -370,6 +383,14 @@ mod tests {
             [format!(
                 "* ranked match: you vs carol (1620) in game {room}"
             )]
+        );
+        assert_eq!(
+            lines(json!({"type":"rank.waiting","queued":7,"window":250,"waited_ms":3_200})),
+            ["* still looking for a ranked match: 7 queued, accepting ±250, waited 3s"]
+        );
+        assert_eq!(
+            lines(json!({"type":"rank.timeout","waited_ms":120_000})),
+            ["* no ranked match after 120s: left the queue (/rank to try again)"]
         );
         let ok = OkReply {
             role: Some(GameRole::Watcher),

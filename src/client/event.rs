@@ -28,6 +28,8 @@ pub(super) const KINDS: &[&str] = &[
     "game.message",
     "game.closed",
     "rank.queued",
+    "rank.waiting",
+    "rank.timeout",
     "rank.matched",
     "stream.reset",
 ];
@@ -160,12 +162,29 @@ pub enum ServerEvent {
     RankQueued {
         id: Option<Value>,
         rating: i64,
+        #[serde(default)]
+        queued: usize,
+        #[serde(default)]
+        max_wait_ms: u64,
+    },
+    #[serde(rename = "rank.waiting")]
+    RankWaiting {
+        queued: usize,
+        window: u64,
+        waited_ms: u64,
+    },
+    #[serde(rename = "rank.timeout")]
+    RankTimeout {
+        waited_ms: u64,
     },
     #[serde(rename = "rank.matched")]
     RankMatched {
         room: String,
         opponent: String,
         opponent_rating: i64,
+        /// Place in the user's stream (shared with `direct`): a `dm_since` cursor.
+        #[serde(default)]
+        seq: u64,
     },
     /// The log of a stream started again (`stream` is `room`, `game` or `dm`): seqs
     /// restart at 1 under `epoch`, so reset the cursor for it to 0 of `epoch`.
@@ -363,11 +382,20 @@ mod tests {
             ServerFrame::RankQueued {
                 id: None,
                 rating: 1500,
+                queued: 3,
+                max_wait_ms: 120_000,
             },
+            ServerFrame::RankWaiting {
+                queued: 3,
+                window: 150,
+                waited_ms: 1_000,
+            },
+            ServerFrame::RankTimeout { waited_ms: 120_000 },
             ServerFrame::RankMatched {
                 room: "g-1",
                 opponent: "bob",
                 opponent_rating: 1620,
+                seq: 4,
             },
             ServerFrame::StreamReset {
                 stream: crate::protocol::StreamKind::Room,

@@ -223,9 +223,18 @@ pub struct Config {
     /// The accepted gap never grows beyond this.
     #[arg(long, env = "SWITCHBOARD_RANK_MAX_WINDOW", default_value_t = 1000.0)]
     pub rank_max_window: f64,
-    /// How often each replica runs the matcher (also run on every `rank.join`).
-    #[arg(long, env = "SWITCHBOARD_RANK_INTERVAL", default_value = "100ms", value_parser = humantime::parse_duration)]
+    /// How often each replica runs the matcher over the whole queue.
+    #[arg(long, env = "SWITCHBOARD_RANK_INTERVAL", default_value = "200ms", value_parser = humantime::parse_duration)]
     pub rank_interval: Duration,
+    /// A queued player is not paired before waiting this long: a burst is paired whole.
+    #[arg(long, env = "SWITCHBOARD_RANK_SETTLE", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub rank_settle: Duration,
+    /// A player still unmatched after this long leaves the queue with `rank.timeout`.
+    #[arg(long, env = "SWITCHBOARD_RANK_MAX_WAIT", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub rank_max_wait: Duration,
+    /// How often a waiting player gets `rank.waiting` (queue size, window, wait so far).
+    #[arg(long, env = "SWITCHBOARD_RANK_STATUS_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub rank_status_interval: Duration,
 
     /// Connections this replica holds at most (0: no cap); past it WebSocket upgrades get
     /// 503 and TCP connections are closed, so a load balancer can try another replica.
@@ -308,6 +317,11 @@ impl Config {
             ("SWITCHBOARD_MSG_ID_TTL", self.msg_id_ttl),
             ("SWITCHBOARD_GAME_TTL", self.game_ttl),
             ("SWITCHBOARD_RANK_INTERVAL", self.rank_interval),
+            ("SWITCHBOARD_RANK_MAX_WAIT", self.rank_max_wait),
+            (
+                "SWITCHBOARD_RANK_STATUS_INTERVAL",
+                self.rank_status_interval,
+            ),
             (
                 "SWITCHBOARD_ONLINE_FEED_INTERVAL",
                 self.online_feed_interval,

@@ -150,12 +150,31 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a Value>,
         rating: i64,
+        /// Players in the queue, as this replica's matcher last saw it.
+        queued: usize,
+        /// The player leaves the queue with `rank.timeout` after this long unmatched.
+        max_wait_ms: u64,
+    },
+    /// Sent periodically while the player waits, so no one waits silently.
+    #[serde(rename = "rank.waiting")]
+    RankWaiting {
+        queued: usize,
+        /// The rating gap the player accepts now.
+        window: u64,
+        waited_ms: u64,
+    },
+    /// The player waited the maximum and was taken out of the queue.
+    #[serde(rename = "rank.timeout")]
+    RankTimeout {
+        waited_ms: u64,
     },
     #[serde(rename = "rank.matched")]
     RankMatched {
         room: &'a str,
         opponent: &'a str,
         opponent_rating: i64,
+        /// Its place in the user's stream, shared with `dm` (a cursor for `dm_since`).
+        seq: u64,
     },
     /// A stream's log started again under a new epoch (Redis restarted empty, the log
     /// expired): seqs restart at 1 and what was not yet delivered before may be lost.
@@ -275,6 +294,8 @@ impl ServerFrame<'_> {
             ServerFrame::GameClosed { .. } => "game.closed",
             ServerFrame::RankQueued { .. } => "rank.queued",
             ServerFrame::RankMatched { .. } => "rank.matched",
+            ServerFrame::RankWaiting { .. } => "rank.waiting",
+            ServerFrame::RankTimeout { .. } => "rank.timeout",
         }
     }
 

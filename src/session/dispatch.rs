@@ -250,23 +250,10 @@ impl<T: Transport> Session<'_, T> {
                 )
                 .await;
             }
-            ClientFrame::RankJoin {} => {
-                let player = Waiting {
-                    user: self.identity.user.clone(),
-                    rating: self.identity.rating,
-                    since_ms: crate::clock::unix_millis(),
-                };
-                gw.rank_join(&player, &self.handle.id).await?;
-                self.ranked = true;
-                let frame = ServerFrame::RankQueued {
-                    id,
-                    rating: self.identity.rating,
-                };
-                self.reply(frame).await;
-            }
+            ClientFrame::RankJoin {} => self.rank_join(id).await?,
             ClientFrame::RankLeave {} => {
                 gw.rank_leave(&self.identity.user, None).await?;
-                self.ranked = false;
+                self.ranked = None;
                 self.ok(id, OkDetail::None {}).await;
             }
         }

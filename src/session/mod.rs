@@ -5,11 +5,13 @@
 
 mod dispatch;
 mod login;
+mod ranked;
 mod ratelimit;
 mod writer;
 
 use dispatch::{rebase, reset_notice};
 use login::{cursor, login, write_error, write_now, write_reconnect};
+use ranked::RankWait;
 use writer::Written;
 
 use crate::auth::Identity;
@@ -18,7 +20,6 @@ use crate::event::{Advance, Delivery, Epoch, Event, Ordered, Position};
 use crate::features::reason;
 use crate::gateway::Gateway;
 use crate::hub::SessionHandle;
-use crate::matchmaking::Waiting;
 use crate::protocol::close::CloseCode;
 use crate::protocol::{
     ClientFrame, Encoded, ErrorCode, GameRole, OkDetail, Reply, Request, RoomId, ServerFrame,
@@ -88,8 +89,8 @@ struct Session<'a, T: Transport> {
     games: HashMap<RoomId, (GameRole, Position)>,
     /// Games that ended (their `game.closed` was written); let go after the write.
     ended_games: Vec<RoomId>,
-    /// This session put its user in the ranked queue.
-    ranked: bool,
+    /// Set while this session's user waits in the ranked queue (joined from here).
+    ranked: Option<RankWait>,
     limiter: TokenBucket,
     abuse: TokenBucket,
     last_seen: Instant,
@@ -137,7 +138,7 @@ async fn serve<T: Transport>(
         dm_marked: registered.dm_after,
         games: HashMap::new(),
         ended_games: Vec::new(),
-        ranked: false,
+        ranked: None,
         limiter: TokenBucket::new(gw.config.rate_limit, gw.config.rate_burst),
         abuse: TokenBucket::new(ABUSE_FORGIVE_PER_S, gw.config.rate_abuse_limit),
         last_seen: Instant::now(),
@@ -148,7 +149,7 @@ async fn serve<T: Transport>(
         .iter()
         .map(|(r, (role, _))| (r.clone(), *role))
         .collect();
-    let ranked = session.ranked;
+    let ranked = session.ranked.is_some();
     let user = session.identity.user.clone();
     let rooms: Vec<RoomId> = session.rooms.keys().cloned().collect();
     // Frames still queued will never be written: take them off the gauge.
@@ -230,7 +231,10 @@ impl<T: Transport> Session<'_, T> {
         let mut next_ping = Instant::now() + heartbeat;
         let handle = self.handle.clone();
         loop {
-            let wake = next_ping.min(self.last_seen + idle);
+            let mut wake = next_ping.min(self.last_seen + idle);
+            if let Some(rank) = &self.ranked {
+                wake = wake.min(rank.next_wake());
+            }
             tokio::select! {
                 biased;
                 _ = handle.closed() => return Box::pin(self.closing(handle.close_code())).await,
@@ -277,6 +281,9 @@ impl<T: Transport> Session<'_, T> {
                 }
                 _ = sleep_until(wake) => {
                     let now = Instant::now();
+                    if self.ranked.as_ref().is_some_and(|r| now >= r.next_wake()) {
+                        Box::pin(self.rank_tick(now)).await;
+                    }
                     if now >= self.last_seen + idle {
                         return close::IDLE;
                     }

@@ -95,6 +95,19 @@ impl<T: Transport> Session<'_, T> {
                 }
             }
             Some(Ordered::Direct(at)) => (self.dm.advance(at), Some((StreamKind::Dm, None, at))),
+            Some(Ordered::Matched(at)) => {
+                // Seq 0: published unlogged by an older replica (a rolling upgrade).
+                let advance = if at.seq == 0 {
+                    Advance::Fresh
+                } else {
+                    self.dm.advance(at)
+                };
+                if advance != Advance::Seen {
+                    // Matched (from here or another device): no longer waiting.
+                    self.ranked = None;
+                }
+                (advance, Some((StreamKind::Dm, None, at)))
+            }
         };
         match advance {
             Advance::Seen => {}

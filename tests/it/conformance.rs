@@ -8,22 +8,21 @@ use switchboard::backend::{self, Backends, Bus, GameRefusal, Games, Matchmaker, 
 use switchboard::config::Config;
 use switchboard::event::{Delivery, Epoch, Event, Position, Topic};
 use switchboard::hub::{Hub, SessionHandle};
-use switchboard::matchmaking::{self, Rules, Waiting};
 use switchboard::metrics::Metrics;
 use switchboard::protocol::{RoomId, UserId};
 use tokio::sync::mpsc;
 
 /// The four stores as `backend::connect` builds them, and the hub they deliver to.
-struct Backend {
-    bus: Arc<dyn Bus>,
-    presence: Arc<dyn Presence>,
-    games: Arc<dyn Games>,
-    matchmaker: Arc<dyn Matchmaker>,
-    hub: Arc<Hub>,
+pub(crate) struct Backend {
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) presence: Arc<dyn Presence>,
+    pub(crate) games: Arc<dyn Games>,
+    pub(crate) matchmaker: Arc<dyn Matchmaker>,
+    pub(crate) hub: Arc<Hub>,
     _redis: Option<TestRedis>,
 }
 
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config {
         history_size: 5,
         inbox_size: 5,
@@ -55,11 +54,11 @@ async fn connect(config: Config, redis: Option<TestRedis>) -> Backend {
     }
 }
 
-async fn memory() -> Backend {
+pub(crate) async fn memory() -> Backend {
     connect(config(), None).await
 }
 
-async fn redis() -> Backend {
+pub(crate) async fn redis() -> Backend {
     let server = TestRedis::start().await;
     let c = Config {
         redis_url: Some(server.url()),
@@ -69,11 +68,11 @@ async fn redis() -> Backend {
     connect(c, Some(server)).await
 }
 
-fn room(name: &str) -> RoomId {
+pub(crate) fn room(name: &str) -> RoomId {
     RoomId::new(name).expect("room")
 }
 
-fn user(name: &str) -> UserId {
+pub(crate) fn user(name: &str) -> UserId {
     UserId::new(name).expect("user")
 }
 
@@ -548,81 +547,6 @@ async fn games_suite(b: Backend) {
 }
 
 /// A deterministic queue with close, equal and far ratings and distinct join times.
-fn queue(seed: u64, n: usize, now_ms: u64) -> Vec<Waiting> {
-    let mut x = seed;
-    let mut next = move || {
-        x = x
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        x >> 33
-    };
-    (0..n)
-        .map(|i| Waiting {
-            user: user(&format!("p{seed}x{i}")),
-            // Coarse steps make equal ratings and equal gaps common.
-            rating: 1000 + (next() % 40) as i64 * 25,
-            since_ms: now_ms - 1 - (next() % 20_000) * 7 - i as u64,
-        })
-        .collect()
-}
-
-/// Pairs as sorted user names, in a canonical order.
-fn canonical(pairs: impl IntoIterator<Item = (Waiting, Waiting)>) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = pairs
-        .into_iter()
-        .map(|(a, b)| {
-            let (a, b) = (a.user.to_string(), b.user.to_string());
-            if a < b { (a, b) } else { (b, a) }
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// The backend's matcher takes exactly the pairs `matchmaking::pair` chooses (the Redis
-/// Lua script mirrors the Rust rule), and leaves the others queued.
-async fn matcher_suite(b: Backend) {
-    let rules = Rules {
-        window: 50.0,
-        widen_per_s: 20.0,
-        max_window: 300.0,
-    };
-    let now = 10_000_000_000;
-    for seed in 1..=8 {
-        let players = queue(seed, 41, now);
-        for p in &players {
-            assert!(b.matchmaker.enqueue(p, "s").await.expect("enqueue"));
-        }
-        assert!(
-            !b.matchmaker
-                .enqueue(&players[0], "s2")
-                .await
-                .expect("again")
-        );
-        let expected = canonical(
-            matchmaking::pair(&players, now, &rules)
-                .into_iter()
-                .map(|(i, j)| (players[i].clone(), players[j].clone())),
-        );
-        assert!(!expected.is_empty(), "seed {seed} forms no pair");
-        let taken = canonical(b.matchmaker.take_pairs(now, &rules).await.expect("take"));
-        assert_eq!(taken, expected, "seed {seed}");
-        let stats = b.matchmaker.stats(now).await.expect("stats");
-        assert_eq!(stats.len, players.len() - 2 * expected.len(), "seed {seed}");
-        assert!(
-            b.matchmaker
-                .take_pairs(now, &rules)
-                .await
-                .expect("again")
-                .is_empty()
-        );
-        for p in &players {
-            b.matchmaker.dequeue(&p.user, None).await.expect("dequeue");
-        }
-        assert_eq!(b.matchmaker.stats(now).await.expect("stats").len, 0);
-    }
-}
-
 #[tokio::test]
 async fn memory_games() {
     games_suite(memory().await).await;
@@ -631,14 +555,4 @@ async fn memory_games() {
 #[tokio::test]
 async fn redis_games() {
     games_suite(redis().await).await;
-}
-
-#[tokio::test]
-async fn memory_matcher() {
-    matcher_suite(memory().await).await;
-}
-
-#[tokio::test]
-async fn redis_matcher_matches_the_rust_rule() {
-    matcher_suite(redis().await).await;
 }

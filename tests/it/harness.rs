@@ -164,6 +164,12 @@ impl Client {
         json_of(&welcome)
     }
 
+    /// Logs in with a login frame of the test's own (`dm_since`, ...); returns `welcome`.
+    pub async fn login_frame(&mut self, login: Value) -> Value {
+        let welcome = self.0.login_with(login).await.expect("welcome");
+        json_of(&welcome)
+    }
+
     pub async fn send(&mut self, frame: Value) {
         self.0.send(frame).await.expect("send");
     }

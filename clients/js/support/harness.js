@@ -249,6 +249,8 @@ export function makeClient(url, user, opts = {}) {
     'game.message',
     'game.closed',
     'rank.matched',
+    'rank.waiting',
+    'rank.timeout',
     'reconnect',
     'error',
     'state',

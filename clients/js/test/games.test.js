@@ -150,7 +150,8 @@ test('ranked match between two clients', { timeout: 10000 }, async () => {
   const mc = carol.waitFor('rank.matched');
   const md = dave.waitFor('rank.matched');
   const q1 = await carol.rankJoin();
-  assert.deepEqual({ ...q1, id: 0 }, { type: 'rank.queued', id: 0, rating: 1500 });
+  assert.deepEqual({ ...q1, id: 0, queued: 0 }, { type: 'rank.queued', id: 0, rating: 1500, queued: 0, max_wait_ms: 120000 });
+  assert.ok(q1.queued >= 1);
   assert.equal(carol.rankQueued, true);
   await dave.rankJoin();
   const [fc, fd] = await Promise.all([mc, md]);
@@ -160,6 +161,9 @@ test('ranked match between two clients', { timeout: 10000 }, async () => {
   assert.equal(fd.opponent, 'carol');
   assert.equal(fc.opponent_rating, 1500);
   assert.equal(carol.rankQueued, false);
+  // The match is in carol's logged stream: its seq is her DM cursor now.
+  assert.ok(fc.seq >= 1);
+  assert.equal(carol.cursors.dm, fc.seq);
 
   const first = await carol.gameJoin(fc.room);
   assert.equal(first.started, false);
@@ -272,4 +276,26 @@ test('a request in flight when the connection drops rejects with disconnected', 
   a.reconnectNow();
   await assert.rejects(p, (e) => e instanceof SwitchboardError && e.code === 'disconnected');
   await a.waitFor('open');
+});
+
+test('a ranked wait reports its status, then times out', { timeout: 10000 }, async () => {
+  const short = await startGateway({
+    env: { SWITCHBOARD_RANK_MAX_WAIT: '1500ms', SWITCHBOARD_RANK_STATUS_INTERVAL: '400ms' },
+  });
+  try {
+    const lone = makeClient(short.url, 'lone', { tokenFrom: short.url });
+    clients.push(lone);
+    await lone.connect();
+    const timedOut = lone.waitFor('rank.timeout', { timeoutMs: 5000 });
+    const q = await lone.rankJoin();
+    assert.equal(q.max_wait_ms, 1500);
+    const t = await timedOut;
+    assert.ok(t.waited_ms >= 1400, JSON.stringify(t));
+    const waiting = lone.of('rank.waiting');
+    assert.ok(waiting.length >= 2, JSON.stringify(waiting));
+    assert.ok(waiting.every((w) => w.window >= 100 && w.queued >= 0), JSON.stringify(waiting));
+    assert.equal(lone.rankQueued, false);
+  } finally {
+    await cleanup(short);
+  }
 });

@@ -1,11 +1,21 @@
-//! The in-memory ranked queue, matched with the same rule as the Redis script.
+//! The in-memory ranked queue and its pending matches, matched with the same rule as
+//! the Redis script.
 
 use super::*;
+use crate::backend::{Match, MatchRun, RECLAIM_PER_RUN, Taken};
+
+#[derive(Default)]
+struct State {
+    /// Queued players with the session that queued them.
+    queue: HashMap<UserId, (Waiting, String)>,
+    /// Matches taken but not finished, with their lease deadline (ms).
+    pending: HashMap<RoomId, (Match, u64)>,
+}
 
 /// The ranked queue in process memory.
 #[derive(Default)]
 pub struct MemoryMatchmaker {
-    queue: Mutex<HashMap<UserId, (Waiting, String)>>,
+    state: Mutex<State>,
 }
 
 impl MemoryMatchmaker {
@@ -14,48 +24,85 @@ impl MemoryMatchmaker {
     }
 }
 
+/// The room of a run's `k`th new match (1-based), as the Redis script names it.
+fn match_room(prefix: &str, k: usize) -> Result<RoomId, BackendError> {
+    RoomId::new(&format!("{prefix}{k:08x}")).map_err(BackendError::Reply)
+}
+
 #[async_trait]
 impl Matchmaker for MemoryMatchmaker {
     async fn enqueue(&self, player: &Waiting, session: &str) -> Result<bool, BackendError> {
-        let mut queue = lock(&self.queue);
-        if queue.contains_key(&player.user) {
+        let mut state = lock(&self.state);
+        if state.queue.contains_key(&player.user) {
             return Ok(false);
         }
-        queue.insert(player.user.clone(), (player.clone(), session.to_owned()));
+        state
+            .queue
+            .insert(player.user.clone(), (player.clone(), session.to_owned()));
         Ok(true)
     }
 
     async fn dequeue(&self, user: &UserId, session: Option<&str>) -> Result<bool, BackendError> {
-        let mut queue = lock(&self.queue);
-        let owned = queue
+        let mut state = lock(&self.state);
+        let owned = state
+            .queue
             .get(user)
             .is_some_and(|(_, s)| session.is_none_or(|want| want == s));
-        Ok(owned && queue.remove(user).is_some())
+        Ok(owned && state.queue.remove(user).is_some())
     }
 
-    async fn take_pairs(
-        &self,
-        now_ms: u64,
-        rules: &Rules,
-    ) -> Result<Vec<(Waiting, Waiting)>, BackendError> {
-        let mut queue = lock(&self.queue);
-        let waiting: Vec<Waiting> = queue.values().map(|(w, _)| w.clone()).collect();
-        let pairs = matchmaking::pair(&waiting, now_ms, rules);
-        Ok(pairs
+    async fn take_matches(&self, run: &MatchRun<'_>) -> Result<Taken, BackendError> {
+        let mut state = lock(&self.state);
+        state
+            .queue
+            .retain(|_, (w, _)| w.since_ms >= run.drop_before_ms);
+        let waiting: Vec<Waiting> = state.queue.values().map(|(w, _)| w.clone()).collect();
+        let mut taken = Taken::default();
+        for (k, (a, b)) in matchmaking::pair(&waiting, run.now_ms, &run.rules)
             .into_iter()
-            .map(|(a, b)| {
-                queue.remove(&waiting[a].user);
-                queue.remove(&waiting[b].user);
-                (waiting[a].clone(), waiting[b].clone())
-            })
-            .collect())
+            .enumerate()
+        {
+            let found = Match {
+                room: match_room(run.room_prefix, k + 1)?,
+                a: waiting[a].clone(),
+                b: waiting[b].clone(),
+                made_ms: run.now_ms,
+            };
+            state.queue.remove(&found.a.user);
+            state.queue.remove(&found.b.user);
+            let deadline = run.now_ms + run.lease_ms;
+            state
+                .pending
+                .insert(found.room.clone(), (found.clone(), deadline));
+            taken.matches.push(found);
+        }
+        let mut expired: Vec<&mut (Match, u64)> = state
+            .pending
+            .values_mut()
+            .filter(|(_, deadline)| *deadline <= run.now_ms)
+            .collect();
+        expired.sort_by_key(|(m, deadline)| (*deadline, m.room.clone()));
+        for (found, deadline) in expired.into_iter().take(RECLAIM_PER_RUN) {
+            *deadline = run.now_ms + run.lease_ms;
+            taken.matches.push(found.clone());
+            taken.recovered += 1;
+        }
+        taken.queued = state.queue.len();
+        taken.pending = state.pending.len();
+        Ok(taken)
+    }
+
+    async fn finish(&self, room: &RoomId) -> Result<(), BackendError> {
+        lock(&self.state).pending.remove(room);
+        Ok(())
     }
 
     async fn stats(&self, now_ms: u64) -> Result<QueueStats, BackendError> {
-        let queue = lock(&self.queue);
+        let state = lock(&self.state);
         Ok(QueueStats {
-            len: queue.len(),
-            waits_ms: queue
+            len: state.queue.len(),
+            waits_ms: state
+                .queue
                 .values()
                 .map(|(w, _)| now_ms.saturating_sub(w.since_ms))
                 .collect(),

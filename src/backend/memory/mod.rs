@@ -17,7 +17,7 @@ use super::{
     Published, QueueStats, Replay, Seat, Seated,
 };
 use crate::event::{Epoch, Event, EventSink, Position, Topic};
-use crate::matchmaking::{self, Rules, Waiting};
+use crate::matchmaking::{self, Waiting};
 use crate::metrics::Metrics;
 use crate::protocol::{Member, RoomId, UserId};
 use async_trait::async_trait;

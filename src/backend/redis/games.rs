@@ -4,9 +4,10 @@
 
 use super::{RedisBackend, bad_reply};
 use crate::backend::{
-    BackendError, GameRefusal, GameState, Games, Matchmaker, QueueStats, Seat, Seated,
+    BackendError, GameRefusal, GameState, Games, Match, MatchRun, Matchmaker, QueueStats,
+    RECLAIM_PER_RUN, Seat, Seated, Taken,
 };
-use crate::matchmaking::{Rules, Waiting};
+use crate::matchmaking::Waiting;
 use crate::protocol::{RoomId, UserId};
 use async_trait::async_trait;
 use fred::prelude::*;
@@ -30,6 +31,15 @@ impl RedisBackend {
     fn queue_keys(&self) -> Vec<String> {
         let p = &self.keys.prefix;
         vec![format!("{p}:{{mm}}:queue"), format!("{p}:{{mm}}:meta")]
+    }
+
+    /// The queue keys, then the pending matches' lease zset and record hash.
+    fn matcher_keys(&self) -> Vec<String> {
+        let p = &self.keys.prefix;
+        let mut keys = self.queue_keys();
+        keys.push(format!("{p}:{{mm}}:pending"));
+        keys.push(format!("{p}:{{mm}}:matches"));
+        keys
     }
 
     fn game_ttl_ms(&self) -> String {
@@ -268,43 +278,56 @@ impl Matchmaker for RedisBackend {
             == 1)
     }
 
-    async fn take_pairs(
-        &self,
-        now_ms: u64,
-        rules: &Rules,
-    ) -> Result<Vec<(Waiting, Waiting)>, BackendError> {
+    async fn take_matches(&self, run: &MatchRun<'_>) -> Result<Taken, BackendError> {
         let args = vec![
-            now_ms.to_string(),
-            rules.window.to_string(),
-            rules.widen_per_s.to_string(),
-            rules.max_window.to_string(),
+            run.now_ms.to_string(),
+            run.rules.window.to_string(),
+            run.rules.widen_per_s.to_string(),
+            run.rules.max_window.to_string(),
+            run.rules.settle_ms.to_string(),
+            run.room_prefix.to_owned(),
+            run.lease_ms.to_string(),
+            run.drop_before_ms.to_string(),
+            RECLAIM_PER_RUN.to_string(),
         ];
         let value: RedisValue = self
-            .eval(&self.scripts.rank_match, self.queue_keys(), args)
+            .eval(&self.scripts.rank_match, self.matcher_keys(), args)
             .await?;
-        let items: Vec<String> = value
-            .into_array()
-            .into_iter()
-            .filter_map(|v| v.as_string())
-            .collect();
-        let players: Vec<Waiting> = items
-            .chunks(3)
-            .filter_map(|p| match p {
-                [user, rating, since] => Some(Waiting {
-                    user: UserId::new(user).ok()?,
-                    rating: rating.parse::<f64>().ok()? as i64,
-                    since_ms: since.parse::<f64>().ok()? as u64,
-                }),
-                _ => None,
+        let items = value.into_array();
+        let int = |i: usize| {
+            items
+                .get(i)
+                .and_then(RedisValue::as_i64)
+                .unwrap_or(0)
+                .max(0) as usize
+        };
+        let (queued, pending, new) = (int(0), int(1), int(2));
+        let matches = items
+            .iter()
+            .skip(3)
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| BackendError::Reply("match record is not text".into()))
+                    .and_then(|r| parse_match(&r))
             })
-            .collect();
-        Ok(players
-            .chunks(2)
-            .filter_map(|pair| match pair {
-                [a, b] => Some((a.clone(), b.clone())),
-                _ => None,
-            })
-            .collect())
+            .collect::<Result<Vec<Match>, BackendError>>()?;
+        Ok(Taken {
+            recovered: matches.len().saturating_sub(new),
+            matches,
+            queued,
+            pending,
+        })
+    }
+
+    async fn finish(&self, room: &RoomId) -> Result<(), BackendError> {
+        let keys = self.matcher_keys();
+        let (pending, records) = (keys[2].clone(), keys[3].clone());
+        // The record first: a lease left without a record is dropped by the next run.
+        self.call(self.cmd.hdel::<i64, _, _>(records, room.as_str()))
+            .await?;
+        self.call(self.cmd.zrem::<i64, _, _>(pending, room.as_str()))
+            .await?;
+        Ok(())
     }
 
     async fn stats(&self, now_ms: u64) -> Result<QueueStats, BackendError> {
@@ -320,4 +343,27 @@ impl Matchmaker for RedisBackend {
             waits_ms,
         })
     }
+}
+
+/// Decodes "<room> <a> <a rating> <a since> <b> <b rating> <b since> <made ms>".
+fn parse_match(record: &str) -> Result<Match, BackendError> {
+    let bad = || BackendError::Reply(format!("match record {record:?}"));
+    let fields: Vec<&str> = record.split(' ').collect();
+    let [room, a, a_rating, a_since, b, b_rating, b_since, made] = fields[..] else {
+        return Err(bad());
+    };
+    let number = |s: &str| s.parse::<f64>().map_err(|_| bad());
+    let player = |user: &str, rating: &str, since: &str| -> Result<Waiting, BackendError> {
+        Ok(Waiting {
+            user: UserId::new(user).map_err(bad_reply)?,
+            rating: number(rating)? as i64,
+            since_ms: number(since)? as u64,
+        })
+    };
+    Ok(Match {
+        room: RoomId::new(room).map_err(bad_reply)?,
+        a: player(a, a_rating, a_since)?,
+        b: player(b, b_rating, b_since)?,
+        made_ms: number(made)? as u64,
+    })
 }
