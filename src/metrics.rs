@@ -38,6 +38,9 @@ pub struct Metrics {
     pub closes: IntCounterVec,
     /// Entries kept in memory-backend logs (room history and DM inboxes).
     pub log_entries: IntGauge,
+    /// In-memory backend: bytes held by logs, and logs dropped to stay under the bound.
+    pub log_bytes: IntGauge,
+    pub logs_evicted: IntCounter,
     /// HTTP API requests by route and status class.
     pub api_requests: IntCounterVec,
     /// 1 while commands and the pub/sub probe both work.
@@ -164,6 +167,14 @@ impl Metrics {
             log_entries: reg!(IntGauge::new(
                 "memory_log_entries",
                 "Entries in in-memory room histories and DM inboxes"
+            )),
+            log_bytes: reg!(IntGauge::new(
+                "memory_log_bytes",
+                "Bytes of message data held in in-memory logs"
+            )),
+            logs_evicted: reg!(IntCounter::new(
+                "memory_logs_evicted_total",
+                "In-memory logs dropped because they were idle past the history TTL or over the byte bound"
             )),
             api_requests: reg!(IntCounterVec::new(
                 Opts::new("api_requests_total", "HTTP API requests"),

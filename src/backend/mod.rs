@@ -85,13 +85,7 @@ pub async fn connect(
             }
         }
         None => Backends {
-            bus: Arc::new(MemoryBus::new(
-                sink,
-                config.history_size,
-                config.inbox_size,
-                config.msg_id_ttl,
-                metrics,
-            )),
+            bus: Arc::new(MemoryBus::new(sink, config, metrics)),
             presence: Arc::new(MemoryPresence::new()),
             games: Arc::new(MemoryGames::new(config.game_ttl)),
             matchmaker: Arc::new(MemoryMatchmaker::new()),

@@ -155,6 +155,10 @@ pub struct Config {
     /// Largest accepted inbound frame (bytes); larger ones get `too_large`.
     #[arg(long, env = "SWITCHBOARD_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
+    /// In-memory backend: bytes of room, game and DM history kept in all (message data
+    /// counted); past it the least recently used logs nobody here follows go first.
+    #[arg(long, env = "SWITCHBOARD_MEMORY_HISTORY_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub memory_history_bytes: usize,
     /// Per-connection read/write buffer size (bytes); small keeps idle connections cheap.
     #[arg(long, env = "SWITCHBOARD_IO_BUFFER_BYTES", default_value_t = 2048)]
     pub io_buffer_bytes: usize,
@@ -182,6 +186,10 @@ pub struct Config {
     /// Rooms one session may be in at once.
     #[arg(long, env = "SWITCHBOARD_MAX_ROOMS_PER_SESSION", default_value_t = 100)]
     pub max_rooms_per_session: usize,
+    /// Sustained joins of new rooms per second per session, after a burst of
+    /// `SWITCHBOARD_MAX_ROOMS_PER_SESSION`: churning through fresh room names is slow.
+    #[arg(long, env = "SWITCHBOARD_JOIN_RATE", default_value_t = 2.0)]
+    pub join_rate: f64,
     /// Room messages kept per room for resume (`join` with `since`).
     #[arg(long, env = "SWITCHBOARD_HISTORY_SIZE", default_value_t = 100)]
     pub history_size: usize,
@@ -335,6 +343,10 @@ impl Config {
         let counts = [
             ("SWITCHBOARD_MAX_FRAME_BYTES", self.max_frame_bytes),
             ("SWITCHBOARD_IO_BUFFER_BYTES", self.io_buffer_bytes),
+            (
+                "SWITCHBOARD_MEMORY_HISTORY_BYTES",
+                self.memory_history_bytes,
+            ),
             ("SWITCHBOARD_OUTBOUND_QUEUE", self.outbound_queue),
             (
                 "SWITCHBOARD_MAX_ROOMS_PER_SESSION",
@@ -353,6 +365,7 @@ impl Config {
         let rates = [
             ("SWITCHBOARD_RATE_LIMIT", self.rate_limit),
             ("SWITCHBOARD_RATE_BURST", self.rate_burst),
+            ("SWITCHBOARD_JOIN_RATE", self.join_rate),
             ("SWITCHBOARD_RATE_ABUSE_LIMIT", self.rate_abuse_limit),
             ("SWITCHBOARD_RANK_WINDOW", self.rank_window),
             ("SWITCHBOARD_RANK_MAX_WINDOW", self.rank_max_window),

@@ -343,6 +343,13 @@ impl<T: Transport> Session<'_, T> {
                     "too many rooms for one session",
                 ));
             }
+            if !self.joins.try_take(std::time::Instant::now()) {
+                self.gw.metrics.rate_limited.inc();
+                return Err(Reply::new(
+                    ErrorCode::RateLimited,
+                    "joining new rooms too fast, slow down",
+                ));
+            }
             self.gw.join(&self.handle, &room).await?;
             self.rooms.insert(room.clone(), Position::default());
         }

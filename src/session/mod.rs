@@ -92,6 +92,8 @@ struct Session<'a, T: Transport> {
     /// Set while this session's user waits in the ranked queue (joined from here).
     ranked: Option<RankWait>,
     limiter: TokenBucket,
+    /// Joins of rooms the session is not in (room churn costs memory and Redis keys).
+    joins: TokenBucket,
     abuse: TokenBucket,
     last_seen: Instant,
 }
@@ -140,6 +142,7 @@ async fn serve<T: Transport>(
         ended_games: Vec::new(),
         ranked: None,
         limiter: TokenBucket::new(gw.config.rate_limit, gw.config.rate_burst),
+        joins: TokenBucket::new(gw.config.join_rate, gw.config.max_rooms_per_session as f64),
         abuse: TokenBucket::new(ABUSE_FORGIVE_PER_S, gw.config.rate_abuse_limit),
         last_seen: Instant::now(),
     };

@@ -16,6 +16,7 @@ mod online;
 mod process;
 mod ranked;
 mod replicas;
+mod retention;
 mod retries;
 mod shutdown;
 mod streams;

@@ -1,5 +1,9 @@
 //! The in-memory bus: events loop straight back to the local sink; room, user and game
-//! topics keep bounded logs for resume and offline delivery.
+//! topics keep bounded logs for resume and offline delivery. Logs are bounded each (by
+//! count) and together (by bytes, see `retention`), so fresh room names cost memory
+//! only until it is needed.
+
+mod retention;
 
 use super::*;
 
@@ -15,6 +19,11 @@ struct Log {
     /// Dedupe keys logged within `msg_id_ttl`, with their seq, oldest first.
     recent_ids: VecDeque<(Instant, String)>,
     seen_ids: HashMap<String, u64>,
+    /// Bytes charged for this log (its entries and itself), and its last use.
+    bytes: usize,
+    touched: Instant,
+    /// Taken out of the map by `retention`: a writer that still holds it gets a new one.
+    dropped: bool,
 }
 
 /// Dedupe keys remembered per log at most (the oldest are forgotten first).
@@ -47,6 +56,7 @@ pub struct MemoryBus {
     inbox_size: usize,
     msg_id_ttl: Duration,
     metrics: Arc<Metrics>,
+    retention: retention::Retention,
     /// This process's start (µs since the Unix epoch): the first part of every epoch.
     started_us: u128,
     /// Logs created so far: the second part.
@@ -54,20 +64,15 @@ pub struct MemoryBus {
 }
 
 impl MemoryBus {
-    pub fn new(
-        sink: Arc<dyn EventSink>,
-        history_size: usize,
-        inbox_size: usize,
-        msg_id_ttl: Duration,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(sink: Arc<dyn EventSink>, config: &Config, metrics: Arc<Metrics>) -> Self {
         MemoryBus {
             sink,
             logs: RwLock::default(),
-            history_size,
-            inbox_size,
-            msg_id_ttl,
+            history_size: config.history_size,
+            inbox_size: config.inbox_size,
+            msg_id_ttl: config.msg_id_ttl,
             metrics,
+            retention: retention::Retention::new(config),
             started_us: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_micros())
@@ -87,6 +92,9 @@ impl MemoryBus {
             delivered: 0,
             recent_ids: VecDeque::new(),
             seen_ids: HashMap::new(),
+            bytes: 0,
+            touched: Instant::now(),
+            dropped: false,
         }
     }
 
@@ -99,12 +107,38 @@ impl MemoryBus {
         {
             return log.clone();
         }
-        self.logs
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(topic.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(self.new_log())))
-            .clone()
+        let (log, created) = {
+            let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
+            match logs.get(topic) {
+                Some(log) => (log.clone(), false),
+                None => {
+                    let mut log = self.new_log();
+                    log.bytes = retention::LOG_OVERHEAD + retention::topic_bytes(topic);
+                    let log = Arc::new(Mutex::new(log));
+                    logs.insert(topic.clone(), log.clone());
+                    (log, true)
+                }
+            }
+        };
+        if created {
+            self.charge(retention::LOG_OVERHEAD + retention::topic_bytes(topic), 0);
+        }
+        log
+    }
+
+    /// Accounts for bytes added to and freed from logs; past the bound, or when the
+    /// idle sweep is due, drops logs (see `retention`).
+    fn charge(&self, added: usize, freed: usize) {
+        let total = self.retention.charge(added, freed);
+        self.metrics.log_bytes.set(total as i64);
+        if self.retention.needs_pass(total) {
+            let dropped = self.retention.pass(&self.logs, self.sink.as_ref());
+            for log in &dropped {
+                self.metrics.log_entries.sub(log.entries as i64);
+            }
+            self.metrics.logs_evicted.inc_by(dropped.len() as u64);
+            self.metrics.log_bytes.set(self.retention.total() as i64);
+        }
     }
 
     fn existing_log(&self, topic: &Topic) -> Option<Arc<Mutex<Log>>> {
@@ -133,9 +167,16 @@ impl Bus for MemoryBus {
             Topic::User(_) => self.inbox_size,
             _ => self.history_size,
         };
-        let log = self.log(topic);
         // Dispatch under the topic lock so local delivery order equals seq order.
-        let mut log = lock(&log);
+        let arc = self.log(topic);
+        let fresh;
+        let mut log = lock(&arc);
+        if log.dropped {
+            // Retention dropped it between lookup and lock: write to its successor.
+            drop(log);
+            fresh = self.log(topic);
+            log = lock(&fresh);
+        }
         if let Some(key) = dedupe
             && let Some(seq) = log.seen(key, self.msg_id_ttl)
         {
@@ -145,21 +186,30 @@ impl Bus for MemoryBus {
             });
         }
         log.last_seq += 1;
+        log.touched = Instant::now();
         let seq = log.last_seq;
         event.set_position(Position::at(seq, &log.epoch));
         // Sessions raise the DM watermark themselves once a DM is really written.
         self.sink.dispatch(topic, &event);
+        let (mut added, mut freed) = (0, 0);
         if cap > 0 {
+            added += retention::event_bytes(&event);
             log.entries.push_back(event);
             self.metrics.log_entries.inc();
             while log.entries.len() > cap {
-                log.entries.pop_front();
+                if let Some(old) = log.entries.pop_front() {
+                    freed += retention::event_bytes(&old);
+                }
                 self.metrics.log_entries.dec();
             }
         }
         if let Some(key) = dedupe {
+            added += key.len() + retention::ID_OVERHEAD;
             log.remember(key, seq);
         }
+        log.bytes = (log.bytes + added).saturating_sub(freed);
+        drop(log);
+        self.charge(added, freed);
         Ok(Published {
             seq,
             duplicate: false,
@@ -173,7 +223,8 @@ impl Bus for MemoryBus {
         limit: usize,
     ) -> Result<Replay, BackendError> {
         let log = self.log(topic);
-        let log = lock(&log);
+        let mut log = lock(&log);
+        log.touched = Instant::now();
         let reset = after.epoch.is_known() && after.epoch != log.epoch;
         let after = if reset { 0 } else { after.seq };
         let head = log.last_seq;

@@ -16,6 +16,7 @@ use super::{
     BackendError, Bus, GameRefusal, GameState, Games, Matchmaker, Membership, OnlinePage, Presence,
     Published, QueueStats, Replay, Seat, Seated,
 };
+use crate::config::Config;
 use crate::event::{Epoch, Event, EventSink, Position, Topic};
 use crate::matchmaking::{self, Waiting};
 use crate::metrics::Metrics;
