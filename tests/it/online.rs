@@ -148,3 +148,47 @@ async fn the_feed_crosses_replicas() {
     let (_, off, _, _) = changes(&mut w, Duration::from_secs(2)).await;
     assert_eq!(off, vec!["carol".to_owned()]);
 }
+
+#[tokio::test]
+async fn users_of_a_killed_replica_are_announced_offline_within_the_ttl() {
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix();
+    let survivor = TestServer::with(|c| {
+        on_redis(&redis, &prefix)(c);
+        c.presence_ttl = Duration::from_secs(3);
+        c.online_feed_interval = Duration::from_millis(100);
+    })
+    .await;
+    wait_ready(&survivor).await;
+    let mut watcher = survivor.ws("watcher").await;
+    watcher
+        .request(json!({"type": "online.watch", "all": true}))
+        .await;
+    let (mut victim, addr) =
+        gateway_process(&redis, &prefix, &[("SWITCHBOARD_PRESENCE_TTL", "3s")]);
+    let mut ghost = switchboard::client::Client::connect(&format!("ws://{addr}/ws"))
+        .await
+        .expect("connect victim");
+    ghost.login(&token("ghost")).await.expect("welcome");
+    let (on, _, _, _) = changes(&mut watcher, Duration::from_millis(800)).await;
+    assert_eq!(on, ["ghost"]);
+
+    victim.kill().expect("kill -9");
+    let _ = victim.wait();
+    let killed = std::time::Instant::now();
+    // Nobody logs the ghost out; the presence TTL runs out and a survivor says so.
+    let off = loop {
+        let (_, off, _, _) = changes(&mut watcher, Duration::from_millis(500)).await;
+        if !off.is_empty() || killed.elapsed() > Duration::from_secs(8) {
+            break off;
+        }
+    };
+    assert_eq!(
+        off,
+        ["ghost"],
+        "announced once, after {:?}",
+        killed.elapsed()
+    );
+    let who = watcher.request(json!({"type": "who"})).await;
+    assert_eq!(who["count"], 1, "{who}");
+}

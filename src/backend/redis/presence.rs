@@ -70,7 +70,27 @@ impl RedisBackend {
             if failures > 0 {
                 tracing::warn!(failures, "presence refresh incomplete");
             }
+            if let Err(err) = this.expire_online().await {
+                tracing::debug!(cause = %err, "online expiry sweep failed");
+            }
         }
+    }
+
+    /// Takes users of crashed replicas off the online list and announces them offline
+    /// (only the caller whose script removed a user announces it).
+    pub(super) async fn expire_online(&self) -> Result<(), BackendError> {
+        let expired: Vec<String> = self
+            .eval(
+                &self.scripts.online_expire,
+                self.keys.online(),
+                vec![now_ms().to_string()],
+            )
+            .await?;
+        for user in expired.iter().filter_map(|u| UserId::new(u).ok()) {
+            tracing::info!(%user, "user's replica stopped refreshing it: announced offline");
+            Bus::publish(self, &Topic::Online, Event::UserOffline { user }).await?;
+        }
+        Ok(())
     }
 
     /// Adds the room to the user's room set (read by `rename`) and keeps the set alive.
@@ -262,6 +282,7 @@ impl Presence for RedisBackend {
     }
 
     async fn online(&self, cursor: Option<&str>, limit: usize) -> Result<OnlinePage, BackendError> {
+        self.expire_online().await?;
         let value: RedisValue = self
             .eval(
                 &self.scripts.online_page,
