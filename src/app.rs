@@ -108,6 +108,19 @@ pub async fn run(
     let online_feed = tokio::spawn(gw.clone().run_online_feed(draining.clone()));
     // Runs through the drain: seats of sessions still here keep their leases.
     let game_sweep = tokio::spawn(gw.clone().run_game_sweep(CancellationToken::new()));
+    let key_watch = {
+        let gw = gw.clone();
+        let stop = draining.clone();
+        tokio::spawn(async move {
+            crate::auth::watch_keys(
+                &gw.verifier,
+                &gw.metrics,
+                gw.config.jwt_reload_interval,
+                stop,
+            )
+            .await;
+        })
+    };
     tracing::info!(addr = %http_addr, replica = %gw.replica, "switchboard listening");
 
     shutdown.await;
@@ -148,6 +161,7 @@ pub async fn run(
     matcher.abort();
     online_feed.abort();
     game_sweep.abort();
+    key_watch.abort();
     if timeout(DRAIN_MARGIN, http).await.is_err() {
         tracing::debug!("http server still closing idle connections");
     }

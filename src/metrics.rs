@@ -84,6 +84,10 @@ pub struct Metrics {
     pub draining: IntGauge,
     /// 1 while `/readyz` answers 200.
     pub ready: IntGauge,
+    /// Token key reloads (SIGHUP, key file change) by result (`ok`, `error`).
+    pub jwt_key_reloads: IntCounterVec,
+    /// Token verification keys in force.
+    pub jwt_keys: IntGauge,
 }
 
 impl Metrics {
@@ -266,6 +270,23 @@ impl Metrics {
                 "1 while the replica drains after SIGTERM"
             )),
             ready: reg!(IntGauge::new("ready", "1 while /readyz answers 200")),
+            jwt_key_reloads: {
+                let reloads = reg!(IntCounterVec::new(
+                    Opts::new(
+                        "jwt_key_reloads_total",
+                        "Token key reloads (SIGHUP, key file change) by result"
+                    ),
+                    &["result"]
+                ));
+                for result in ["ok", "error"] {
+                    reloads.with_label_values(&[result]);
+                }
+                reloads
+            },
+            jwt_keys: reg!(IntGauge::new(
+                "jwt_keys",
+                "Token verification keys in force"
+            )),
             registry,
             process: process_registry(),
         }

@@ -81,3 +81,21 @@ fn half_production_needs_a_key_or_explicit_dev_mode() {
     assert_eq!(c.listen_addr(), "0.0.0.0:8080".parse().expect("addr"));
     assert_eq!(c.drain_delay(), Duration::from_secs(5));
 }
+
+#[test]
+fn named_secrets_are_checked_without_echoing_them() {
+    let ok = parse(&["--jwt-secrets", "a:one, b:two:with-colon"]).expect("valid");
+    let list = crate::auth::parse_named_secrets(ok.jwt_secrets.as_deref().unwrap_or_default())
+        .expect("parsed");
+    assert_eq!(list[1], ("b".to_owned(), "two:with-colon".to_owned()));
+    assert!(!ok.dev_mode(), "named secrets are a key: not dev mode");
+    for bad in ["nokid", "a:", ":s", "a:x,a:y", ","] {
+        let err = parse(&["--jwt-secrets", bad]).expect_err(bad);
+        assert!(err.contains("SWITCHBOARD_JWT_SECRETS"), "{bad}: {err}");
+        assert!(!err.contains(":x") && !err.contains("nokid"), "{err}");
+    }
+    let jwks = parse(&["--jwt-jwks-file", "/etc/keys.json"]).expect("valid");
+    assert!(!jwks.dev_mode());
+    assert!(parse(&["--api-max-body-bytes", "0"]).is_err());
+    assert!(parse(&["--api-timeout", "0s"]).is_err());
+}

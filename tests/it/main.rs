@@ -10,6 +10,7 @@ mod deploy;
 mod game_faults;
 mod games;
 mod harness;
+mod keys;
 mod limits;
 mod login;
 mod online;

@@ -266,3 +266,158 @@ async fn sigterm_drains_and_exits_zero() {
         started.elapsed()
     );
 }
+
+/// A gateway binary running with JSON logs on loopback ports; every log line (stdout
+/// and stderr) is kept for the test to read. Killed on drop.
+pub struct Running {
+    pub child: std::process::Child,
+    pub addr: String,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Running {
+    /// Starts the binary with `env` on top of a JWT secret, JSON logs and RUST_LOG=debug.
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let mut cmd = gateway();
+        cmd.env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
+            .env("SWITCHBOARD_JWT_SECRET", SECRET)
+            .env("SWITCHBOARD_DRAIN_DELAY", "0s")
+            .env("SWITCHBOARD_LOG_FORMAT", "json")
+            .env("RUST_LOG", "debug");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx2.send(line);
+            }
+        });
+        let mut running = Running {
+            child,
+            addr: String::new(),
+            lines,
+            seen: Vec::new(),
+        };
+        running.addr = running
+            .wait_log("switchboard listening")
+            .and_then(|v| v["fields"]["addr"].as_str().map(str::to_owned))
+            .expect("gateway logs its address");
+        running
+    }
+
+    /// Waits (up to WAIT) for a JSON log line with this message; keeps every line read.
+    pub fn wait_log(&mut self, message: &str) -> Option<Value> {
+        let deadline = Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                break;
+            };
+            self.seen.push(line.clone());
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["fields"]["message"] == message
+            {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_keys_and_keeps_sessions() {
+    use crate::keys::{sign_with, temp_dir};
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    let dir = temp_dir();
+    let file = dir.join("jwks.json");
+    let jwks = |kid: &str, secret: &[u8]| {
+        use base64::Engine;
+        let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        serde_json::json!({"keys": [{"kty": "oct", "kid": kid, "k": k}]}).to_string()
+    };
+    std::fs::write(&file, jwks("old", b"old-secret-of-reasonable-length")).expect("write");
+    let path = file.to_string_lossy().to_string();
+    // File polling off: only the signal can reload.
+    let mut gw = Running::start(&[
+        ("SWITCHBOARD_JWT_JWKS_FILE", path.as_str()),
+        ("SWITCHBOARD_JWT_RELOAD_INTERVAL", "0s"),
+    ]);
+    let url = format!("ws://{}/ws", gw.addr);
+    let old = sign_with(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(b"old-secret-of-reasonable-length"),
+        Some("old"),
+        "alice",
+    );
+    let mut alice = switchboard::client::Client::connect(&url)
+        .await
+        .expect("connect");
+    alice.login(&old).await.expect("welcome");
+    std::fs::write(&file, jwks("new", b"new-secret-of-reasonable-length")).expect("write");
+    let new = sign_with(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(b"new-secret-of-reasonable-length"),
+        Some("new"),
+        "bob",
+    );
+    gw.signal("-HUP");
+    let reloaded = gw.wait_log("token keys reloaded").expect("reload logged");
+    assert_eq!(reloaded["fields"]["trigger"], "SIGHUP");
+    let mut bob = switchboard::client::Client::connect(&url)
+        .await
+        .expect("connect");
+    bob.login(&new)
+        .await
+        .expect("new key accepted after SIGHUP");
+    let mut again = switchboard::client::Client::connect(&url)
+        .await
+        .expect("connect");
+    assert!(again.login(&old).await.is_err(), "old key still accepted");
+    // The old session survived the reload, and the process is still up.
+    alice
+        .request(&serde_json::json!({"type": "ping", "id": 1}))
+        .await
+        .expect("pong");
+    assert!(gw.child.try_wait().expect("wait").is_none());
+    // A broken file on SIGHUP: error logged, old keys kept.
+    std::fs::write(&file, "not json").expect("write");
+    gw.signal("-HUP");
+    let failed = gw
+        .wait_log("token key reload failed, keeping the old keys")
+        .expect("failure logged");
+    assert_eq!(failed["level"], "ERROR");
+    let mut carol = switchboard::client::Client::connect(&url)
+        .await
+        .expect("connect");
+    carol.login(&new).await.expect("kept keys");
+    let _ = std::fs::remove_dir_all(&dir);
+}

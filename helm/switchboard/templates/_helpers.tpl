@@ -310,6 +310,15 @@ then extraEnv. Rendered as a YAML list; empty when there is nothing to set.
       optional: true
       {{- end }}
 {{- end }}
+{{- if .Values.auth.existingSecret }}
+# Named HMAC secrets for key rotation (kid1:secret1,...), when the Secret has them.
+- name: SWITCHBOARD_JWT_SECRETS
+  valueFrom:
+    secretKeyRef:
+      name: {{ $authSecret }}
+      key: {{ $keys.jwtSecrets }}
+      optional: true
+{{- end }}
 {{- end }}
 {{- if .Values.redis.enabled }}
 # Bundled dev Redis (no password, not for production).

@@ -1,12 +1,18 @@
-//! JWT verification (keys built once at startup) and the `Identity` a token grants.
+//! JWT verification and the `Identity` a token grants: the claims, the error kinds and
+//! the `rooms` glob; keys and their reload live in `keys` and `verifier`.
 
-use crate::clock::unix_now;
-use crate::config::{Config, JwtAlg};
+mod keys;
+mod reload;
+mod verifier;
+
+pub use keys::parse_named_secrets;
+pub use reload::{reload_keys, watch_keys};
+pub use verifier::Verifier;
+
+use crate::config::JwtAlg;
 use crate::protocol::UserId;
-use crate::protocol::clean_name;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// Rating given to players whose token carries none.
 pub const DEFAULT_RATING: i64 = 1500;
@@ -20,6 +26,8 @@ pub struct Identity {
     pub perms: Vec<String>,
     /// Glob patterns of rooms the user may join; `None` means any room.
     pub rooms: Option<Vec<String>>,
+    /// The token's `exp` (Unix seconds): the session ends then unless refreshed.
+    pub expires: u64,
 }
 
 impl Identity {
@@ -63,122 +71,6 @@ pub enum AuthError {
     Invalid(String),
     #[error("token subject is not a valid user id")]
     BadSubject,
-}
-
-/// Verifies tokens with the one configured algorithm and key.
-pub struct Verifier {
-    key: DecodingKey,
-    validation: Validation,
-    max_name_chars: usize,
-    /// Present only in dev mode, where the gateway mints its own tokens.
-    dev_signer: Option<EncodingKey>,
-    /// Claims dev tokens carry so they pass the configured `iss`/`aud` checks.
-    dev_issuer: Option<String>,
-    dev_audience: Option<String>,
-    alg: Algorithm,
-}
-
-impl Verifier {
-    pub fn from_config(config: &Config) -> Result<Self, String> {
-        let alg = algorithm(config.jwt_alg);
-        let (key, dev_signer) = if let Some(secret) = &config.jwt_secret {
-            let signer = config
-                .dev_mode()
-                .then(|| EncodingKey::from_secret(secret.as_bytes()));
-            (DecodingKey::from_secret(secret.as_bytes()), signer)
-        } else if let Some(path) = &config.jwt_public_key_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                format!(
-                    "SWITCHBOARD_JWT_PUBLIC_KEY_FILE {}: cannot read: {e}",
-                    path.display()
-                )
-            })?;
-            let key = match config.jwt_alg {
-                JwtAlg::Rs256
-                | JwtAlg::Rs384
-                | JwtAlg::Rs512
-                | JwtAlg::Ps256
-                | JwtAlg::Ps384
-                | JwtAlg::Ps512 => DecodingKey::from_rsa_pem(&pem),
-                JwtAlg::Es256 | JwtAlg::Es384 => DecodingKey::from_ec_pem(&pem),
-                JwtAlg::EdDsa => DecodingKey::from_ed_pem(&pem),
-                JwtAlg::Hs256 | JwtAlg::Hs384 | JwtAlg::Hs512 => {
-                    return Err("SWITCHBOARD_JWT_ALG must be asymmetric with a public key".into());
-                }
-            }
-            .map_err(|e| format!("SWITCHBOARD_JWT_PUBLIC_KEY_FILE: not a usable key: {e}"))?;
-            (key, None)
-        } else {
-            let secret: [u8; 32] = rand::random();
-            (
-                DecodingKey::from_secret(&secret),
-                Some(EncodingKey::from_secret(&secret)),
-            )
-        };
-        let mut validation = Validation::new(alg);
-        validation.leeway = config.jwt_leeway.as_secs();
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        if let Some(iss) = &config.jwt_issuer {
-            validation.set_issuer(&[iss]);
-            validation.required_spec_claims.insert("iss".into());
-        }
-        match &config.jwt_audience {
-            Some(aud) => {
-                validation.set_audience(&[aud]);
-                validation.required_spec_claims.insert("aud".into());
-            }
-            None => validation.validate_aud = false,
-        }
-        Ok(Verifier {
-            key,
-            validation,
-            max_name_chars: config.max_name_chars,
-            dev_signer,
-            dev_issuer: config.jwt_issuer.clone(),
-            dev_audience: config.jwt_audience.clone(),
-            alg,
-        })
-    }
-
-    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| AuthError::Invalid(e.kind_description()))?;
-        let claims = data.claims;
-        let user = UserId::new(&claims.sub).map_err(|_| AuthError::BadSubject)?;
-        let name = claims
-            .name
-            .map(|n| clean_name(&n, self.max_name_chars))
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| user.to_string());
-        Ok(Identity {
-            user,
-            name,
-            rating: claims.rating.unwrap_or(DEFAULT_RATING),
-            perms: claims.perms,
-            rooms: claims.rooms,
-        })
-    }
-
-    /// Mints a short-lived token; only in dev mode.
-    pub fn dev_token(&self, sub: &str, name: Option<&str>, ttl: Duration) -> Option<String> {
-        let key = self.dev_signer.as_ref()?;
-        let claims = Claims {
-            sub: sub.to_owned(),
-            exp: unix_now() + ttl.as_secs(),
-            name: name.map(str::to_owned),
-            rating: None,
-            perms: vec!["broadcast".into()],
-            rooms: None,
-            iss: self.dev_issuer.clone(),
-            aud: self.dev_audience.clone(),
-        };
-        jsonwebtoken::encode(&Header::new(self.alg), &claims, key).ok()
-    }
-
-    pub fn is_dev(&self) -> bool {
-        self.dev_signer.is_some()
-    }
 }
 
 trait KindDescription {
