@@ -88,6 +88,10 @@ pub struct Metrics {
     pub jwt_key_reloads: IntCounterVec,
     /// Token verification keys in force.
     pub jwt_keys: IntGauge,
+    /// Sessions closed because their token expired (4011).
+    pub token_expiries: IntCounter,
+    /// `refresh` requests by result (`ok`, `invalid`, `other_user`).
+    pub refreshes: IntCounterVec,
 }
 
 impl Metrics {
@@ -283,6 +287,14 @@ impl Metrics {
                 }
                 reloads
             },
+            token_expiries: reg!(IntCounter::new(
+                "token_expiries_total",
+                "Sessions closed because their token expired"
+            )),
+            refreshes: reg!(IntCounterVec::new(
+                Opts::new("token_refreshes_total", "refresh requests by result"),
+                &["result"]
+            )),
             jwt_keys: reg!(IntGauge::new(
                 "jwt_keys",
                 "Token verification keys in force"

@@ -274,6 +274,10 @@ export interface SeqOk extends OkFrame {
 export interface RenameOk extends OkFrame {
   name: string;
 }
+export interface RefreshOk extends OkFrame {
+  /** The session's new end: the token's `exp` (Unix seconds). */
+  exp: number;
+}
 export interface GameEnterOk extends OkFrame {
   room: string;
   role: GameRole;
@@ -547,6 +551,8 @@ export declare class SwitchboardClient {
   who(opts?: { cursor?: string; limit?: number } & RequestOptions): Promise<WhoFrame>;
   whoAll(opts?: { limit?: number } & RequestOptions): Promise<Member[]>;
   rename(name: string, opts?: RequestOptions): Promise<RenameOk>;
+  /** A newer token for the same user before `exp` (else close 4011); used for reconnects too. */
+  refresh(token: string, opts?: RequestOptions): Promise<RefreshOk>;
   broadcast(data: unknown, opts?: RequestOptions): Promise<OkFrame>;
   /** Round trip in milliseconds. */
   ping(opts?: RequestOptions): Promise<number>;

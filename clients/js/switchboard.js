@@ -46,7 +46,9 @@ export const CLIENT_ERROR_CODES = Object.freeze([
 
 /**
  * Close codes after which the client does not reconnect by itself (PROTOCOL.md §8).
- * 4001 is retried once with a fresh token when a `getToken` callback is configured.
+ * 4001 is retried once with a fresh token when a `getToken` callback is configured; 4011
+ * (token expired) is retried at once with `getToken`, and not at all with a fixed `token`
+ * (call `refresh()` before the token's `exp` instead).
  */
 export const NO_RETRY_CLOSE_CODES = Object.freeze([4001, 4003, 4005]);
 
@@ -620,6 +622,7 @@ export class SwitchboardClient {
       let retry = !!this._reconnect && !outcome.fatal;
       if (code === 4003 || code === 4005) retry = false;
       if (code === 4001 && (!this._getToken || authFailures > 1)) retry = false;
+      if (code === 4011 && !this._getToken) retry = false;
       if (this._reconnect && attempt >= this._reconnect.maxAttempts) retry = false;
       if (!retry) {
         const loginErr = outcome.error instanceof SwitchboardError && outcome.error.frame ? outcome.error : undefined;
@@ -643,7 +646,7 @@ export class SwitchboardClient {
       let delay;
       if (outcome.drainAfterMs !== undefined) delay = outcome.drainAfterMs;
       else if (outcome.why === 'manual') delay = 0;
-      else if ((code === 4002 || code === 4010 || code === 1000) && attempt === 1) delay = 0;
+      else if ((code === 4002 || code === 4010 || code === 4011 || code === 1000) && attempt === 1) delay = 0;
       else delay = this._backoff(attempt);
       ctx = {
         attempt,
@@ -1557,6 +1560,21 @@ export class SwitchboardClient {
   async rename(name, opts = {}) {
     const ok = await this.request({ type: 'rename', name }, opts);
     this._renamed = ok.name ?? name;
+    return ok;
+  }
+
+  /**
+   * Hand the gateway a newer token for the same user before the current one expires
+   * (else the session closes with 4011). Resolves with `ok {exp}`; rejects with
+   * `forbidden` for another user's token or `unauthorized` for an invalid one (the
+   * session then keeps its old expiry). A fixed `token` option is replaced by this one
+   * for later reconnects.
+   * @param {string} token
+   * @param {{timeoutMs?: number}} [opts]
+   */
+  async refresh(token, opts = {}) {
+    const ok = await this.request({ type: 'refresh', token }, opts);
+    if (!this._getToken) this._token = token;
     return ok;
   }
 

@@ -249,6 +249,8 @@ pub struct OkReply {
     pub replayed: Option<u64>,
     /// `join`, `game.join`, `game.watch`: the log's epoch, for resuming with `since`.
     pub epoch: Option<String>,
+    /// `refresh`: the session's new end (the token's `exp`, Unix seconds).
+    pub exp: Option<u64>,
 }
 
 #[cfg(test)]

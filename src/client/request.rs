@@ -21,6 +21,11 @@ pub enum Request {
         #[serde(skip_serializing_if = "Option::is_none")]
         dm_epoch: Option<String>,
     },
+    /// A newer token for the same user, sent before the current one expires (else
+    /// the server closes with 4011).
+    Refresh {
+        token: String,
+    },
     Join {
         room: String,
         /// Resume: replay room messages after this seq before the `ok`.
@@ -140,6 +145,12 @@ impl Request {
             token: token.into(),
             dm_since: None,
             dm_epoch: None,
+        }
+    }
+
+    pub fn refresh(token: impl Into<String>) -> Self {
+        Request::Refresh {
+            token: token.into(),
         }
     }
 

@@ -28,6 +28,10 @@ pub enum ClientFrame {
         #[serde(default)]
         dm_epoch: Option<String>,
     },
+    /// A newer token for the same user, before the current one expires.
+    Refresh {
+        token: String,
+    },
     Join {
         room: RoomId,
         /// Resume: replay room messages with a seq greater than this.
@@ -137,6 +141,7 @@ impl ClientFrame {
     pub fn kind(&self) -> &'static str {
         match self {
             ClientFrame::Login { .. } => "login",
+            ClientFrame::Refresh { .. } => "refresh",
             ClientFrame::Join { .. } => "join",
             ClientFrame::Leave { .. } => "leave",
             ClientFrame::Publish { .. } => "publish",

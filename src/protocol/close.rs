@@ -25,6 +25,9 @@ pub const POLICY: CloseCode = CloseCode(4008);
 pub const SLOW_CONSUMER: CloseCode = CloseCode(4009);
 /// Idle timeout: nothing received for too long. Retry at once.
 pub const IDLE: CloseCode = CloseCode(4010);
+/// The login token's `exp` passed and no `refresh` brought a newer one. Get a new
+/// token, then reconnect and resume.
+pub const TOKEN_EXPIRED: CloseCode = CloseCode(4011);
 /// Frame larger than the transport can accept at all.
 pub const TOO_BIG: CloseCode = CloseCode(1009);
 /// The replica is draining; reconnect (to any replica) after `after_ms`.
@@ -56,6 +59,7 @@ impl CloseCode {
             POLICY => "policy violation",
             SLOW_CONSUMER => "slow consumer",
             IDLE => "idle timeout",
+            TOKEN_EXPIRED => "token expired",
             TOO_BIG => "frame too large",
             DRAINING => "server draining",
             _ => "bye",

@@ -241,6 +241,10 @@ pub enum OkDetail<'a> {
     Renamed {
         name: &'a str,
     },
+    /// Answer to `refresh`: the session now lasts until this `exp` (Unix seconds).
+    Refreshed {
+        exp: u64,
+    },
     /// Answer to `game.join` / `game.watch`: where the caller stands in the game.
     Game {
         room: &'a str,

@@ -53,6 +53,7 @@ impl<T: Transport> Session<'_, T> {
             ClientFrame::Login { .. } => {
                 return Err(Reply::new(ErrorCode::BadRequest, "already logged in"));
             }
+            ClientFrame::Refresh { token } => return self.refresh(id, &token).await,
             ClientFrame::Join { room, since, epoch } => {
                 return self.join(id, room, cursor(since, epoch)).await;
             }

@@ -4,6 +4,7 @@
 //! requests, then clean teardown.
 
 mod dispatch;
+mod expiry;
 mod login;
 mod ranked;
 mod ratelimit;
@@ -96,6 +97,8 @@ struct Session<'a, T: Transport> {
     joins: TokenBucket,
     abuse: TokenBucket,
     last_seen: Instant,
+    /// When the token runs out (`exp` + leeway) unless `refresh` moves it.
+    expires_at: Instant,
 }
 
 /// Registers the session, then runs its loop; returns the close code.
@@ -128,6 +131,7 @@ async fn serve<T: Transport>(
     };
     gw.metrics.logins.with_label_values(&["ok"]).inc();
     let handle = registered.handle;
+    let expires_at = expiry::deadline(identity.expires, gw.config.jwt_leeway).1;
     tracing::debug!(session = %handle.id, user = %identity.user, transport = T::KIND, "logged in");
     let mut session = Session {
         gw,
@@ -145,6 +149,7 @@ async fn serve<T: Transport>(
         joins: TokenBucket::new(gw.config.join_rate, gw.config.max_rooms_per_session as f64),
         abuse: TokenBucket::new(ABUSE_FORGIVE_PER_S, gw.config.rate_abuse_limit),
         last_seen: Instant::now(),
+        expires_at,
     };
     let code = session.run().await;
     let games: Vec<(RoomId, GameRole)> = session
@@ -280,6 +285,11 @@ impl<T: Transport> Session<'_, T> {
                             self.error(None, ErrorCode::BadRequest, "frame is not valid UTF-8").await;
                         }
                         Inbound::Closed => return close::NORMAL,
+                    }
+                }
+                _ = sleep_until(self.expires_at) => {
+                    if let Some(code) = self.on_expiry_timer().await {
+                        return code;
                     }
                 }
                 _ = sleep_until(wake) => {

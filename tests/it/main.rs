@@ -7,6 +7,7 @@ mod chat_cli;
 mod conformance;
 mod conformance_matcher;
 mod deploy;
+mod expiry;
 mod game_faults;
 mod games;
 mod harness;
