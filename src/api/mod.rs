@@ -49,6 +49,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             require_api_key,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
+        .layer(DefaultBodyLimit::max(state.gw.config.api_max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -66,10 +68,7 @@ pub fn router(state: AppState) -> Router {
     } else {
         public.route("/metrics", get(metrics))
     };
-    public
-        .nest("/api/v1", api)
-        .layer(DefaultBodyLimit::max(state.gw.config.max_frame_bytes))
-        .with_state(state)
+    public.nest("/api/v1", api).with_state(state)
 }
 
 /// The admin listener: metrics and probes only, for scrapers and kubelets.
@@ -183,9 +182,26 @@ async fn dev_token(State(st): State<AppState>, Query(q): Query<DevTokenQuery>) -
     }
 }
 
-/// Constant-time comparison, so response timing does not leak the key.
+/// Constant-time comparison (`subtle`, which keeps the optimiser from short-cutting it),
+/// so response timing does not leak how much of the key matched. Only the key's length
+/// can be learned, which says nothing useful about a random key.
 fn same_key(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
+}
+
+/// Bounds every API request by SWITCHBOARD_API_TIMEOUT: a stalled backend answers 503
+/// `unavailable` instead of holding the caller (and a connection) open. The work may
+/// still complete after the answer.
+async fn time_limit(State(st): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = st.gw.config.api_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::debug!(?limit, "API request timed out");
+            retry_later("request timed out")
+        }
+    }
 }
 
 async fn require_api_key(State(st): State<AppState>, request: Request, next: Next) -> Response {

@@ -2,6 +2,7 @@
 #![allow(unreachable_pub)] // test modules share helpers; nothing here is a public API
 
 mod api;
+mod api_limits;
 mod chat;
 mod chat_cli;
 mod conformance;

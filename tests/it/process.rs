@@ -337,6 +337,13 @@ impl Running {
         None
     }
 
+    /// Every line logged so far (waits briefly for the pipe to catch up).
+    pub fn all_logs(&mut self) -> String {
+        std::thread::sleep(Duration::from_millis(300));
+        self.seen.extend(self.lines.try_iter());
+        self.seen.join("\n")
+    }
+
     pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .args([sig, &self.child.id().to_string()])
@@ -420,4 +427,69 @@ async fn sighup_reloads_keys_and_keeps_sessions() {
         .expect("connect");
     carol.login(&new).await.expect("kept keys");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn failed_logins_and_api_calls_never_log_credentials() {
+    use crate::keys::sign_with;
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    let api_key = "api-key-that-must-never-be-logged-1f3a";
+    // Trace level: the most a deployment could turn on.
+    let mut gw = Running::start(&[
+        ("SWITCHBOARD_API_KEY", api_key),
+        ("SWITCHBOARD_TCP_LISTEN", "127.0.0.1:0"),
+        ("RUST_LOG", "trace"),
+    ]);
+    let url = format!("ws://{}/ws", gw.addr);
+    // A well-formed token with a wrong signature, an expired one and garbage.
+    let wrong = sign_with(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(b"not-the-gateway-secret"),
+        Some("kid-9"),
+        "mallory",
+    );
+    let mut expired = claims("mallory");
+    expired.exp = switchboard::clock::unix_now() - 3600;
+    let expired = sign(&expired);
+    let garbage = "garbage-token-that-must-never-be-logged-77c1".to_owned();
+    for token in [&wrong, &expired, &garbage] {
+        let mut ws = switchboard::client::Client::connect(&url)
+            .await
+            .expect("connect");
+        assert!(ws.login(token).await.is_err(), "token accepted");
+    }
+    // A wrong API key, then the right one on a failing call (bad body).
+    let addr: std::net::SocketAddr = gw.addr.parse().expect("addr");
+    let wrong_key = "wrong-api-key-that-must-never-be-logged-5be2";
+    let (status, _) = http(addr, "GET", "/api/v1/online", Some(wrong_key), None).await;
+    assert_eq!(status, 401);
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/api/v1/broadcast",
+        Some(api_key),
+        Some("{not json"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let logs = gw.all_logs();
+    assert!(
+        logs.contains("login refused"),
+        "the refusals were not logged at all: {logs}"
+    );
+    let signature = |t: &str| t.rsplit('.').next().unwrap_or_default().to_owned();
+    for (what, secret) in [
+        ("bad-signature token", wrong.clone()),
+        ("its signature", signature(&wrong)),
+        ("expired token", expired.clone()),
+        ("its signature", signature(&expired)),
+        ("garbage token", garbage),
+        ("API key", api_key.to_owned()),
+        ("wrong API key", wrong_key.to_owned()),
+        ("JWT secret", SECRET.to_owned()),
+    ] {
+        if let Some(line) = logs.lines().find(|l| l.contains(&secret)) {
+            panic!("the {what} is in the log: {line}");
+        }
+    }
 }
