@@ -239,7 +239,8 @@ impl<T: Transport> Session<'_, T> {
         let mut next_ping = Instant::now() + heartbeat;
         let handle = self.handle.clone();
         loop {
-            let mut wake = next_ping.min(self.last_seen + idle);
+            // One timer for heartbeat, idle, token expiry and the ranked queue.
+            let mut wake = next_ping.min(self.last_seen + idle).min(self.expires_at);
             if let Some(rank) = &self.ranked {
                 wake = wake.min(rank.next_wake());
             }
@@ -287,13 +288,13 @@ impl<T: Transport> Session<'_, T> {
                         Inbound::Closed => return close::NORMAL,
                     }
                 }
-                _ = sleep_until(self.expires_at) => {
-                    if let Some(code) = self.on_expiry_timer().await {
-                        return code;
-                    }
-                }
                 _ = sleep_until(wake) => {
                     let now = Instant::now();
+                    if now >= self.expires_at
+                        && let Some(code) = self.on_expiry_timer().await
+                    {
+                        return code;
+                    }
                     if self.ranked.as_ref().is_some_and(|r| now >= r.next_wake()) {
                         Box::pin(self.rank_tick(now)).await;
                     }
