@@ -88,6 +88,8 @@ pub struct Metrics {
     pub jwt_key_reloads: IntCounterVec,
     /// Token verification keys in force.
     pub jwt_keys: IntGauge,
+    /// 1 while the last key reload failed (the keys in force are older than the files).
+    pub jwt_key_reload_failed: IntGauge,
     /// Sessions closed because their token expired (4011).
     pub token_expiries: IntCounter,
     /// `refresh` requests by result (`ok`, `invalid`, `other_user`).
@@ -294,6 +296,10 @@ impl Metrics {
             refreshes: reg!(IntCounterVec::new(
                 Opts::new("token_refreshes_total", "refresh requests by result"),
                 &["result"]
+            )),
+            jwt_key_reload_failed: reg!(IntGauge::new(
+                "jwt_key_reload_failed",
+                "1 while the last token key reload failed and older keys stay in force"
             )),
             jwt_keys: reg!(IntGauge::new(
                 "jwt_keys",

@@ -22,10 +22,12 @@ pub fn reload_keys(verifier: &Verifier, metrics: &Metrics, why: &str) {
         Ok(keys) => {
             metrics.jwt_key_reloads.with_label_values(&["ok"]).inc();
             metrics.jwt_keys.set(keys as i64);
+            metrics.jwt_key_reload_failed.set(0);
             tracing::info!(keys, trigger = why, "token keys reloaded");
         }
         Err(err) => {
             metrics.jwt_key_reloads.with_label_values(&["error"]).inc();
+            metrics.jwt_key_reload_failed.set(1);
             tracing::error!(cause = %err, trigger = why, "token key reload failed, keeping the old keys");
         }
     }

@@ -241,10 +241,21 @@ async fn keys_reload_on_file_change_without_dropping_sessions() {
     })
     .await;
     accepted(&s, &second).await;
+    assert_eq!(s.gw.metrics.jwt_key_reload_failed.get(), 1);
     assert!(
         s.gw.metrics
             .render()
             .contains("switchboard_jwt_key_reloads_total{result=\"ok\"} 1")
     );
+    // Fixing the file clears the failure.
+    std::fs::write(&file, oct_jwks("k3", b"third-secret-of-reasonable-length")).expect("write");
+    until("the fixed file to load", WAIT, async || {
+        match s.gw.metrics.jwt_key_reload_failed.get() {
+            0 => Ok(()),
+            n => Err(format!("still failed: {n}")),
+        }
+    })
+    .await;
+    assert_eq!(s.gw.metrics.jwt_keys.get(), 2, "k3 and the default key");
     let _ = std::fs::remove_dir_all(&dir);
 }
