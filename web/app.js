@@ -608,7 +608,14 @@ function onState(ev) {
     label = secs >= 1 ? `Reconnecting in ${secs}s…` : 'Reconnecting…';
   } else if (ev.state === 'closed') {
     const code = ev.closeCode;
-    label = code === 4003 ? 'Signed in elsewhere' : code === 4005 ? 'Already connected elsewhere' : 'Disconnected';
+    label =
+      code === 4003
+        ? 'Signed in elsewhere'
+        : code === 4005
+          ? 'Already connected elsewhere'
+          : code === 4011
+            ? 'Sign-in expired'
+            : 'Disconnected';
   }
   if (text) text.textContent = label;
   el.title = ev.state === 'open' && S.replica ? `Connected to replica ${S.replica}` : label;
@@ -616,6 +623,8 @@ function onState(ev) {
   retry.textContent = ev.state === 'closed' ? 'Reconnect' : 'Retry now';
   if (ev.state === 'closed' && ev.error?.code === 'unauthorized' && S.started) {
     toast('Your sign-in was refused. Please sign in again.', 'error', 8000);
+  } else if (ev.state === 'closed' && ev.closeCode === 4011 && S.started) {
+    toast('Your token expired. Please sign in again with a new one.', 'error', 8000);
   }
 }
 
