@@ -48,21 +48,23 @@ pub(super) struct KeySource {
 }
 
 impl KeySource {
-    pub(super) fn new(config: &Config, secret: Option<Vec<u8>>, base: Validation) -> Self {
-        let named_secrets = config
-            .jwt_secrets
-            .as_deref()
-            .map(parse_named_secrets)
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        KeySource {
+    pub(super) fn new(
+        config: &Config,
+        secret: Option<Vec<u8>>,
+        base: Validation,
+    ) -> Result<Self, String> {
+        let named_secrets = match config.jwt_secrets.as_deref() {
+            Some(list) => parse_named_secrets(list)?,
+            None => Vec::new(),
+        };
+        Ok(KeySource {
             secret,
             public_key_file: config.jwt_public_key_file.clone(),
             jwks_file: config.jwt_jwks_file.clone(),
             named_secrets,
             alg: config.jwt_alg,
             base,
-        }
+        })
     }
 
     /// Files whose change should trigger a reload.

@@ -55,7 +55,7 @@ impl Verifier {
             }
             None => validation.validate_aud = false,
         }
-        let source = KeySource::new(config, secret, validation);
+        let source = KeySource::new(config, secret, validation)?;
         let keys = source.load()?;
         Ok(Verifier {
             source,

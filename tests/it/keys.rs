@@ -259,3 +259,58 @@ async fn keys_reload_on_file_change_without_dropping_sessions() {
     assert_eq!(s.gw.metrics.jwt_keys.get(), 2, "k3 and the default key");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bad_key_files_are_refused_naming_the_problem() {
+    use switchboard::auth::Verifier;
+    use switchboard::config::Config;
+    let dir = temp_dir();
+    let rsa =
+        serde_json::from_slice::<serde_json::Value>(&read("jwks.json")).expect("json")["keys"][0]
+            .clone();
+    let mut no_kid = rsa.clone();
+    no_kid.as_object_mut().expect("object").remove("kid");
+    let mut enc = rsa.clone();
+    enc["use"] = json!("enc");
+    let mut wrong_alg = rsa.clone();
+    wrong_alg["alg"] = json!("ES256");
+    let cases = [
+        ("not json", "not a JWK set".to_owned()),
+        (
+            &*json!({"keys": [no_kid]}).to_string(),
+            "every key needs a \"kid\"".to_owned(),
+        ),
+        (
+            &*json!({"keys": [rsa.clone(), rsa.clone()]}).to_string(),
+            "key id \"rsa-1\" is used twice".to_owned(),
+        ),
+        (
+            &*json!({"keys": [enc]}).to_string(),
+            "is for encryption".to_owned(),
+        ),
+        (
+            &*json!({"keys": [wrong_alg]}).to_string(),
+            "\"alg\" does not fit its key type".to_owned(),
+        ),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let file = dir.join(format!("bad-{i}.json"));
+        std::fs::write(&file, text).expect("write");
+        let config = Config {
+            jwt_jwks_file: Some(file),
+            ..Config::default()
+        };
+        let err = Verifier::from_config(&config)
+            .err()
+            .unwrap_or_else(|| panic!("{text} was accepted"));
+        assert!(err.contains("SWITCHBOARD_JWT_JWKS_FILE"), "{err}");
+        assert!(err.contains(expected.as_str()), "{expected}: {err}");
+    }
+    let missing = Config {
+        jwt_jwks_file: Some(dir.join("missing.json")),
+        ..Config::default()
+    };
+    let err = Verifier::from_config(&missing).err().expect("missing file");
+    assert!(err.contains("cannot read"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
