@@ -41,11 +41,11 @@ async fn a_player_whose_replica_was_killed_takes_the_seat_back_at_once() {
     let prefix = unique_prefix();
     let survivor = TestServer::with(on_redis(&redis, &prefix)).await;
     wait_ready(&survivor).await;
-    let (mut victim, addr) = gateway_process(&redis, &prefix, &[]);
-    let (_alice, mut bob, room) = game_across(&addr, &survivor).await;
+    let mut victim = gateway_process(&redis, &prefix, &[]);
+    let (_alice, mut bob, room) = game_across(&victim.addr, &survivor).await;
 
-    victim.kill().expect("kill -9");
-    let _ = victim.wait();
+    victim.child.kill().expect("kill -9");
+    let _ = victim.child.wait();
     // Alice comes back through the survivor: her seat is hers, not a conflict until
     // the game expires.
     let mut alice = survivor.ws("alice").await;
@@ -79,7 +79,7 @@ async fn a_game_abandoned_on_a_killed_replica_is_closed_by_another() {
     })
     .await;
     wait_ready(&survivor).await;
-    let (mut victim, addr) = gateway_process(
+    let mut victim = gateway_process(
         &redis,
         &prefix,
         &[
@@ -87,9 +87,9 @@ async fn a_game_abandoned_on_a_killed_replica_is_closed_by_another() {
             ("SWITCHBOARD_GAME_RECONNECT_GRACE", "1s"),
         ],
     );
-    let (_alice, mut bob, room) = game_across(&addr, &survivor).await;
-    victim.kill().expect("kill -9");
-    let _ = victim.wait();
+    let (_alice, mut bob, room) = game_across(&victim.addr, &survivor).await;
+    victim.child.kill().expect("kill -9");
+    let _ = victim.child.wait();
     let killed = Instant::now();
     // Nobody marked alice away; her seat's lease lapses (presence TTL), then the grace.
     let closed = loop {

@@ -3,7 +3,9 @@
 //! wire protocol.
 
 use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard::app::{self, Listeners};
@@ -477,41 +479,109 @@ pub async fn readyz_becomes(s: &TestServer, want: u16) {
 }
 
 /// A gateway as a real process on `redis` under `prefix` (so `kill -9` leaves it no
-/// chance to clean up), with `env` on top; returns it and its listening address.
-pub fn gateway_process(
-    redis: &TestRedis,
-    prefix: &str,
-    env: &[(&str, &str)],
-) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
-        .env("SWITCHBOARD_JWT_SECRET", SECRET)
-        .env("SWITCHBOARD_REDIS_URL", redis.url())
-        .env("SWITCHBOARD_REDIS_PREFIX", prefix)
-        .env("SWITCHBOARD_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn gateway");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
+/// chance to clean up), with `env` on top.
+pub fn gateway_process(redis: &TestRedis, prefix: &str, env: &[(&str, &str)]) -> Running {
+    let url = redis.url();
+    let mut all = vec![
+        ("SWITCHBOARD_REDIS_URL", url.as_str()),
+        ("SWITCHBOARD_REDIS_PREFIX", prefix),
+        ("RUST_LOG", "info"),
+    ];
+    all.extend_from_slice(env);
+    Running::start(&all)
+}
+
+/// A gateway binary running with JSON logs on loopback ports; every log line (stdout
+/// and stderr) is kept for the test to read. Killed on drop.
+pub struct Running {
+    pub child: std::process::Child,
+    pub addr: String,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Running {
+    /// Starts the binary with `env` on top of a JWT secret, JSON logs and RUST_LOG=debug.
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        cmd.env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
+            .env("SWITCHBOARD_JWT_SECRET", SECRET)
+            .env("SWITCHBOARD_DRAIN_DELAY", "0s")
+            .env("SWITCHBOARD_LOG_FORMAT", "json")
+            .env("RUST_LOG", "debug");
+        for (k, v) in env {
+            cmd.env(k, v);
         }
-    });
-    let addr = loop {
-        let line = rx.recv_timeout(WAIT).expect("gateway logs its address");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "switchboard listening" {
-            break v["fields"]["addr"].as_str().expect("addr").to_owned();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx2.send(line);
+            }
+        });
+        let mut running = Running {
+            child,
+            addr: String::new(),
+            lines,
+            seen: Vec::new(),
+        };
+        running.addr = running
+            .wait_log("switchboard listening")
+            .and_then(|v| v["fields"]["addr"].as_str().map(str::to_owned))
+            .expect("gateway logs its address");
+        running
+    }
+
+    /// Waits (up to WAIT) for a JSON log line with this message; keeps every line read.
+    pub fn wait_log(&mut self, message: &str) -> Option<Value> {
+        let deadline = Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                break;
+            };
+            self.seen.push(line.clone());
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["fields"]["message"] == message
+            {
+                return Some(v);
+            }
         }
-    };
-    (child, addr)
+        None
+    }
+
+    /// Every line logged so far (waits briefly for the pipe to catch up).
+    pub fn all_logs(&mut self) -> String {
+        std::thread::sleep(Duration::from_millis(300));
+        self.seen.extend(self.lines.try_iter());
+        self.seen.join("\n")
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A three-node Redis Cluster (no replicas, no persistence) in a private directory.

@@ -164,17 +164,16 @@ async fn users_of_a_killed_replica_are_announced_offline_within_the_ttl() {
     watcher
         .request(json!({"type": "online.watch", "all": true}))
         .await;
-    let (mut victim, addr) =
-        gateway_process(&redis, &prefix, &[("SWITCHBOARD_PRESENCE_TTL", "3s")]);
-    let mut ghost = switchboard::client::Client::connect(&format!("ws://{addr}/ws"))
+    let mut victim = gateway_process(&redis, &prefix, &[("SWITCHBOARD_PRESENCE_TTL", "3s")]);
+    let mut ghost = switchboard::client::Client::connect(&format!("ws://{}/ws", victim.addr))
         .await
         .expect("connect victim");
     ghost.login(&token("ghost")).await.expect("welcome");
     let (on, _, _, _) = changes(&mut watcher, Duration::from_millis(800)).await;
     assert_eq!(on, ["ghost"]);
 
-    victim.kill().expect("kill -9");
-    let _ = victim.wait();
+    victim.child.kill().expect("kill -9");
+    let _ = victim.child.wait();
     let killed = std::time::Instant::now();
     // Nobody logs the ghost out; the presence TTL runs out and a survivor says so.
     let off = loop {

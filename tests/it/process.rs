@@ -1,8 +1,6 @@
 //! The real binary: help, the token command, startup validation and SIGTERM drain.
 
 use crate::harness::*;
-use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use switchboard::auth::Verifier;
@@ -197,42 +195,14 @@ fn startup_errors_name_what_failed() {
 
 #[tokio::test]
 async fn sigterm_drains_and_exits_zero() {
-    let mut child = gateway()
-        .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
-        .env("SWITCHBOARD_JWT_SECRET", SECRET)
-        .env("SWITCHBOARD_DRAIN_TIMEOUT", "1s")
-        .env("SWITCHBOARD_DRAIN_DELAY", "0s")
-        .env("SWITCHBOARD_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx.recv_timeout(WAIT).expect("gateway logs its address");
-        let v: Value = serde_json::from_str(&line).expect("json log line");
-        if v["fields"]["message"] == "switchboard listening" {
-            break v["fields"]["addr"].as_str().expect("addr").to_owned();
-        }
-    };
+    let mut gw = Running::start(&[("SWITCHBOARD_DRAIN_TIMEOUT", "1s"), ("RUST_LOG", "info")]);
+    let addr = gw.addr.clone();
     let mut ws = switchboard::client::Client::connect(&format!("ws://{addr}/ws"))
         .await
         .expect("connect");
     ws.login(&token("alice")).await.expect("welcome");
     let started = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    gw.signal("-TERM");
     let mut got_reconnect = false;
     let close_code = loop {
         match ws.recv_timeout(WAIT).await {
@@ -242,18 +212,15 @@ async fn sigterm_drains_and_exits_zero() {
         }
     };
     if !got_reconnect {
-        let status = child.wait();
-        std::thread::sleep(Duration::from_millis(200));
-        let logs: Vec<String> = rx.try_iter().collect();
-        let mut err = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+        let status = gw.child.wait();
         panic!(
-            "no reconnect frame (close {close_code:?}); exit {status:?}; logs {logs:#?}; stderr {err}"
+            "no reconnect frame (close {close_code:?}); exit {status:?}; logs {}",
+            gw.all_logs()
         );
     }
     assert_eq!(close_code, Some(1012));
     let exit = until("the gateway to exit", Duration::from_secs(5), async || {
-        child
+        gw.child
             .try_wait()
             .expect("wait")
             .ok_or_else(|| "still running".to_owned())
@@ -265,99 +232,6 @@ async fn sigterm_drains_and_exits_zero() {
         "took {:?}",
         started.elapsed()
     );
-}
-
-/// A gateway binary running with JSON logs on loopback ports; every log line (stdout
-/// and stderr) is kept for the test to read. Killed on drop.
-pub struct Running {
-    pub child: std::process::Child,
-    pub addr: String,
-    lines: std::sync::mpsc::Receiver<String>,
-    pub seen: Vec<String>,
-}
-
-impl Running {
-    /// Starts the binary with `env` on top of a JWT secret, JSON logs and RUST_LOG=debug.
-    pub fn start(env: &[(&str, &str)]) -> Self {
-        let mut cmd = gateway();
-        cmd.env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
-            .env("SWITCHBOARD_JWT_SECRET", SECRET)
-            .env("SWITCHBOARD_DRAIN_DELAY", "0s")
-            .env("SWITCHBOARD_LOG_FORMAT", "json")
-            .env("RUST_LOG", "debug");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let (tx, lines) = std::sync::mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        let err = child.stderr.take().expect("stderr");
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx2.send(line);
-            }
-        });
-        let mut running = Running {
-            child,
-            addr: String::new(),
-            lines,
-            seen: Vec::new(),
-        };
-        running.addr = running
-            .wait_log("switchboard listening")
-            .and_then(|v| v["fields"]["addr"].as_str().map(str::to_owned))
-            .expect("gateway logs its address");
-        running
-    }
-
-    /// Waits (up to WAIT) for a JSON log line with this message; keeps every line read.
-    pub fn wait_log(&mut self, message: &str) -> Option<Value> {
-        let deadline = Instant::now() + WAIT;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let Ok(line) = self.lines.recv_timeout(left) else {
-                break;
-            };
-            self.seen.push(line.clone());
-            if let Ok(v) = serde_json::from_str::<Value>(&line)
-                && v["fields"]["message"] == message
-            {
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    /// Every line logged so far (waits briefly for the pipe to catch up).
-    pub fn all_logs(&mut self) -> String {
-        std::thread::sleep(Duration::from_millis(300));
-        self.seen.extend(self.lines.try_iter());
-        self.seen.join("\n")
-    }
-
-    pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]

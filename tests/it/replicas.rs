@@ -269,9 +269,8 @@ async fn crashed_replica_vanishes_from_presence_within_ttl() {
     .await;
     wait_ready(&survivor).await;
     // The victim is a real process, so kill -9 leaves no chance for cleanup.
-    let (mut victim, addr) =
-        gateway_process(&redis, &prefix, &[("SWITCHBOARD_PRESENCE_TTL", "3s")]);
-    let mut ghost = switchboard::client::Client::connect(&format!("ws://{addr}/ws"))
+    let mut victim = gateway_process(&redis, &prefix, &[("SWITCHBOARD_PRESENCE_TTL", "3s")]);
+    let mut ghost = switchboard::client::Client::connect(&format!("ws://{}/ws", victim.addr))
         .await
         .expect("connect victim");
     ghost.login(&token("ghost")).await.expect("welcome");
@@ -293,8 +292,8 @@ async fn crashed_replica_vanishes_from_presence_within_ttl() {
     .await;
     assert_eq!(watcher.request(json!({"type": "who"})).await["count"], 2);
 
-    victim.kill().expect("kill -9");
-    let _ = victim.wait();
+    victim.child.kill().expect("kill -9");
+    let _ = victim.child.wait();
     let killed = Instant::now();
     until("the ghost to vanish", Duration::from_secs(8), async || {
         let who = watcher.request(json!({"type": "who"})).await;
