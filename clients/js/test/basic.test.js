@@ -75,8 +75,10 @@ test('join, publish and receive between two clients; member events; echo', { tim
   assert.equal((await echo).seq, ok.seq);
 
   // echo:false skips all of the sender's sessions.
+  // Wait from before the publish: bob's copy may arrive before alice's `ok`.
+  const quiet = b.waitFor('message', { filter: (x) => x.data === 'quiet' });
   const ok2 = await a.publish('lobby', 'quiet', { echo: false });
-  await b.waitFor('message', { filter: (x) => x.seq === ok2.seq });
+  assert.equal((await quiet).seq, ok2.seq);
   await a.ping(); // anything queued for alice has arrived by now
   assert.equal(a.of('message', (x) => x.seq === ok2.seq).length, 0);
   assert.equal(a.cursors.rooms.lobby, ok.seq);
