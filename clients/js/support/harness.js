@@ -1,6 +1,6 @@
 // Test helpers: real gateway and redis-server processes on free loopback ports.
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, chmodSync, existsSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, chmodSync, existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -205,6 +205,14 @@ export async function startRedis() {
   const redis = {
     port,
     url: `redis://127.0.0.1:${port}`,
+    /** The pid of the current redis-server process. */
+    get pid() {
+      return proc.child.pid;
+    },
+    /** Send a signal (e.g. SIGSTOP / SIGCONT to stall it). */
+    signal(sig) {
+      proc.child.kill(sig);
+    },
     async stop() {
       const { child, t } = proc;
       if (child.exitCode !== null || child.signalCode !== null) return t.exited;
@@ -219,6 +227,21 @@ export async function startRedis() {
     },
   };
   return redis;
+}
+
+/** Resolves once the gateway answers /readyz with 200 (its Redis connections are back). */
+export async function waitReady(g, timeoutMs = 10000) {
+  await until(async () => (await fetch(`${g.http}/readyz`).catch(() => null))?.ok, { timeoutMs, what: `${g.url} ready` });
+}
+
+/** Resident set size of a process in bytes (VmRSS of /proc/PID/status), or null. */
+export function rssBytes(pid) {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

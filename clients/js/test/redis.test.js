@@ -2,7 +2,7 @@
 // that moves a client to another replica. Gateways share a private redis-server.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, startRedis, makeClient, cleanup, until, freePort } from '../support/harness.js';
+import { startGateway, startRedis, makeClient, cleanup, until, freePort, waitReady } from '../support/harness.js';
 
 const SECRET = 'js-client-test-secret';
 const API_KEY = 'js-client-test-key';
@@ -200,10 +200,7 @@ test('drain moves the client to another replica from its URL list', { timeout: 2
 /** `message` events of a room (seqs restart after a reset: not checked to increase). */
 const inRoom = (c, room) => c.of('message', (m) => m.room === room);
 
-/** Resolves once the gateway answers /readyz with 200 (its Redis connections are back). */
-async function ready(g) {
-  await until(async () => (await fetch(`${g.http}/readyz`).catch(() => null))?.ok, { timeoutMs: 10000, what: `${g.url} ready` });
-}
+const ready = (g) => waitReady(g);
 
 /** Retries a request the gateway refuses while Redis is away (`unavailable`). */
 async function retrying(fn) {
