@@ -420,7 +420,7 @@ test('Redis killed mid-traffic and restarted empty: no crash, self-recovery, not
 // failed"). Issue 12 asks for about a second. Drop `todo` once fixed.
 test(
   'Redis restarted empty: presence comes back within about a second',
-  { timeout: 30000, todo: 'presence refresh after a Redis reconnect fails while the backend is still failing fast (back after ~15 s)' },
+  { timeout: 30000 },
   async () => {
     const redis = await redisServer();
     const env = { SWITCHBOARD_REDIS_TIMEOUT: '500ms' };

@@ -196,6 +196,9 @@ impl RedisBackend {
                             Ok(server) => {
                                 this.metrics.redis_reconnects.inc();
                                 tracing::info!(%server, subscriber, "redis connected");
+                                // A fresh connection answers: the refresh and catch-up
+                                // below must not fail fast on the old stall.
+                                this.stalled.store(false, Ordering::Release);
                                 // Our own counts decide what to re-subscribe.
                                 if subscriber {
                                     match this.subs.resync().await {
@@ -357,7 +360,10 @@ impl RedisBackend {
                 if let Ok(Ok(_)) = tokio::time::timeout(self.timeout, probe).await
                     && self.stalled.swap(false, Ordering::AcqRel)
                 {
+                    // What failed fast meanwhile is redone now, not at the next tick.
                     tracing::info!("redis answers again");
+                    self.refresh_now.notify_one();
+                    self.catch_up_now.notify_one();
                 }
             }
             self.metrics
