@@ -7,6 +7,7 @@ use crate::accept::Acceptor;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::gateway::Gateway;
+use crate::per_ip::Refusal;
 use crate::protocol::close;
 use crate::session;
 use crate::transport::tcp::TcpTransport;
@@ -181,6 +182,21 @@ async fn accept_tcp(
 ) {
     let mut acceptor = Acceptor::new(listener, "tcp");
     while let Some(stream) = acceptor.next(&draining).await {
+        // The raw TCP transport has no headers: always the peer's address.
+        let ip_slot = match stream.peer_addr().map(|peer| gw.admit_ip(peer.ip())) {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(refusal)) => {
+                let transport =
+                    TcpTransport::new(stream, gw.config.max_frame_bytes, gw.config.io_buffer_bytes);
+                let message = match refusal {
+                    Refusal::TooMany => "too many connections from your address",
+                    Refusal::TooFast => "connecting too fast from your address",
+                };
+                tracker.spawn(session::refuse(gw.clone(), transport, message));
+                continue;
+            }
+            Err(_) => None,
+        };
         let transport =
             TcpTransport::new(stream, gw.config.max_frame_bytes, gw.config.io_buffer_bytes);
         if gw.at_connection_limit() {
@@ -192,6 +208,10 @@ async fn accept_tcp(
             ));
             continue;
         }
-        tracker.spawn(session::run(gw.clone(), transport, draining.clone()));
+        let session = session::run(gw.clone(), transport, draining.clone());
+        tracker.spawn(async move {
+            session.await;
+            drop(ip_slot);
+        });
     }
 }

@@ -8,6 +8,8 @@ use crate::backend::{self, Backends, Bus, ConnectError, Games, Matchmaker, Prese
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::per_ip::{IpSlot, PerIp, Refusal};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -53,6 +55,8 @@ pub struct Gateway {
     pub(crate) next_session: AtomicU64,
     /// False once draining started: `/readyz` fails and new logins are refused.
     accepting: AtomicBool,
+    /// Connections and connection rate per client address.
+    pub per_ip: Arc<PerIp>,
 }
 
 impl Gateway {
@@ -71,6 +75,7 @@ impl Gateway {
             redis,
         } = backend::connect(&config, hub.clone(), metrics.clone(), &replica).await?;
         metrics.connection_limit.set(config.max_connections as i64);
+        let per_ip = PerIp::new(config.max_connections_per_ip, config.connect_rate_per_ip);
         Ok(Arc::new(Gateway {
             config,
             replica,
@@ -85,6 +90,7 @@ impl Gateway {
             redis,
             next_session: AtomicU64::new(1),
             accepting: AtomicBool::new(true),
+            per_ip,
         }))
     }
 
@@ -123,6 +129,22 @@ impl Gateway {
     pub fn at_connection_limit(&self) -> bool {
         let cap = self.config.max_connections;
         cap > 0 && self.connection_count() >= cap
+    }
+
+    /// Counts a connection from `ip` against its address's limits; `None` (counted as
+    /// refused) when over them.
+    pub fn admit_ip(&self, ip: IpAddr) -> Result<Option<IpSlot>, Refusal> {
+        if !self.per_ip.enabled() {
+            return Ok(None);
+        }
+        match self.per_ip.admit(ip) {
+            Ok(slot) => Ok(Some(slot)),
+            Err(refusal) => {
+                self.refused(refusal.reason());
+                tracing::debug!(%ip, reason = refusal.reason(), "connection refused by the per-address limit");
+                Err(refusal)
+            }
+        }
     }
 
     /// Counts a connection turned away before its session started.

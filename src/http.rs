@@ -6,6 +6,7 @@
 
 use crate::accept::Acceptor;
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 /// Serves `router` on `listener` until `stop`, then lets requests in flight finish.
 /// Upgraded connections (WebSockets) leave this loop's care once upgraded.
@@ -25,7 +27,16 @@ pub async fn serve(
     let connections = TaskTracker::new();
     let mut acceptor = Acceptor::new(listener, "http");
     while let Some(stream) = acceptor.next(&stop).await {
-        let service = TowerToHyperService::new(router.clone());
+        // Handlers that limit per client address read it as `ConnectInfo`.
+        let peer = stream.peer_addr().ok();
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                if let Some(peer) = peer {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                }
+                request
+            },
+        ));
         let stop = stop.clone();
         connections.spawn(async move {
             let mut builder = http1::Builder::new();

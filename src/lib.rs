@@ -47,6 +47,7 @@ pub mod http;
 pub mod hub;
 pub mod matchmaking;
 pub mod metrics;
+pub mod per_ip;
 pub mod protocol;
 pub mod session;
 pub mod transport;

@@ -8,13 +8,16 @@ pub use error::ApiError;
 
 use crate::backend::Published;
 use crate::gateway::Gateway;
+use crate::per_ip::{self, Refusal};
 use crate::protocol::{ErrorCode, Member, MsgId, RoomId, UserId};
 use crate::session;
 use crate::transport::ws::{HARD_LIMIT_FACTOR, WsTransport};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, Extension, MatchedPath, Path, Query, Request, State,
+};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +25,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -119,6 +123,7 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
 
 async fn ws_upgrade(
     State(st): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -135,6 +140,22 @@ async fn ws_upgrade(
     if !origin_allowed(&st.gw.config.allowed_origins, &headers) {
         return ApiError::new(ErrorCode::Forbidden, "origin not allowed").into_response();
     }
+    // Held by the session task: the address's count drops when the connection ends.
+    let ip_slot = match peer {
+        Some(Extension(ConnectInfo(peer))) => {
+            let trusted = st.gw.config.trusted_proxy_header.as_deref();
+            match st.gw.admit_ip(per_ip::client_ip(peer, &headers, trusted)) {
+                Ok(slot) => slot,
+                Err(Refusal::TooMany) => {
+                    return retry_later("too many connections from your address");
+                }
+                Err(Refusal::TooFast) => {
+                    return retry_later("connecting too fast from your address");
+                }
+            }
+        }
+        None => None,
+    };
     let cfg = &st.gw.config;
     let hard_limit = cfg.max_frame_bytes.saturating_mul(HARD_LIMIT_FACTOR);
     let io = cfg.io_buffer_bytes;
@@ -146,8 +167,11 @@ async fn ws_upgrade(
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| {
             let transport = WsTransport::new(socket, max_frame);
-            st.tracker
-                .track_future(session::run(st.gw.clone(), transport, st.draining.clone()))
+            let session = session::run(st.gw.clone(), transport, st.draining.clone());
+            st.tracker.track_future(async move {
+                session.await;
+                drop(ip_slot);
+            })
         })
 }
 

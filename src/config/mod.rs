@@ -268,6 +268,20 @@ pub struct Config {
     /// 503 and TCP connections are closed, so a load balancer can try another replica.
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,
+    /// Connections one client address may hold on this replica (0: no cap). Off by
+    /// default: behind a load balancer every client shares its address unless
+    /// `SWITCHBOARD_TRUSTED_PROXY_HEADER` names where the real one is.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
+    /// New connections (each a login attempt) per second one client address may open,
+    /// after a burst of five times as many (0: no limit; off by default, as above).
+    #[arg(long, env = "SWITCHBOARD_CONNECT_RATE_PER_IP", default_value_t = 0.0)]
+    pub connect_rate_per_ip: f64,
+    /// The request header a trusted proxy puts the client's address in (its last entry
+    /// counts), e.g. `X-Forwarded-For`. Unset: the socket's peer address. Set it only
+    /// when every connection comes through that proxy: clients can send it too.
+    #[arg(long, env = "SWITCHBOARD_TRUSTED_PROXY_HEADER")]
+    pub trusted_proxy_header: Option<String>,
     /// How often `online.watch` feeds are flushed: at most one `online.changes` frame
     /// per watcher per interval, however many users come and go.
     #[arg(long, env = "SWITCHBOARD_ONLINE_FEED_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]

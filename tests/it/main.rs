@@ -16,6 +16,7 @@ mod keys;
 mod limits;
 mod login;
 mod online;
+mod per_ip;
 mod process;
 mod ranked;
 mod replicas;
