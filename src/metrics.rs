@@ -55,6 +55,8 @@ pub struct Metrics {
     pub redis_reconnects: IntCounter,
     /// Channels this replica is subscribed to.
     pub redis_subscribed_channels: IntGauge,
+    /// Probe channels readiness waits for: one per Redis Cluster primary, else one.
+    pub redis_probe_shards: IntGauge,
     /// Pub/sub messages dropped because the local receiver fell behind.
     pub bus_lost_messages: IntCounter,
     /// Logged messages lost on the way from Redis and fetched back from the log.
@@ -221,6 +223,10 @@ impl Metrics {
             redis_subscribed_channels: reg!(IntGauge::new(
                 "redis_subscribed_channels",
                 "Pub/sub channels this replica subscribes to"
+            )),
+            redis_probe_shards: reg!(IntGauge::new(
+                "redis_probe_shards",
+                "Probe channels readiness waits for (one per Redis Cluster primary)"
             )),
             bus_lost_messages: reg!(IntCounter::new(
                 "bus_lost_messages_total",

@@ -358,6 +358,17 @@ async fn redis_cluster_with_sharded_pubsub() {
     assert_eq!(alice.recv_type("direct").await["data"], "dm");
     let p = bob.request(json!({"type": "presence", "room": "r2"})).await;
     assert_eq!(p["count"], 2);
+    // Readiness waits for a probe through every shard's pub/sub connection, not one.
+    let (_, metrics) = http(r1.http, "GET", "/metrics", None, None).await;
+    assert!(
+        metrics.contains("switchboard_redis_probe_shards 3"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("probe"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert_eq!(alice.request(json!({"type": "who"})).await["count"], 2);
     let (status, _) = http(
         r1.http,

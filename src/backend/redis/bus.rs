@@ -8,7 +8,6 @@ impl RedisBackend {
     /// Forwards every pub/sub message to the local hub.
     pub(super) async fn receive(self: Arc<Self>) {
         let mut rx = self.sub.message_rx();
-        let probe = self.keys.probe(&self.replica);
         loop {
             let message = tokio::select! {
                 biased;
@@ -23,9 +22,15 @@ impl RedisBackend {
             match message {
                 Ok(message) => {
                     let channel: &str = &message.channel;
-                    if channel == probe {
-                        let now = now_ms();
-                        self.probe_seen_ms.store(now, Ordering::Release);
+                    let now = now_ms();
+                    let probe = self
+                        .probes
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_mut(channel)
+                        .map(|seen| *seen = now)
+                        .is_some();
+                    if probe {
                         // The probe carries its send time: its trip is the pub/sub lag.
                         if let Some(sent) = message
                             .value

@@ -32,7 +32,7 @@ use fred::prelude::*;
 use fred::types::Value as RedisValue;
 use fred::types::scripts::Script;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -88,8 +88,9 @@ pub struct RedisBackend {
     timeout: Duration,
     /// Last position dispatched per logged topic, to notice and fill gaps.
     last_seen: std::sync::Mutex<std::collections::HashMap<Topic, Position>>,
-    /// When our own probe message last came back through the subscriber (ms epoch).
-    probe_seen_ms: AtomicU64,
+    /// Our probe channels (one per shard in Cluster mode) and when each probe last came
+    /// back through the subscriber (ms epoch).
+    probes: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     probe_interval: Duration,
     /// Wakes the probe loop right after a (re)connection, so readiness returns at once.
     probe_now: tokio::sync::Notify,
@@ -151,6 +152,10 @@ impl RedisBackend {
             .build_subscriber_client()
             .map_err(|e| super::ConnectError::Client(format!("subscriber: {e}")))?;
         let stop = CancellationToken::new();
+        let keys_probe = Keys {
+            prefix: config.redis_prefix.clone(),
+        }
+        .probe(&replica);
         let backend = Arc::new(RedisBackend {
             cmd,
             sub: sub.clone(),
@@ -172,7 +177,10 @@ impl RedisBackend {
             msg_id_ttl: config.msg_id_ttl,
             timeout: config.redis_timeout,
             last_seen: std::sync::Mutex::default(),
-            probe_seen_ms: AtomicU64::new(0),
+            probes: std::sync::Mutex::new(std::collections::HashMap::from([(
+                keys_probe.clone(),
+                0,
+            )])),
             probe_interval: config.redis_probe_interval,
             probe_now: tokio::sync::Notify::new(),
             refresh_now: tokio::sync::Notify::new(),
@@ -268,8 +276,15 @@ impl RedisBackend {
     /// True when commands reach Redis and our own probe came back through the
     /// subscriber recently: subscriptions really work, not just PING.
     pub fn healthy(&self) -> bool {
-        let fresh = now_ms().saturating_sub(self.probe_seen_ms.load(Ordering::Acquire))
-            < (self.probe_interval * 3).as_millis() as u64;
+        let now = now_ms();
+        let window = (self.probe_interval * 3).as_millis() as u64;
+        // In Cluster mode every shard's probe must come back, not just one.
+        let fresh = self
+            .probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .all(|&seen| now.saturating_sub(seen) < window);
         let up = self.cmd.is_connected() && self.sub.is_connected() && fresh;
         self.metrics.redis_up.set(i64::from(up));
         up
@@ -334,9 +349,63 @@ impl RedisBackend {
             .await
     }
 
-    /// Publishes a probe to our own channel; `healthy` checks that it comes back.
+    /// One probe channel per primary in Cluster mode (sharded pub/sub runs a connection
+    /// per shard, and any of them can lose its subscriptions), else the one channel.
+    /// New channels are subscribed; a channel whose shard is gone stops being awaited.
+    async fn probe_channels(&self) -> Vec<String> {
+        let base = self.keys.probe(&self.replica);
+        let Some(state) = self
+            .sharded
+            .then(|| self.cmd.cached_cluster_state())
+            .flatten()
+        else {
+            self.metrics.redis_probe_shards.set(1);
+            return vec![base];
+        };
+        let slots = state.slots();
+        let mut wanted: Vec<String> = Vec::new();
+        let mut covered = std::collections::HashSet::new();
+        let primaries = state.unique_primary_nodes().len();
+        for i in 0..4096u32 {
+            if covered.len() >= primaries {
+                break;
+            }
+            let channel = self.keys.probe(&format!("{}:{i}", self.replica));
+            let slot = fred::util::redis_keyslot(channel.as_bytes());
+            if let Some(range) = slots.iter().find(|r| r.start <= slot && slot <= r.end)
+                && covered.insert(range.primary.clone())
+            {
+                wanted.push(channel);
+            }
+        }
+        if wanted.is_empty() {
+            return vec![base];
+        }
+        let new: Vec<String> = {
+            let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+            probes.retain(|channel, _| wanted.contains(channel));
+            let new: Vec<String> = wanted
+                .iter()
+                .filter(|c| !probes.contains_key(*c))
+                .cloned()
+                .collect();
+            // A new channel counts as seen now: it gets `probe_interval * 3` to answer.
+            for channel in &new {
+                probes.insert(channel.clone(), now_ms());
+            }
+            new
+        };
+        for channel in new {
+            if let Err(err) = self.subs.request_always(channel).await {
+                tracing::warn!(cause = %err, "probe subscription failed; retried by the probe");
+            }
+        }
+        self.metrics.redis_probe_shards.set(wanted.len() as i64);
+        wanted
+    }
+
+    /// Publishes a probe to our own channel(s); `healthy` checks that they come back.
     async fn probe_loop(self: Arc<Self>) {
-        let channel = self.keys.probe(&self.replica);
         let mut tick = tokio::time::interval(self.probe_interval);
         loop {
             tokio::select! {
@@ -346,20 +415,23 @@ impl RedisBackend {
             }
             if self.cmd.is_connected() {
                 let sent = now_ms().to_string();
-                let probe = async {
-                    if self.sharded {
-                        self.cmd
-                            .spublish::<i64, _, _>(channel.as_str(), sent.as_str())
-                            .await
-                    } else {
-                        self.cmd
-                            .publish::<i64, _, _>(channel.as_str(), sent.as_str())
-                            .await
-                    }
-                };
-                if let Ok(Ok(_)) = tokio::time::timeout(self.timeout, probe).await
-                    && self.stalled.swap(false, Ordering::AcqRel)
-                {
+                let channels = self.probe_channels().await;
+                let probes = channels.iter().map(|channel| async {
+                    let probe = async {
+                        if self.sharded {
+                            self.cmd
+                                .spublish::<i64, _, _>(channel.as_str(), sent.as_str())
+                                .await
+                        } else {
+                            self.cmd
+                                .publish::<i64, _, _>(channel.as_str(), sent.as_str())
+                                .await
+                        }
+                    };
+                    matches!(tokio::time::timeout(self.timeout, probe).await, Ok(Ok(_)))
+                });
+                let answered = futures_util::future::join_all(probes).await;
+                if answered.iter().any(|ok| *ok) && self.stalled.swap(false, Ordering::AcqRel) {
                     // What failed fast meanwhile is redone now, not at the next tick.
                     tracing::info!("redis answers again");
                     self.refresh_now.notify_one();
