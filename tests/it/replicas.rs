@@ -489,3 +489,21 @@ async fn messages_lost_while_the_subscriber_reconnects_are_recovered() {
         r2.gw.metrics.bus_recovered_messages.get()
     );
 }
+
+#[tokio::test]
+async fn live_sessions_and_memberships_outlast_the_presence_ttl() {
+    // Refreshed in batches (one script call per chunk): nothing may lapse meanwhile.
+    let (_redis, r1, r2) = pair_with(|c| c.presence_ttl = Duration::from_secs(3)).await;
+    let mut alice = r1.ws("alice").await;
+    for room in ["lobby", "den"] {
+        alice.request(json!({"type": "join", "room": room})).await;
+    }
+    let mut bob = r2.ws("bob").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for room in ["lobby", "den"] {
+        let p = bob.request(json!({"type": "presence", "room": room})).await;
+        assert_eq!(p["count"], 1, "{room}: {p}");
+    }
+    let who = bob.request(json!({"type": "who"})).await;
+    assert_eq!(who["count"], 2, "{who}");
+}

@@ -32,40 +32,44 @@ impl RedisBackend {
             let now = now_ms().to_string();
             let ttl = (this.presence_ttl.as_millis() as u64 * 2).to_string();
             let mut failures = 0usize;
-            for chunk in sessions.chunks(256) {
-                // Re-check each entry: a session that closed since the snapshot must not
-                // be brought back to life for another presence_ttl.
-                let live = chunk
-                    .iter()
-                    .filter(|(_, session, _)| this.hub.holds(session, None));
-                let calls = live.map(|(user, session, name)| {
-                    let keys = this.keys.user(user, "sess");
-                    let online = this.keys.online();
-                    let args = vec![session.clone(), now.clone(), expiry.clone(), ttl.clone()];
-                    let touch = vec![
-                        user.to_string(),
-                        expiry.clone(),
-                        name.to_string(),
-                        "0".into(),
-                    ];
-                    async move {
-                        this.eval::<i64>(&this.scripts.session_add, vec![keys], args)
-                            .await?;
-                        this.eval::<i64>(&this.scripts.online_touch, online, touch)
-                            .await
-                    }
-                });
-                failures += failed(calls).await;
-            }
-            for chunk in memberships.chunks(256) {
-                let live = chunk
-                    .iter()
-                    .filter(|(room, _, session)| this.hub.holds(session, Some(room)));
-                let calls = live.map(|(room, user, session)| async move {
-                    this.room_join_script(room, user, session).await?;
-                    this.remember_room(user, room).await
-                });
-                failures += failed(calls).await;
+            if !this.sharded {
+                failures += this.refresh_batched(&sessions, &memberships).await;
+            } else {
+                for chunk in sessions.chunks(256) {
+                    // Re-check each entry: a session that closed since the snapshot must not
+                    // be brought back to life for another presence_ttl.
+                    let live = chunk
+                        .iter()
+                        .filter(|(_, session, _)| this.hub.holds(session, None));
+                    let calls = live.map(|(user, session, name)| {
+                        let keys = this.keys.user(user, "sess");
+                        let online = this.keys.online();
+                        let args = vec![session.clone(), now.clone(), expiry.clone(), ttl.clone()];
+                        let touch = vec![
+                            user.to_string(),
+                            expiry.clone(),
+                            name.to_string(),
+                            "0".into(),
+                        ];
+                        async move {
+                            this.eval::<i64>(&this.scripts.session_add, vec![keys], args)
+                                .await?;
+                            this.eval::<i64>(&this.scripts.online_touch, online, touch)
+                                .await
+                        }
+                    });
+                    failures += failed(calls).await;
+                }
+                for chunk in memberships.chunks(256) {
+                    let live = chunk
+                        .iter()
+                        .filter(|(room, _, session)| this.hub.holds(session, Some(room)));
+                    let calls = live.map(|(room, user, session)| async move {
+                        this.room_join_script(room, user, session).await?;
+                        this.remember_room(user, room).await
+                    });
+                    failures += failed(calls).await;
+                }
             }
             if failures > 0 {
                 tracing::warn!(failures, "presence refresh incomplete");
@@ -74,6 +78,72 @@ impl RedisBackend {
                 tracing::debug!(cause = %err, "online expiry sweep failed");
             }
         }
+    }
+
+    /// The presence refresh on a single Redis: one script call per chunk of 256 sessions
+    /// or memberships instead of two or three calls for each. Returns the entries whose
+    /// chunk failed.
+    async fn refresh_batched(
+        &self,
+        sessions: &[(UserId, String, Arc<str>)],
+        memberships: &[(RoomId, UserId, String)],
+    ) -> usize {
+        let now = now_ms();
+        let head = || {
+            vec![
+                now.to_string(),
+                (now + self.presence_ttl.as_millis() as u64).to_string(),
+                (self.presence_ttl.as_millis() as u64 * 2).to_string(),
+                self.history_ttl_ms.to_string(),
+            ]
+        };
+        let mut calls = Vec::new();
+        for chunk in sessions.chunks(256) {
+            // A session that closed since the snapshot must not come back to life.
+            let live: Vec<_> = chunk
+                .iter()
+                .filter(|(_, session, _)| self.hub.holds(session, None))
+                .collect();
+            let mut keys = self.keys.online();
+            let mut args = head();
+            args.push(live.len().to_string());
+            for (user, session, name) in &live {
+                keys.push(self.keys.user(user, "sess"));
+                args.extend([session.clone(), user.to_string(), name.to_string()]);
+            }
+            calls.push((live.len(), keys, args));
+        }
+        for chunk in memberships.chunks(256) {
+            let live: Vec<_> = chunk
+                .iter()
+                .filter(|(room, _, session)| self.hub.holds(session, Some(room)))
+                .collect();
+            let mut keys = self.keys.online();
+            let mut args = head();
+            args.push("0".into());
+            for (room, user, session) in &live {
+                keys.push(self.keys.room_user(room, user));
+                keys.push(self.keys.room_users(room));
+                keys.push(self.keys.log(&Topic::Room(room.clone())).swap_remove(0));
+                keys.push(self.keys.user(user, "rooms"));
+                args.extend([session.clone(), user.to_string(), room.to_string()]);
+            }
+            calls.push((live.len(), keys, args));
+        }
+        let mut failures = 0;
+        for (entries, keys, args) in calls {
+            if entries == 0 {
+                continue;
+            }
+            if self
+                .eval::<i64>(&self.scripts.presence_refresh, keys, args)
+                .await
+                .is_err()
+            {
+                failures += entries;
+            }
+        }
+        failures
     }
 
     /// Takes users of crashed replicas off the online list and announces them offline
