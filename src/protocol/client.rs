@@ -169,13 +169,25 @@ impl ClientFrame {
 /// Parses one inbound text frame. On failure returns the `id` (if it could be read)
 /// together with a human-readable reason.
 pub fn parse_request(text: &str) -> Result<Request, (Option<Value>, String)> {
-    serde_json::from_str::<Request>(text).map_err(|err| {
+    let id_of = || {
         #[derive(Deserialize)]
         struct IdOnly {
             #[serde(default)]
             id: Option<Value>,
         }
-        let id = serde_json::from_str::<IdOnly>(text).ok().and_then(|f| f.id);
-        (id, err.to_string())
-    })
+        serde_json::from_str::<IdOnly>(text).ok().and_then(|f| f.id)
+    };
+    let request =
+        serde_json::from_str::<Request>(text).map_err(|err| (id_of(), err.to_string()))?;
+    // serde reads an integer tag as a variant index (`"type":7` would be `who`): only
+    // the names are the protocol.
+    #[derive(Deserialize)]
+    struct Tag<'a> {
+        #[serde(rename = "type", borrow)]
+        _ty: std::borrow::Cow<'a, str>,
+    }
+    match serde_json::from_str::<Tag<'_>>(text) {
+        Ok(_) => Ok(request),
+        Err(_) => Err((request.id, "`type` must be a string".to_owned())),
+    }
 }

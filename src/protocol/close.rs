@@ -28,6 +28,10 @@ pub const IDLE: CloseCode = CloseCode(4010);
 /// The login token's `exp` passed and no `refresh` brought a newer one. Get a new
 /// token, then reconnect and resume.
 pub const TOKEN_EXPIRED: CloseCode = CloseCode(4011);
+/// The client broke the WebSocket framing rules (RFC 6455 §7.4.1). Fix the client.
+pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
+/// A WebSocket text message that is not UTF-8 (RFC 6455 §8.1). Fix the client.
+pub const INVALID_DATA: CloseCode = CloseCode(1007);
 /// Frame larger than the transport can accept at all.
 pub const TOO_BIG: CloseCode = CloseCode(1009);
 /// The replica is draining; reconnect (to any replica) after `after_ms`.
@@ -61,6 +65,8 @@ impl CloseCode {
             IDLE => "idle timeout",
             TOKEN_EXPIRED => "token expired",
             TOO_BIG => "frame too large",
+            PROTOCOL_ERROR => "protocol error",
+            INVALID_DATA => "invalid utf-8",
             DRAINING => "server draining",
             _ => "bye",
         }

@@ -43,6 +43,23 @@ impl<T: Transport> Session<'_, T> {
         None
     }
 
+    /// A WebSocket ping or pong: free for the client while under the rate limit (the
+    /// WebSocket layer already answered it), but a flood ends like a frame flood, with
+    /// 4008. No error frame per refused ping: that would double the flood's traffic.
+    pub(super) async fn on_control(&mut self) -> Option<CloseCode> {
+        let now = std::time::Instant::now();
+        if self.limiter.try_take(now) {
+            return None;
+        }
+        self.gw.metrics.rate_limited.inc();
+        if self.abuse.try_take(now) {
+            return None;
+        }
+        self.error(None, ErrorCode::RateLimited, "sustained flooding, closing")
+            .await;
+        Some(close::POLICY)
+    }
+
     pub(super) async fn handle_frame(
         &mut self,
         id: Option<&Value>,

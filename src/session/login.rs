@@ -56,6 +56,8 @@ pub(super) async fn login<T: Transport>(
     draining: &CancellationToken,
 ) -> Result<(Identity, Option<Position>, Option<Value>), CloseCode> {
     let deadline = Instant::now() + gw.config.login_timeout;
+    // Pings before login are answered by the WebSocket layer: bounded like frames.
+    let mut pings = ratelimit::TokenBucket::new(gw.config.rate_limit, gw.config.rate_burst);
     let text = loop {
         let inbound = tokio::select! {
             inbound = t.recv() => inbound,
@@ -72,8 +74,24 @@ pub(super) async fn login<T: Transport>(
         match inbound {
             Inbound::Text(text) => break text,
             Inbound::Activity => continue,
+            Inbound::Control => {
+                if pings.try_take(std::time::Instant::now()) {
+                    continue;
+                }
+                gw.metrics.logins.with_label_values(&["not_login"]).inc();
+                write_error(
+                    gw,
+                    t,
+                    None,
+                    ErrorCode::RateLimited,
+                    "ping flood before login",
+                )
+                .await;
+                return Err(close::POLICY);
+            }
             Inbound::Closed => return Err(close::NORMAL),
-            Inbound::TooLarge { .. } | Inbound::InvalidUtf8 => {
+            Inbound::ProtocolViolation => return Err(close::PROTOCOL_ERROR),
+            Inbound::TooLarge { .. } | Inbound::InvalidUtf8 { .. } => {
                 gw.metrics.logins.with_label_values(&["not_login"]).inc();
                 write_error(
                     gw,

@@ -276,15 +276,24 @@ impl<T: Transport> Session<'_, T> {
                             }
                         }
                         Inbound::Activity => {}
+                        Inbound::Control => {
+                            if let Some(code) = self.on_control().await {
+                                return code;
+                            }
+                        }
                         Inbound::TooLarge { fatal } => {
                             self.error(None, ErrorCode::TooLarge, "frame too large").await;
                             if fatal {
                                 return close::TOO_BIG;
                             }
                         }
-                        Inbound::InvalidUtf8 => {
+                        Inbound::InvalidUtf8 { fatal } => {
                             self.error(None, ErrorCode::BadRequest, "frame is not valid UTF-8").await;
+                            if fatal {
+                                return close::INVALID_DATA;
+                            }
                         }
+                        Inbound::ProtocolViolation => return close::PROTOCOL_ERROR,
                         Inbound::Closed => return close::NORMAL,
                     }
                 }

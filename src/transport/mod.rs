@@ -15,13 +15,20 @@ use std::io;
 pub enum Inbound {
     /// One complete text frame (a WebSocket message or a TCP line).
     Text(Utf8Bytes),
-    /// Proof of life without a frame (WebSocket ping/pong).
+    /// Proof of life without a frame (a blank TCP line).
     Activity,
+    /// A WebSocket ping or pong from the client. The WebSocket layer answers pings by
+    /// itself, so these count against the rate limit: a flood of them ends the session.
+    Control,
     /// A frame over the size limit was skipped; `fatal` when the transport cannot
     /// continue after it.
     TooLarge { fatal: bool },
-    /// A frame that is not UTF-8.
-    InvalidUtf8,
+    /// A frame that is not UTF-8; `fatal` when the transport cannot continue after it
+    /// (a WebSocket text message: RFC 6455 fails the connection with 1007).
+    InvalidUtf8 { fatal: bool },
+    /// The peer broke the transport's framing rules (WebSocket: reserved bits or
+    /// opcodes, unmasked or fragmented control frames); the connection cannot continue.
+    ProtocolViolation,
     /// The peer closed or the connection broke.
     Closed,
 }

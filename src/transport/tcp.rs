@@ -48,7 +48,7 @@ impl TcpTransport {
         }
         match String::from_utf8(line) {
             Ok(text) => Inbound::Text(Utf8Bytes::from(text)),
-            Err(_) => Inbound::InvalidUtf8,
+            Err(_) => Inbound::InvalidUtf8 { fatal: false },
         }
     }
 }

@@ -35,12 +35,18 @@ fn to_io(err: axum::Error) -> io::Error {
 }
 
 /// What a read error means for the session, by its type (axum wraps tungstenite's).
+/// Every read error ends the stream (tokio-tungstenite fuses it), so each is fatal;
+/// only the close code differs.
 fn classify(err: axum::Error) -> Inbound {
     use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
     match err.into_inner().downcast::<WsError>() {
         Ok(ws) => match *ws {
             WsError::Capacity(_) => Inbound::TooLarge { fatal: true },
-            WsError::Utf8(_) => Inbound::InvalidUtf8,
+            WsError::Utf8(_) => Inbound::InvalidUtf8 { fatal: true },
+            // The peer went away without a close frame: not a violation worth a code.
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Inbound::Closed,
+            WsError::Protocol(_) => Inbound::ProtocolViolation,
             _ => Inbound::Closed,
         },
         Err(_) => Inbound::Closed,
@@ -62,9 +68,10 @@ impl Transport for WsTransport {
             }
             Some(Ok(Message::Binary(bin))) => match Utf8Bytes::try_from(bin) {
                 Ok(text) => Inbound::Text(text),
-                Err(_) => Inbound::InvalidUtf8,
+                // A binary message has no UTF-8 rule of its own: refused, stream intact.
+                Err(_) => Inbound::InvalidUtf8 { fatal: false },
             },
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Inbound::Activity,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Inbound::Control,
             Some(Ok(Message::Close(_))) => {
                 self.peer_closed = true;
                 Inbound::Closed

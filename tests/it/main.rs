@@ -12,6 +12,7 @@ mod expiry;
 mod game_faults;
 mod games;
 mod harness;
+mod hostile;
 mod keys;
 mod limits;
 mod login;
