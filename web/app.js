@@ -105,8 +105,8 @@ function fmtDay(ts) {
 /** @param {number} ms */
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Identifier rule of the gateway (PROTOCOL.md §1). */
-const ID_RE = /^[\p{L}\p{N}\-_.:@/+=#]{1,128}$/u;
+/** Identifier rule of the gateway (PROTOCOL.md §1): printable ASCII, not path-like. */
+const ID_RE = /^(?!.*(?:^|\/)\.{0,2}(?:\/|$))[A-Za-z0-9\-_.:@/+=#]{1,128}$/;
 const GAME_ID_RE = /\bg-[0-9a-f]{32}\b/;
 
 /**
@@ -115,11 +115,12 @@ const GAME_ID_RE = /\bg-[0-9a-f]{32}\b/;
  */
 function slugify(name) {
   return name
-    .normalize('NFKC')
+    .normalize('NFKD')
+    .replace(/\p{M}/gu, '')
     .trim()
     .toLowerCase()
     .replace(/\s+/g, '-')
-    .replace(/[^\p{L}\p{N}\-_.]/gu, '')
+    .replace(/[^a-z0-9\-_.]/g, '')
     .replace(/-{2,}/g, '-')
     .replace(/^[-.]+|[-.]+$/g, '')
     .slice(0, 40);
