@@ -30,6 +30,10 @@ pub struct Metrics {
     pub rate_limited: IntCounter,
     /// Frames waiting in all sessions' outbound queues on this replica.
     pub outbound_queued: IntGauge,
+    /// Bytes of the frames waiting in all sessions' outbound queues on this replica.
+    pub outbound_queued_bytes: IntGauge,
+    /// Connections upgraded or accepted but not logged in yet.
+    pub pending_logins: IntGauge,
     /// Depth of a session's queue each time its writer wakes up.
     pub outbound_queue_depth: Histogram,
     /// Inbound frames answered with `error`, by code.
@@ -160,6 +164,14 @@ impl Metrics {
             outbound_queued: reg!(IntGauge::new(
                 "outbound_queued_frames",
                 "Frames waiting in outbound queues on this replica"
+            )),
+            outbound_queued_bytes: reg!(IntGauge::new(
+                "outbound_queued_bytes",
+                "Bytes of the frames waiting in outbound queues on this replica"
+            )),
+            pending_logins: reg!(IntGauge::new(
+                "pending_logins",
+                "Connections upgraded or accepted but not logged in yet"
             )),
             outbound_queue_depth: reg!(Histogram::with_opts(
                 HistogramOpts::new(

@@ -185,6 +185,10 @@ pub struct Config {
     /// Outbound frames queued per session before it is closed as a slow consumer (4009).
     #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
+    /// Outbound bytes queued per session before it is closed as a slow consumer (4009):
+    /// bounds what a client that never reads can pin, however large the frames.
+    #[arg(long, env = "SWITCHBOARD_MAX_OUTBOUND_BYTES", default_value_t = 1024 * 1024)]
+    pub max_outbound_bytes: usize,
     /// Sustained inbound frames per second per connection.
     #[arg(long, env = "SWITCHBOARD_RATE_LIMIT", default_value_t = 50.0)]
     pub rate_limit: f64,
@@ -282,6 +286,10 @@ pub struct Config {
     /// when every connection comes through that proxy: clients can send it too.
     #[arg(long, env = "SWITCHBOARD_TRUSTED_PROXY_HEADER")]
     pub trusted_proxy_header: Option<String>,
+    /// Connections that are upgraded (WebSocket) or accepted (TCP) but not logged in
+    /// yet; past it upgrades get 503 and TCP connections close 1013 (slowloris guard).
+    #[arg(long, env = "SWITCHBOARD_MAX_PENDING_LOGINS", default_value_t = 1024)]
+    pub max_pending_logins: usize,
     /// How often `online.watch` feeds are flushed: at most one `online.changes` frame
     /// per watcher per interval, however many users come and go.
     #[arg(long, env = "SWITCHBOARD_ONLINE_FEED_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]

@@ -39,11 +39,12 @@ impl Gateway {
             None => self.bus.delivered(user).await?,
         };
         let n = self.next_session.fetch_add(1, Ordering::Relaxed);
-        let handle = SessionHandle::new(
+        let handle = SessionHandle::with_byte_cap(
             format!("{}-{n}", self.replica),
             user.clone(),
             &identity.name,
             tx,
+            self.config.max_outbound_bytes,
         );
         // Every session counts as one unit of interest in its user's channel, and its
         // login waits until that subscription is live.

@@ -10,7 +10,7 @@ use crate::protocol::close::{self, CloseCode};
 use crate::protocol::{GameRole, RoomId, ServerFrame, UserId};
 use feed::{Changes, OnlineFeed, Watch};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -23,20 +23,52 @@ pub struct SessionHandle {
     pub user: UserId,
     name: Mutex<Arc<str>>,
     tx: mpsc::Sender<Arc<Delivery>>,
+    /// Bytes of the frames in `tx`'s queue, capped at `max_bytes`.
+    queued_bytes: AtomicUsize,
+    max_bytes: usize,
     closer: CancellationToken,
     close_code: AtomicU16,
 }
 
 impl SessionHandle {
     pub fn new(id: String, user: UserId, name: &str, tx: mpsc::Sender<Arc<Delivery>>) -> Arc<Self> {
+        Self::with_byte_cap(id, user, name, tx, usize::MAX)
+    }
+
+    /// A handle whose queue may hold at most `max_bytes` of frames (one frame larger
+    /// than that still passes an empty queue).
+    pub fn with_byte_cap(
+        id: String,
+        user: UserId,
+        name: &str,
+        tx: mpsc::Sender<Arc<Delivery>>,
+        max_bytes: usize,
+    ) -> Arc<Self> {
         Arc::new(SessionHandle {
             id,
             user,
             name: Mutex::new(Arc::from(name)),
             tx,
+            queued_bytes: AtomicUsize::new(0),
+            max_bytes,
             closer: CancellationToken::new(),
             close_code: AtomicU16::new(0),
         })
+    }
+
+    /// Counts `len` queued bytes; false (nothing counted) when that passes the cap.
+    fn reserve(&self, len: usize) -> bool {
+        let before = self.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        if before > 0 && before.saturating_add(len) > self.max_bytes {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// The writer took `len` bytes off the queue.
+    pub fn release(&self, len: usize) {
+        self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
     }
 
     pub fn name(&self) -> Arc<str> {
@@ -243,23 +275,37 @@ impl Hub {
         delivery: Delivery,
     ) -> usize {
         let kind = delivery.frame.kind();
+        let len = delivery.frame.len();
         let delivery = Arc::new(delivery);
         let mut sent = 0;
         for handle in recipients {
-            match handle.tx.try_send(delivery.clone()) {
-                Ok(()) => sent += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    if handle.close(close::SLOW_CONSUMER) {
-                        self.metrics.slow_consumer_closes.inc();
-                        tracing::info!(session = %handle.id, user = %handle.user, "slow consumer: outbound queue full");
+            let why = if !handle.reserve(len) {
+                "outbound bytes over the cap"
+            } else {
+                match handle.tx.try_send(delivery.clone()) {
+                    Ok(()) => {
+                        sent += 1;
+                        continue;
+                    }
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        handle.release(len);
+                        "outbound queue full"
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        handle.release(len);
+                        continue;
                     }
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            };
+            if handle.close(close::SLOW_CONSUMER) {
+                self.metrics.slow_consumer_closes.inc();
+                tracing::info!(session = %handle.id, user = %handle.user, why, "slow consumer");
             }
         }
         if sent > 0 {
             self.metrics.deliveries.inc_by(sent as u64);
             self.metrics.outbound_queued.add(sent as i64);
+            self.metrics.outbound_queued_bytes.add((sent * len) as i64);
             self.metrics
                 .frames_out
                 .with_label_values(&[kind])

@@ -332,6 +332,15 @@ impl Encoded {
         self.kind
     }
 
+    /// Size in bytes, what a queued frame costs (the outbound byte cap).
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
     pub fn to_ws_text(&self) -> Utf8Bytes {
         self.text.clone()
     }

@@ -54,23 +54,32 @@ pub async fn run<T: Transport>(gw: Arc<Gateway>, mut transport: T, draining: Can
         .closes
         .with_label_values(&[&code.to_string()])
         .inc();
-    let _ = timeout(
-        gw.config.write_timeout.min(Duration::from_secs(2)),
-        transport.close(code, code.reason()),
-    )
-    .await;
+    goodbye(&gw, &mut transport, code).await;
     gauge.dec();
+}
+
+/// Longest a close may take: sending the close frame and waiting for the client's side.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Sends the close within a short deadline (never the full write timeout: a slow
+/// consumer is being cut), then reads and drops what the client still sends until it
+/// closes too. Closing a socket with unread input makes the kernel answer with a reset
+/// that can destroy the close frame before the client reads it.
+async fn goodbye<T: Transport>(gw: &Gateway, t: &mut T, code: CloseCode) {
+    let deadline = gw.config.write_timeout.min(CLOSE_DEADLINE);
+    let _ = timeout(deadline, async {
+        if t.close(code, code.reason()).await.is_ok() {
+            while !matches!(t.recv().await, Inbound::Closed) {}
+        }
+    })
+    .await;
 }
 
 /// Turns a connection away before any session starts (the replica is at its connection
 /// cap): an `unavailable` error, then close 1013 so the client tries again elsewhere.
 pub async fn refuse<T: Transport>(gw: Arc<Gateway>, mut transport: T, message: &str) {
     write_error(&gw, &mut transport, None, ErrorCode::Unavailable, message).await;
-    let _ = timeout(
-        gw.config.write_timeout.min(Duration::from_secs(2)),
-        transport.close(close::TRY_LATER, close::TRY_LATER.reason()),
-    )
-    .await;
+    goodbye(&gw, &mut transport, close::TRY_LATER).await;
 }
 /// A logged-in session's state inside its loop.
 struct Session<'a, T: Transport> {
@@ -160,10 +169,16 @@ async fn serve<T: Transport>(
     let ranked = session.ranked.is_some();
     let user = session.identity.user.clone();
     let rooms: Vec<RoomId> = session.rooms.keys().cloned().collect();
-    // Frames still queued will never be written: take them off the gauge.
-    let pending = session.rx.len();
+    // Frames still queued will never be written: take them off the gauges (closed
+    // first, so nothing arrives while they are counted).
     session.rx.close();
-    gw.metrics.outbound_queued.sub(pending as i64);
+    let (mut frames, mut bytes) = (0i64, 0usize);
+    while let Ok(d) = session.rx.try_recv() {
+        frames += 1;
+        bytes += d.frame.len();
+    }
+    gw.metrics.outbound_queued.sub(frames);
+    gw.metrics.outbound_queued_bytes.sub(bytes as i64);
     Box::pin(gw.unregister(&handle, &rooms)).await;
     for (room, role) in games {
         match role {
@@ -263,6 +278,9 @@ impl<T: Transport> Session<'_, T> {
                             return self.handle.close_code();
                         }
                         Written::Broken => return close::NORMAL,
+                        Written::Interrupted => {
+                            return Box::pin(self.closing(handle.close_code())).await;
+                        }
                     }
                 }
                 inbound = self.t.recv() => {

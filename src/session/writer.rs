@@ -10,6 +10,8 @@ pub(super) enum Written {
     TimedOut,
     /// The connection is gone.
     Broken,
+    /// The session was asked to close while writing.
+    Interrupted,
 }
 
 impl<T: Transport> Session<'_, T> {
@@ -42,6 +44,9 @@ impl<T: Transport> Session<'_, T> {
             }
         }
         self.gw.metrics.outbound_queued.sub(batch.len() as i64);
+        let bytes: usize = batch.iter().map(|d| d.frame.len()).sum();
+        self.handle.release(bytes);
+        self.gw.metrics.outbound_queued_bytes.sub(bytes as i64);
         let mut frames = Vec::with_capacity(batch.len());
         for d in &batch {
             self.admit(d, &mut frames);
@@ -51,8 +56,7 @@ impl<T: Transport> Session<'_, T> {
         }
         match self.write_frames(&frames).await {
             Ok(()) => Written::Ok,
-            Err(Written::TimedOut) => Written::TimedOut,
-            Err(_) => Written::Broken,
+            Err(written) => written,
         }
     }
 
@@ -65,10 +69,16 @@ impl<T: Transport> Session<'_, T> {
             }
             t.flush().await
         };
-        match timeout(self.gw.config.write_timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Written::Broken),
-            Err(_) => Err(Written::TimedOut),
+        // A close requested meanwhile (the queue overflowed while this write waited on
+        // a client that does not read) cuts the write short: what was fed stays
+        // buffered, and the close frame goes out after it with its own short deadline.
+        tokio::select! {
+            written = timeout(self.gw.config.write_timeout, write) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(Written::Broken),
+                Err(_) => Err(Written::TimedOut),
+            },
+            _ = self.handle.closed() => Err(Written::Interrupted),
         }
     }
 

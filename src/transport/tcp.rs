@@ -22,6 +22,9 @@ pub struct TcpTransport {
     discarding: bool,
     max_frame_bytes: usize,
     out: Vec<u8>,
+    /// Bytes of `out` already written: a flush cut short (a slow consumer being closed)
+    /// resumes where it stopped instead of repeating part of a line.
+    sent: usize,
 }
 
 impl TcpTransport {
@@ -34,6 +37,7 @@ impl TcpTransport {
             discarding: false,
             max_frame_bytes,
             out: Vec::new(),
+            sent: 0,
         }
     }
 
@@ -104,7 +108,15 @@ impl Transport for TcpTransport {
 
     async fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
-            self.writer.write_all(&self.out).await?;
+            // Cancel-safe: `sent` only moves after a completed write.
+            while self.sent < self.out.len() {
+                let n = self.writer.write(&self.out[self.sent..]).await?;
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                self.sent += n;
+            }
+            self.sent = 0;
             self.out.clear();
             if self.out.capacity() > KEEP_OUT_BYTES {
                 self.out = Vec::new();
