@@ -208,7 +208,16 @@ async fn accept_tcp(
             ));
             continue;
         }
-        let session = session::run(gw.clone(), transport, draining.clone());
+        let Some(pending) = gw.pending_login() else {
+            gw.refused("pending_logins");
+            tracker.spawn(session::refuse(
+                gw.clone(),
+                transport,
+                "too many connections waiting to log in",
+            ));
+            continue;
+        };
+        let session = session::run(gw.clone(), transport, draining.clone(), pending);
         tracker.spawn(async move {
             session.await;
             drop(ip_slot);

@@ -57,6 +57,18 @@ pub struct Gateway {
     accepting: AtomicBool,
     /// Connections and connection rate per client address.
     pub per_ip: Arc<PerIp>,
+    /// Connections upgraded or accepted that have not logged in yet.
+    pending_logins: AtomicUsize,
+}
+
+/// A connection's place among those not logged in yet; given back when dropped.
+pub struct PendingLogin(Arc<Gateway>);
+
+impl Drop for PendingLogin {
+    fn drop(&mut self) {
+        self.0.pending_logins.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.pending_logins.dec();
+    }
 }
 
 impl Gateway {
@@ -91,6 +103,7 @@ impl Gateway {
             next_session: AtomicU64::new(1),
             accepting: AtomicBool::new(true),
             per_ip,
+            pending_logins: AtomicUsize::new(0),
         }))
     }
 
@@ -145,6 +158,20 @@ impl Gateway {
                 Err(refusal)
             }
         }
+    }
+
+    /// A place for a connection that has yet to log in, or `None` when
+    /// `SWITCHBOARD_MAX_PENDING_LOGINS` are already waiting: sockets that upgrade and
+    /// then say nothing cannot crowd out real clients (each is bounded by the login
+    /// timeout, but many at once would still take every file descriptor).
+    pub fn pending_login(self: &Arc<Self>) -> Option<PendingLogin> {
+        let before = self.pending_logins.fetch_add(1, Ordering::AcqRel);
+        if before >= self.config.max_pending_logins {
+            self.pending_logins.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        self.metrics.pending_logins.inc();
+        Some(PendingLogin(self.clone()))
     }
 
     /// Counts a connection turned away before its session started.

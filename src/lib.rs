@@ -41,6 +41,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod event;
+pub mod fdlimit;
 pub mod features;
 pub mod gateway;
 pub mod http;

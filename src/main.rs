@@ -68,6 +68,7 @@ async fn serve(config: Config) -> ExitCode {
         eprintln!("switchboard: invalid configuration: {err}");
         return ExitCode::from(2);
     }
+    raise_fd_limit(&config);
     // Listen first: probes answer (not ready) while the backend is still connecting.
     let listeners = match Listeners::bind(&config).await {
         Ok(l) => l,
@@ -128,5 +129,31 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             std::future::pending::<()>().await;
         }
         tracing::info!("shutdown signal received");
+    }
+}
+
+/// Raises the open-file soft limit to the hard one and logs both; warns when even the
+/// hard limit cannot hold the configured connections (docs/OPERATIONS.md).
+fn raise_fd_limit(config: &Config) {
+    match switchboard::fdlimit::raise() {
+        Ok(limit) => {
+            tracing::info!(
+                soft_before = limit.before,
+                soft = limit.after,
+                hard = limit.hard,
+                "open file limit"
+            );
+            let needed =
+                switchboard::fdlimit::needed(config.max_connections, config.max_pending_logins);
+            if let Some(needed) = needed.filter(|n| limit.after < *n) {
+                tracing::warn!(
+                    soft = limit.after,
+                    needed,
+                    "open file limit below SWITCHBOARD_MAX_CONNECTIONS + SWITCHBOARD_MAX_PENDING_LOGINS + 256: \
+                     raise the hard limit (ulimit -Hn, LimitNOFILE=, the container runtime) or lower the cap"
+                );
+            }
+        }
+        Err(err) => tracing::warn!(cause = %err, "cannot read or raise the open file limit"),
     }
 }

@@ -156,6 +156,10 @@ async fn ws_upgrade(
         }
         None => None,
     };
+    let Some(pending) = st.gw.pending_login() else {
+        st.gw.refused("pending_logins");
+        return retry_later("too many connections waiting to log in");
+    };
     let cfg = &st.gw.config;
     let hard_limit = cfg.max_frame_bytes.saturating_mul(HARD_LIMIT_FACTOR);
     let io = cfg.io_buffer_bytes;
@@ -167,7 +171,7 @@ async fn ws_upgrade(
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| {
             let transport = WsTransport::new(socket, max_frame);
-            let session = session::run(st.gw.clone(), transport, st.draining.clone());
+            let session = session::run(st.gw.clone(), transport, st.draining.clone(), pending);
             st.tracker.track_future(async move {
                 session.await;
                 drop(ip_slot);

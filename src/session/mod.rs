@@ -19,7 +19,7 @@ use crate::auth::Identity;
 use crate::backend::Replay;
 use crate::event::{Advance, Delivery, Epoch, Event, Ordered, Position};
 use crate::features::reason;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, PendingLogin};
 use crate::hub::SessionHandle;
 use crate::protocol::close::CloseCode;
 use crate::protocol::{
@@ -42,11 +42,20 @@ const WRITE_BATCH: usize = 64;
 const ABUSE_FORGIVE_PER_S: f64 = 10.0;
 
 /// Runs a connection to its end. `draining` fires when the replica shuts down.
-pub async fn run<T: Transport>(gw: Arc<Gateway>, mut transport: T, draining: CancellationToken) {
+/// `pending` is the connection's place among those not logged in yet, given back once
+/// the login is decided.
+pub async fn run<T: Transport>(
+    gw: Arc<Gateway>,
+    mut transport: T,
+    draining: CancellationToken,
+    pending: PendingLogin,
+) {
     let gauge = gw.metrics.connections.with_label_values(&[T::KIND]);
     gauge.inc();
     // Phases that run once are boxed so the long-lived loop state stays small.
-    let code = match Box::pin(login(&gw, &mut transport, &draining)).await {
+    let login = Box::pin(login(&gw, &mut transport, &draining)).await;
+    drop(pending);
+    let code = match login {
         Ok((identity, dm_since, id)) => serve(&gw, &mut transport, identity, dm_since, id).await,
         Err(code) => code,
     };

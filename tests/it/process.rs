@@ -367,3 +367,32 @@ async fn failed_logins_and_api_calls_never_log_credentials() {
         }
     }
 }
+
+#[test]
+fn fd_soft_limit_is_raised_to_the_hard_limit_and_logged() {
+    // From a shell whose soft limit is 256, with no settings but these.
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -Sn 256 && exec \"$0\"", BIN])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
+        .env("SWITCHBOARD_JWT_SECRET", SECRET)
+        .env("SWITCHBOARD_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .map_while(Result::ok)
+        .take(20)
+        .find(|l| l.contains("open file limit"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let v: serde_json::Value =
+        serde_json::from_str(&line.expect("the limit is logged")).expect("json");
+    let fields = &v["fields"];
+    assert_eq!(fields["soft_before"], 256, "{v}");
+    assert_eq!(fields["soft"], fields["hard"], "{v}");
+}
