@@ -115,20 +115,22 @@ fn invisible(c: char) -> bool {
     )
 }
 
-/// Cleans a display name: NFC-normalized (one spelling per rendering), control and
-/// invisible characters (see `invisible`) removed, whitespace runs collapsed to one
-/// space and trimmed, cut to `max_chars` characters. May return "" (the caller decides).
+/// Cleans a display name: control and invisible characters (see `invisible`) removed,
+/// NFC-normalized (one spelling per rendering), whitespace runs collapsed to one space
+/// and trimmed, cut to `max_chars` characters. Cleaning twice changes nothing. May return "" (the caller decides).
 pub fn clean_name(name: &str, max_chars: usize) -> String {
     use unicode_normalization::UnicodeNormalization;
     let mut out = String::with_capacity(name.len().min(max_chars * 4));
     let mut chars = 0;
     let mut space = false;
-    for c in name.nfc() {
+    // Removed before normalizing: an invisible character between a letter and an
+    // accent would otherwise block their composition until a second cleaning.
+    let visible = name
+        .chars()
+        .filter(|&c| (c.is_whitespace() || !c.is_control()) && !invisible(c));
+    for c in visible.nfc() {
         if c.is_whitespace() {
             space = !out.is_empty();
-            continue;
-        }
-        if c.is_control() || invisible(c) {
             continue;
         }
         if chars + usize::from(space) + 1 > max_chars {
@@ -157,6 +159,11 @@ mod tests {
         assert_eq!(clean_name("evil\u{202E}txt.exe", 64), "eviltxt.exe");
         assert_eq!(clean_name("a\u{200B}d\u{FEFF}m\u{2066}in\0", 64), "admin");
         assert_eq!(clean_name("e\u{301}", 64), "\u{e9}", "NFC");
+        assert_eq!(
+            clean_name("e\u{200D}\u{301}", 64),
+            "\u{e9}",
+            "NFC after removal"
+        );
         assert_eq!(clean_name("\u{200B}\u{202E} \t", 64), "");
         assert_eq!(clean_name("tab\there\nnew", 64), "tab here new");
     }

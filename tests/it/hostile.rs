@@ -5,6 +5,7 @@
 
 mod flood;
 mod frames;
+mod fuzz;
 mod names;
 mod raw;
 mod slow;
