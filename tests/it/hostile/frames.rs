@@ -363,3 +363,19 @@ async fn since_far_in_the_past_replays_what_is_kept() {
     assert_eq!(ok["recovered"], false, "{ok}");
     assert_eq!(ok["replayed"], 3, "{ok}");
 }
+
+#[tokio::test]
+async fn ws_invalid_utf8_across_fragments_closes_1007() {
+    let log = ErrorLog::capture();
+    let server = TestServer::spawn().await;
+    let mut ws = RawWs::login(server.http, "mallory").await;
+    // "é" is C3 A9: the message ends after the lead byte.
+    ws.frame(false, 0, TEXT, b"{\"type\":\"ping\",\"x\":\"\xc3")
+        .await;
+    ws.frame(true, 0, CONTINUATION, b"\"}").await;
+    let (code, texts) = ws.close_code().await;
+    assert_eq!(code, Some(1007), "{texts:?}");
+    is_error(&texts[0], "bad_request");
+    still_serving(&server).await;
+    log.assert_none();
+}

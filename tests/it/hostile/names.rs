@@ -196,3 +196,15 @@ async fn http_api_refuses_path_like_and_unicode_ids() {
     still_serving(&server).await;
     log.assert_none();
 }
+
+#[tokio::test]
+async fn huge_rename_is_cut_on_both_transports() {
+    let server = TestServer::spawn().await;
+    for mut c in [server.ws("mallory").await, server.tcp("mallory2").await] {
+        let ok = c
+            .request(json!({"type": "rename", "name": "\u{202E}n".repeat(10_000)}))
+            .await;
+        assert_eq!(ok["name"], "n".repeat(64), "{ok}");
+    }
+    still_serving(&server).await;
+}
