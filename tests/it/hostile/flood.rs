@@ -41,6 +41,7 @@ async fn ws_ping_flood_after_login_closes_4008() {
 
 #[tokio::test]
 async fn ws_pong_flood_closes_4008() {
+    let log = ErrorLog::capture();
     let server = TestServer::spawn().await;
     let mut ws = RawWs::login(server.http, "mallory").await;
     ws.raw(&many(0x80 | 0xA, b"", 5_000)).await;
@@ -48,6 +49,7 @@ async fn ws_pong_flood_closes_4008() {
     assert_eq!(code, Some(4008));
     assert_eq!(pongs, 0);
     still_serving(&server).await;
+    log.assert_none();
 }
 
 #[tokio::test]

@@ -106,6 +106,7 @@ async fn ws_fragments_past_the_hard_limit_close_1009() {
 
 #[tokio::test]
 async fn ws_many_small_fragments_are_one_message() {
+    let log = ErrorLog::capture();
     let server = TestServer::spawn().await;
     let mut ws = RawWs::login(server.http, "mallory").await;
     let frame = br#"{"type":"ping","id":"frag"}"#;
@@ -119,6 +120,8 @@ async fn ws_many_small_fragments_are_one_message() {
         super::raw::Got::Text(v) => assert_eq!(v["id"], "frag", "{v}"),
         other => panic!("expected the pong, got {other:?}"),
     }
+    still_serving(&server).await;
+    log.assert_none();
 }
 
 #[tokio::test]
@@ -136,6 +139,7 @@ async fn ws_binary_not_utf8_is_bad_request_and_stays_open() {
 
 #[tokio::test]
 async fn ws_binary_json_is_served_like_text() {
+    let log = ErrorLog::capture();
     let server = TestServer::spawn().await;
     let mut ws = RawWs::login(server.http, "mallory").await;
     ws.frame(true, 0, BINARY, br#"{"type":"ping","id":"b"}"#)
@@ -144,6 +148,8 @@ async fn ws_binary_json_is_served_like_text() {
         super::raw::Got::Text(v) => assert_eq!(v["type"], "pong", "{v}"),
         other => panic!("expected the pong, got {other:?}"),
     }
+    still_serving(&server).await;
+    log.assert_none();
 }
 
 #[tokio::test]
@@ -158,6 +164,7 @@ async fn ws_oversize_message_under_the_hard_limit_keeps_the_session() {
         "pong"
     );
     log.assert_none();
+    still_serving(&server).await;
 }
 
 #[tokio::test]
@@ -189,6 +196,7 @@ async fn tcp_oversize_line_is_too_large_and_stays_open() {
         "pong"
     );
     log.assert_none();
+    still_serving(&server).await;
 }
 
 /// Each bad frame gets `bad_request` (echoing the id where one could be read) on both
@@ -271,16 +279,20 @@ async fn unknown_type_is_bad_request() {
 
 #[tokio::test]
 async fn unknown_fields_are_ignored() {
+    let log = ErrorLog::capture();
     let server = TestServer::spawn().await;
     let mut c = server.ws("mallory").await;
     let ok = c
         .request(json!({"type": "join", "room": "r", "id": "u", "admin": true, "__proto__": {}}))
         .await;
     assert_eq!(ok["type"], "ok", "{ok}");
+    still_serving(&server).await;
+    log.assert_none();
 }
 
 #[tokio::test]
 async fn duplicate_request_ids_are_each_answered() {
+    let log = ErrorLog::capture();
     let server = TestServer::spawn().await;
     let mut c = server.ws("mallory").await;
     c.send(json!({"type": "ping", "id": "same"})).await;
@@ -294,16 +306,21 @@ async fn duplicate_request_ids_are_each_answered() {
     is_error(&second, "bad_request");
     assert_eq!(second["id"], "same");
     assert_eq!(third["type"], "pong");
+    still_serving(&server).await;
+    log.assert_none();
 }
 
 #[tokio::test]
 async fn login_again_is_bad_request() {
+    let log = ErrorLog::capture();
     let server = TestServer::spawn().await;
     let mut c = server.tcp("mallory").await;
     let err = c
         .request(json!({"type": "login", "token": token("mallory"), "id": 9}))
         .await;
     is_error(&err, "bad_request");
+    still_serving(&server).await;
+    log.assert_none();
 }
 
 #[tokio::test]
@@ -325,6 +342,7 @@ async fn garbage_before_login_closes_4001_on_both_transports() {
 
 #[tokio::test]
 async fn since_far_in_the_future_still_delivers_new_messages() {
+    let log = ErrorLog::capture();
     let server = TestServer::spawn().await;
     let mut c = server.ws("mallory").await;
     let ok = c
@@ -344,10 +362,13 @@ async fn since_far_in_the_future_still_delivers_new_messages() {
         msg["data"], "hi",
         "a cursor from the future hid a new message"
     );
+    still_serving(&server).await;
+    log.assert_none();
 }
 
 #[tokio::test]
 async fn since_far_in_the_past_replays_what_is_kept() {
+    let log = ErrorLog::capture();
     let server = TestServer::with(|c| c.history_size = 3).await;
     let mut a = server.ws("alice").await;
     a.request(json!({"type": "join", "room": "r", "id": 0}))
@@ -362,6 +383,8 @@ async fn since_far_in_the_past_replays_what_is_kept() {
         .await;
     assert_eq!(ok["recovered"], false, "{ok}");
     assert_eq!(ok["replayed"], 3, "{ok}");
+    still_serving(&server).await;
+    log.assert_none();
 }
 
 #[tokio::test]

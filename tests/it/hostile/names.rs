@@ -82,9 +82,12 @@ async fn display_names_lose_bidi_zero_width_and_control_characters() {
 
 #[tokio::test]
 async fn huge_display_name_is_cut() {
+    let log = ErrorLog::capture();
     let server = TestServer::spawn().await;
     let name = welcome_name(&server, "a", &"\u{e9}".repeat(10_000)).await;
     assert_eq!(name.chars().count(), 64);
+    still_serving(&server).await;
+    log.assert_none();
 }
 
 #[tokio::test]
@@ -158,12 +161,15 @@ async fn unicode_room_names_are_bad_request() {
 
 #[tokio::test]
 async fn unicode_recipient_is_bad_request() {
+    let log = ErrorLog::capture();
     let server = TestServer::spawn().await;
     let mut c = server.ws("mallory").await;
     let err = c
         .request(json!({"type": "send", "to": "\u{430}dmin", "data": "hi"}))
         .await;
     is_error(&err, "bad_request");
+    still_serving(&server).await;
+    log.assert_none();
 }
 
 #[tokio::test]
@@ -199,6 +205,7 @@ async fn http_api_refuses_path_like_and_unicode_ids() {
 
 #[tokio::test]
 async fn huge_rename_is_cut_on_both_transports() {
+    let log = ErrorLog::capture();
     let server = TestServer::spawn().await;
     for mut c in [server.ws("mallory").await, server.tcp("mallory2").await] {
         let ok = c
@@ -207,4 +214,5 @@ async fn huge_rename_is_cut_on_both_transports() {
         assert_eq!(ok["name"], "n".repeat(64), "{ok}");
     }
     still_serving(&server).await;
+    log.assert_none();
 }

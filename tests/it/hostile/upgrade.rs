@@ -129,6 +129,7 @@ async fn upgrade_without_login_is_closed_4002_at_the_login_timeout() {
 
 #[tokio::test]
 async fn silent_http_connection_is_closed_at_the_header_timeout() {
+    let log = ErrorLog::capture();
     let server = TestServer::with(|c| c.http_header_timeout = Duration::from_millis(500)).await;
     let mut s = TcpStream::connect(server.http).await.expect("connect");
     let mut buf = [0u8; 16];
@@ -137,4 +138,5 @@ async fn silent_http_connection_is_closed_at_the_header_timeout() {
         .expect("closed in time");
     assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
     still_serving(&server).await;
+    log.assert_none();
 }
