@@ -180,14 +180,31 @@ pub fn parse_request(text: &str) -> Result<Request, (Option<Value>, String)> {
     let request =
         serde_json::from_str::<Request>(text).map_err(|err| (id_of(), err.to_string()))?;
     // serde reads an integer tag as a variant index (`"type":7` would be `who`): only
-    // the names are the protocol.
+    // the names are the protocol. Checked by a second parse only when the text could
+    // hold such a tag, so ordinary frames are parsed once.
     #[derive(Deserialize)]
     struct Tag<'a> {
         #[serde(rename = "type", borrow)]
         _ty: std::borrow::Cow<'a, str>,
     }
-    match serde_json::from_str::<Tag<'_>>(text) {
-        Ok(_) => Ok(request),
-        Err(_) => Err((request.id, "`type` must be a string".to_owned())),
+    if may_have_numeric_tag(text) && serde_json::from_str::<Tag<'_>>(text).is_err() {
+        return Err((request.id, "`type` must be a string".to_owned()));
     }
+    Ok(request)
+}
+
+/// True when some `"type"` key (at any depth) is followed by a number, or when keys
+/// could be spelled with escapes (`"typ\u0065"`): a superset of frames whose tag is not
+/// a string, found without parsing.
+fn may_have_numeric_tag(text: &str) -> bool {
+    if text.contains("\\u") {
+        return true;
+    }
+    text.match_indices("\"type\"").any(|(at, key)| {
+        let rest = text[at + key.len()..].trim_start();
+        rest.strip_prefix(':').is_some_and(|v| {
+            v.trim_start()
+                .starts_with(|c: char| c.is_ascii_digit() || c == '-')
+        })
+    })
 }

@@ -43,6 +43,20 @@ mod tests {
     }
 
     #[test]
+    fn tags_must_be_strings() {
+        for text in [
+            r#"{"type":7}"#,
+            r#"{"type" : -0 , "id":1}"#,
+            r#"{"typ\u0065":7}"#,
+            r#"{"type":0,"token":"x"}"#,
+        ] {
+            assert!(parse_request(text).is_err(), "{text}");
+        }
+        // A numeric "type" deeper down is data, not a tag.
+        assert!(parse_request(r#"{"type":"publish","room":"r","data":{"type":7}}"#).is_ok());
+    }
+
+    #[test]
     fn rejects_bad_room_names() {
         assert!(parse_request(r#"{"type":"join","room":""}"#).is_err());
         assert!(parse_request(r#"{"type":"join","room":"a{b}"}"#).is_err());
