@@ -77,6 +77,7 @@ pub async fn run(
                 api::admin_router(state.clone()),
                 gw.config.http_header_timeout,
                 CancellationToken::new(),
+                None,
             )))
         }
         None => None,
@@ -92,6 +93,7 @@ pub async fn run(
         router,
         gw.config.http_header_timeout,
         draining.clone(),
+        Some(gw.clone()),
     ));
     let tcp = match listeners.tcp {
         Some(listener) => {

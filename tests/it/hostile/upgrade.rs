@@ -88,7 +88,9 @@ async fn half_open_upgrades_past_the_cap_get_503_and_tcp_1013() {
         .connections_refused
         .with_label_values(&["pending_logins"])
         .get();
-    assert_eq!(refused, 2);
+    // The plain GET, the upgrade and the TCP client: an HTTP connection counts as
+    // pending from accept until its request head is in.
+    assert_eq!(refused, 3);
     // One logs in: its place frees at once, and others can come in.
     let login = json!({"type": "login", "token": token("late")});
     half_open[0].text(&login.to_string()).await;
@@ -139,4 +141,33 @@ async fn silent_http_connection_is_closed_at_the_header_timeout() {
     assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
     still_serving(&server).await;
     log.assert_none();
+}
+
+#[tokio::test]
+async fn silent_http_connections_count_against_the_pending_login_cap() {
+    let server = TestServer::with(|c| c.max_pending_logins = 2).await;
+    // Two connections that send nothing hold the two places.
+    let mut quiet: Vec<TcpStream> = Vec::new();
+    for _ in 0..2 {
+        quiet.push(TcpStream::connect(server.http).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(server.http).await.expect("connect");
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(2), third.read_to_string(&mut answer))
+        .await
+        .expect("answered at once")
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    // A request head releases its place.
+    for s in &mut quiet {
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).await.expect("response");
+        assert_eq!(&buf, b"HTTP/1.1 200");
+    }
+    let (status, _) = http(server.http, "GET", "/healthz", None, None).await;
+    assert_eq!(status, 200);
 }
