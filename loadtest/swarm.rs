@@ -5,6 +5,14 @@
 //!   gateway's RSS meanwhile).
 //! - `fanout`: N clients join one room; one publisher sends as fast as a bounded window of
 //!   unacknowledged publishes allows; reports deliveries per second and latency.
+//! - `soak`: N clients spread over the gateways and over `--rooms` rooms (each room split
+//!   across the gateways), for `--seconds` in all: every client publishes to its room
+//!   (`--rate` messages/s in total), sends direct messages to random users (`--dm-rate`/s
+//!   in total) and now and then disconnects and comes back on the next gateway
+//!   (`--churn` reconnects/s in total); `--game-pairs` pairs of extra users play friend
+//!   games over and over (create, join, moves, close) and `--ranked` extra users queue
+//!   for ranked play, play their match and queue again. Prints a `soak ...` status line
+//!   every 10 s and a `soak-summary {json}` line at the end. See loadtest/soak.sh.
 //!
 //! Run: `cargo run --release --example swarm -- --help`
 
@@ -16,6 +24,9 @@ use switchboard::auth::{self, Claims};
 use switchboard::client::{Client, Request};
 use switchboard::config::JwtAlg;
 use tokio::sync::Semaphore;
+
+#[path = "swarm_soak.rs"]
+mod soak;
 
 struct Args {
     /// Gateways to spread clients over (comma separated); the publisher uses the first.
@@ -31,7 +42,16 @@ struct Args {
     /// Clients are spread over this many rooms (`<room>-<i % rooms>`); 1 = one room.
     rooms: usize,
     /// Fixed publish rate (messages/s); 0 = as fast as the window allows.
+    /// In `soak`: the total chat rate over all clients (0 = no chat).
     rate: f64,
+    /// `soak`: direct messages per second over all clients.
+    dm_rate: f64,
+    /// `soak`: disconnect + reconnect cycles per second over all clients.
+    churn: f64,
+    /// `soak`: pairs of users playing friend games back to back.
+    game_pairs: usize,
+    /// `soak`: users cycling through the ranked queue.
+    ranked: usize,
 }
 
 fn parse_args() -> Args {
@@ -47,6 +67,10 @@ fn parse_args() -> Args {
         connect_parallel: 200,
         rooms: 1,
         rate: 0.0,
+        dm_rate: 0.0,
+        churn: 0.0,
+        game_pairs: 0,
+        ranked: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,13 +86,20 @@ fn parse_args() -> Args {
             "--window" => a.window = val().parse().unwrap_or(a.window),
             "--payload" => a.payload = val().parse().unwrap_or(a.payload),
             "--rooms" => a.rooms = val().parse().unwrap_or(a.rooms).max(1),
+            "--dm-rate" => a.dm_rate = val().parse().unwrap_or(a.dm_rate),
+            "--churn" => a.churn = val().parse().unwrap_or(a.churn),
+            "--game-pairs" => a.game_pairs = val().parse().unwrap_or(a.game_pairs),
+            "--ranked" => a.ranked = val().parse().unwrap_or(a.ranked),
             "--connect-parallel" => {
                 a.connect_parallel = val().parse().unwrap_or(a.connect_parallel)
             }
             _ => {
                 eprintln!(
-                    "usage: swarm --secret S [--url ws://127.0.0.1:8080/ws] [--mode idle|fanout] \
-                     [--conns 1000] [--room bench] [--seconds 10] [--window 64] [--payload 64]"
+                    "usage: swarm --secret S [--url ws://127.0.0.1:8080/ws[,...]] \
+                     [--mode idle|fanout|soak] [--conns 1000] [--room bench] [--rooms 1] \
+                     [--seconds 10] [--window 64] [--payload 64] [--rate 0] \
+                     [--connect-parallel 200] [--dm-rate 0] [--churn 0] [--game-pairs 0] \
+                     [--ranked 0]"
                 );
                 std::process::exit(2);
             }
@@ -82,11 +113,15 @@ fn parse_args() -> Args {
 }
 
 fn token(secret: &str, user: &str) -> String {
+    token_rated(secret, user, None)
+}
+
+fn token_rated(secret: &str, user: &str, rating: Option<i64>) -> String {
     let claims = Claims {
         sub: user.into(),
-        exp: switchboard::clock::unix_now() + 3600,
+        exp: switchboard::clock::unix_now() + 24 * 3600,
         name: None,
-        rating: None,
+        rating,
         perms: Vec::new(),
         rooms: None,
         iss: None,
@@ -182,6 +217,10 @@ async fn read_ack(publisher: &mut Client, acked: &AtomicU64) -> bool {
 #[tokio::main]
 async fn main() {
     let args = Arc::new(parse_args());
+    if args.mode == "soak" {
+        soak::run(args).await;
+        return;
+    }
     let stats = Arc::new(Stats::default());
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(args.connect_parallel));
