@@ -83,8 +83,20 @@ impl Gateway {
         handle: &Arc<SessionHandle>,
         room: &RoomId,
     ) -> Result<GameState, Reply> {
-        let Seated { state, starts } = self.games.join(room, &handle.user).await??;
+        // Listening before the seat is taken: the other player may sit down on another
+        // replica right after, and its `game.started` (not logged) must reach us.
         self.game_attach(handle, room, GameRole::Player).await?;
+        let Seated { state, starts } = match self.games.join(room, &handle.user).await {
+            Ok(Ok(seated)) => seated,
+            Ok(Err(refusal)) => {
+                self.game_detach(handle, room).await;
+                return Err(refusal.into());
+            }
+            Err(err) => {
+                self.game_detach(handle, room).await;
+                return Err(err.into());
+            }
+        };
         self.lease_seats(&[(room.clone(), handle.user.clone())])
             .await;
         if starts && let Some(opponent) = state.opponent.clone() {

@@ -137,3 +137,37 @@ async fn a_drained_replicas_grace_period_is_kept_by_the_others() {
     let closed = bob.recv_type("game.closed").await;
     assert_eq!(closed["reason"], "abandoned", "{closed}");
 }
+
+#[tokio::test]
+async fn a_closed_game_leaves_no_keys_behind_in_redis() {
+    let (redis, r1, r2) = pair().await;
+    let mut alice = r1.ws("alice").await;
+    let created = alice.request(json!({"type": "game.create"})).await;
+    let room = created["room"].as_str().expect("room").to_owned();
+    let mut bob = r2.ws("bob").await;
+    bob.request(json!({"type": "game.join", "room": room}))
+        .await;
+    alice
+        .request(json!({"type": "game.send", "room": room, "to": "all", "data": "e4"}))
+        .await;
+    let keys = || {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string(), "--scan", "--pattern"])
+            .arg(format!("*{{g:{room}}}*"))
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert!(
+        keys().contains(":log"),
+        "the game logs its moves: {}",
+        keys()
+    );
+    alice
+        .request(json!({"type": "game.close", "room": room}))
+        .await;
+    assert_eq!(bob.recv_type("game.closed").await["reason"], "closed");
+    // Its state, watchers, position and log went with it (they would stay for
+    // history_ttl, 24 h, otherwise).
+    assert_eq!(keys(), "", "left behind");
+}

@@ -46,14 +46,18 @@ impl RedisBackend {
         self.game_ttl.as_millis().to_string()
     }
 
-    /// Runs a game script returning `{status, owner, opponent, started, starts, watchers}`.
+    /// Runs a game script returning `{status, owner, opponent, started, starts, watchers}`
+    /// on the game's keys (and `extra` ones in its slot).
     async fn game_call(
         &self,
         script: &fred::types::scripts::Script,
         room: &RoomId,
         args: Vec<String>,
+        extra: Vec<String>,
     ) -> Result<Result<Seated, GameRefusal>, BackendError> {
-        let value: RedisValue = self.eval(script, self.game_keys(room), args).await?;
+        let mut keys = self.game_keys(room);
+        keys.extend(extra);
+        let value: RedisValue = self.eval(script, keys, args).await?;
         let items = value.into_array();
         let text = |i: usize| items.get(i).and_then(|v| v.as_string()).unwrap_or_default();
         let int = |i: usize| items.get(i).and_then(RedisValue::as_i64).unwrap_or(0);
@@ -108,7 +112,7 @@ impl Games for RedisBackend {
     async fn get(&self, room: &RoomId) -> Result<Option<GameState>, BackendError> {
         let args = vec![String::new(), "0".into(), String::new()];
         Ok(self
-            .game_call(&self.scripts.game_watch, room, args)
+            .game_call(&self.scripts.game_watch, room, args, Vec::new())
             .await?
             .ok()
             .map(|s| s.state))
@@ -120,7 +124,8 @@ impl Games for RedisBackend {
         user: &UserId,
     ) -> Result<Result<Seated, GameRefusal>, BackendError> {
         let args = vec![user.to_string(), self.game_ttl_ms()];
-        self.game_call(&self.scripts.game_join, room, args).await
+        self.game_call(&self.scripts.game_join, room, args, Vec::new())
+            .await
     }
 
     async fn watch(
@@ -131,7 +136,7 @@ impl Games for RedisBackend {
     ) -> Result<Result<GameState, GameRefusal>, BackendError> {
         let args = vec![user.to_string(), limit.to_string(), self.game_ttl_ms()];
         Ok(self
-            .game_call(&self.scripts.game_watch, room, args)
+            .game_call(&self.scripts.game_watch, room, args, Vec::new())
             .await?
             .map(|s| s.state))
     }
@@ -248,7 +253,14 @@ impl Games for RedisBackend {
 
     async fn close(&self, room: &RoomId) -> Result<Option<GameState>, BackendError> {
         Ok(self
-            .game_call(&self.scripts.game_close, room, Vec::new())
+            .game_call(
+                &self.scripts.game_close,
+                room,
+                Vec::new(),
+                // The game's log goes with it: kept, it would outlive the game by
+                // history_ttl (24 h) for nobody.
+                self.keys.log(&crate::event::Topic::Game(room.clone())),
+            )
             .await?
             .ok()
             .map(|s| s.state))
