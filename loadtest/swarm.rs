@@ -28,6 +28,17 @@ use tokio::sync::Semaphore;
 #[path = "swarm_soak.rs"]
 mod soak;
 
+/// The `"sent"` stamp (µs) of a load-test message, by a cheap field scan instead of a
+/// full parse: the client must keep up.
+fn sent_micros(text: &str) -> Option<u64> {
+    let pos = text.find("\"sent\":")?;
+    let digits: String = text[pos + 7..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
 struct Args {
     /// Gateways to spread clients over (comma separated); the publisher uses the first.
     urls: Vec<String>,
@@ -180,20 +191,12 @@ async fn read_all(mut client: Client, stats: &Stats) {
             Err(_) if client.is_closed() => break,
             Err(_) => continue,
         };
-        // Cheap field scan instead of a full parse: the client must keep up.
-        let t = frame.text();
-        if let Some(pos) = t.find("\"sent\":") {
-            let digits: String = t[pos + 7..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            if let Ok(sent) = digits.parse::<u64>() {
-                let lat = now_micros().saturating_sub(sent);
-                stats.latency_sum.fetch_add(lat, Ordering::Relaxed);
-                stats.latency_max.fetch_max(lat, Ordering::Relaxed);
-                if let Ok(mut samples) = stats.samples.lock() {
-                    samples.push(lat.min(u32::MAX as u64) as u32);
-                }
+        if let Some(sent) = sent_micros(frame.text()) {
+            let lat = now_micros().saturating_sub(sent);
+            stats.latency_sum.fetch_add(lat, Ordering::Relaxed);
+            stats.latency_max.fetch_max(lat, Ordering::Relaxed);
+            if let Ok(mut samples) = stats.samples.lock() {
+                samples.push(lat.min(u32::MAX as u64) as u32);
             }
             stats.received.fetch_add(1, Ordering::Relaxed);
         }

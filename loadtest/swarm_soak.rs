@@ -13,7 +13,7 @@
 //!   (join, wait for `game.started`, 3 moves each, the owner leaves once it has the
 //!   opponent's 3), queue again.
 
-use super::{Args, now_micros, room_for, token, token_rated};
+use super::{Args, now_micros, room_for, sent_micros, token, token_rated};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -216,17 +216,10 @@ pub(super) async fn run(args: Arc<Args>) {
 fn count_frame(stats: &Counters, frame: &switchboard::client::Frame) {
     match frame.kind() {
         "message" => {
-            let t = frame.text();
-            if let Some(pos) = t.find("\"sent\":") {
-                let digits: String = t[pos + 7..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                if let Ok(sent) = digits.parse::<u64>() {
-                    let lat = now_micros().saturating_sub(sent);
-                    stats.latency_sum_us.fetch_add(lat, Ordering::Relaxed);
-                    stats.latency_max_us.fetch_max(lat, Ordering::Relaxed);
-                }
+            if let Some(sent) = sent_micros(frame.text()) {
+                let lat = now_micros().saturating_sub(sent);
+                stats.latency_sum_us.fetch_add(lat, Ordering::Relaxed);
+                stats.latency_max_us.fetch_max(lat, Ordering::Relaxed);
             }
             stats.delivered.fetch_add(1, Ordering::Relaxed);
         }

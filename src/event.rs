@@ -129,17 +129,6 @@ pub enum Event {
 }
 
 impl Event {
-    /// The seq of a logged event.
-    pub fn seq(&self) -> Option<u64> {
-        match self {
-            Event::Message { seq, .. }
-            | Event::Direct { seq, .. }
-            | Event::GameMessage { seq, .. }
-            | Event::RankMatched { seq, .. } => Some(*seq),
-            _ => None,
-        }
-    }
-
     /// Where a logged event sits in its topic's log.
     pub fn position(&self) -> Option<Position> {
         match self {

@@ -206,14 +206,14 @@ impl Gateway {
         }
         let mark = crate::clock::unix_millis();
         match self.games.away(room, user, mark).await {
-            Ok(()) => self.close_unless_back(room, user, mark),
+            Ok(()) => self.check_after_grace(room, mark),
             Err(err) => tracing::debug!(%room, cause = %err, "could not mark player away"),
         }
     }
 
     /// Has the game checked once the grace period after `mark` is over: it closes then
-    /// if the seat is still away. Shared by all replicas, so it survives this one.
-    pub fn close_unless_back(self: &Arc<Self>, room: &RoomId, _user: &UserId, mark: u64) {
+    /// if a seat is still away. Shared by all replicas, so it survives this one.
+    pub fn check_after_grace(self: &Arc<Self>, room: &RoomId, mark: u64) {
         let gw = self.clone();
         let room = room.clone();
         let due = mark + gw.config.game_reconnect_grace.as_millis() as u64;

@@ -191,8 +191,8 @@ impl Gateway {
                 .await?;
             self.metrics.games_created.inc();
         }
-        self.close_unless_back(room, &a.user, found.made_ms);
-        self.close_unless_back(room, &b.user, found.made_ms);
+        // Both seats start away at `made_ms`: one check covers them.
+        self.check_after_grace(room, found.made_ms);
         Ok(())
     }
 }

@@ -14,6 +14,8 @@ struct Log {
     /// resuming after a restart (or after the log was dropped) sees the reset.
     epoch: Epoch,
     entries: VecDeque<Event>,
+    /// What each entry was charged (measured once, when appended).
+    sizes: VecDeque<usize>,
     /// For user topics: highest seq handed to a session.
     delivered: u64,
     /// Dedupe keys logged within `msg_id_ttl`, with their seq, oldest first.
@@ -89,6 +91,7 @@ impl MemoryBus {
             last_seq: 0,
             epoch: Epoch::new(&format!("{}.{n}", self.started_us)),
             entries: VecDeque::new(),
+            sizes: VecDeque::new(),
             delivered: 0,
             recent_ids: VecDeque::new(),
             seen_ids: HashMap::new(),
@@ -193,13 +196,14 @@ impl Bus for MemoryBus {
         self.sink.dispatch(topic, &event);
         let (mut added, mut freed) = (0, 0);
         if cap > 0 {
-            added += retention::event_bytes(&event);
+            let size = retention::event_bytes(&event);
+            added += size;
             log.entries.push_back(event);
+            log.sizes.push_back(size);
             self.metrics.log_entries.inc();
             while log.entries.len() > cap {
-                if let Some(old) = log.entries.pop_front() {
-                    freed += retention::event_bytes(&old);
-                }
+                log.entries.pop_front();
+                freed += log.sizes.pop_front().unwrap_or(0);
                 self.metrics.log_entries.dec();
             }
         }
