@@ -46,18 +46,31 @@ fn print_token(args: &TokenArgs) -> ExitCode {
 const FRAME_DUMPING_TARGETS: [&str; 2] = ["tungstenite", "tokio_tungstenite"];
 
 fn init_tracing(format: LogFormat) {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, Layer};
+    let env = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    for target in FRAME_DUMPING_TARGETS {
-        if let Ok(directive) = format!("{target}=debug").parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let layer = match format {
+        LogFormat::Json => fmt::layer().json().boxed(),
+        LogFormat::Text => fmt::layer().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(capped(env)))
+        .init();
+}
+
+/// `env` with [`FRAME_DUMPING_TARGETS`] capped at debug. A cap, not a directive:
+/// `tungstenite=debug` added to the EnvFilter would raise these targets to debug under
+/// `RUST_LOG=warn` (50,000 lines on a mass disconnect).
+fn capped<S: tracing::Subscriber>(
+    env: tracing_subscriber::EnvFilter,
+) -> impl tracing_subscriber::layer::Filter<S> {
+    use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+    let cap = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(FRAME_DUMPING_TARGETS.map(|t| (t, LevelFilter::DEBUG)));
+    env.and(cap)
 }
 
 #[tokio::main]
@@ -155,5 +168,43 @@ fn raise_fd_limit(config: &Config) {
             }
         }
         Err(err) => tracing::warn!(cause = %err, "cannot read or raise the open file limit"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+    use tracing_subscriber::Layer;
+
+    /// Counts the events that pass the filter it is wrapped in.
+    struct Count(Arc<AtomicUsize>);
+    impl<S: tracing::Subscriber> Layer<S> for Count {
+        fn on_event(&self, _: &tracing::Event<'_>, _: Context<'_, S>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many of a trace, debug and warn event from tungstenite pass `RUST_LOG=env`.
+    fn tungstenite_events_passing(env: &str) -> usize {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let filter = capped(tracing_subscriber::EnvFilter::new(env));
+        let subscriber =
+            tracing_subscriber::registry().with(Count(seen.clone()).with_filter(filter));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "tungstenite", "frame dump with a token");
+            tracing::debug!(target: "tokio_tungstenite", "start_send error");
+            tracing::warn!(target: "tungstenite", "warning");
+        });
+        seen.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn frame_dumps_are_capped_at_debug_and_never_raised() {
+        assert_eq!(tungstenite_events_passing("trace"), 2, "trace lets debug + warn");
+        assert_eq!(tungstenite_events_passing("warn"), 1, "warn lets only warn");
+        assert_eq!(tungstenite_events_passing("off"), 0);
     }
 }
