@@ -219,10 +219,12 @@ async fn accept_tcp(
             ));
             continue;
         };
-        let session = session::run(gw.clone(), transport, draining.clone(), pending);
-        tracker.spawn(async move {
-            session.await;
-            drop(ip_slot);
-        });
+        tracker.spawn(session::run(
+            gw.clone(),
+            transport,
+            draining.clone(),
+            pending,
+            ip_slot,
+        ));
     }
 }

@@ -9,6 +9,12 @@ use switchboard::cli::{Cli, Command, TokenArgs};
 use switchboard::config::{Config, LogFormat};
 use switchboard::gateway::Gateway;
 
+/// jemalloc, purging freed pages from background threads: with glibc's malloc, memory
+/// freed by a mass disconnect stayed in the process (loadtest/RESULTS.md, "Memory").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -48,7 +54,7 @@ const FRAME_DUMPING_TARGETS: [&str; 2] = ["tungstenite", "tokio_tungstenite"];
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::{fmt, Layer};
+    use tracing_subscriber::{Layer, fmt};
     let env = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let layer = match format {
@@ -174,10 +180,10 @@ fn raise_fd_limit(config: &Config) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use tracing_subscriber::layer::{Context, SubscriberExt};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::{Context, SubscriberExt};
 
     /// Counts the events that pass the filter it is wrapped in.
     struct Count(Arc<AtomicUsize>);
@@ -203,7 +209,11 @@ mod tests {
 
     #[test]
     fn frame_dumps_are_capped_at_debug_and_never_raised() {
-        assert_eq!(tungstenite_events_passing("trace"), 2, "trace lets debug + warn");
+        assert_eq!(
+            tungstenite_events_passing("trace"),
+            2,
+            "trace lets debug + warn"
+        );
         assert_eq!(tungstenite_events_passing("warn"), 1, "warn lets only warn");
         assert_eq!(tungstenite_events_passing("off"), 0);
     }

@@ -171,11 +171,9 @@ async fn ws_upgrade(
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| {
             let transport = WsTransport::new(socket, max_frame);
-            let session = session::run(st.gw.clone(), transport, st.draining.clone(), pending);
-            st.tracker.track_future(async move {
-                session.await;
-                drop(ip_slot);
-            })
+            let draining = st.draining.clone();
+            st.tracker
+                .track_future(session::run(st.gw, transport, draining, pending, ip_slot))
         })
 }
 

@@ -21,6 +21,7 @@ use crate::event::{Advance, Delivery, Epoch, Event, Ordered, Position};
 use crate::features::reason;
 use crate::gateway::{Gateway, PendingLogin};
 use crate::hub::SessionHandle;
+use crate::per_ip::IpSlot;
 use crate::protocol::close::CloseCode;
 use crate::protocol::{
     ClientFrame, Encoded, ErrorCode, GameRole, OkDetail, Reply, Request, RoomId, ServerFrame,
@@ -43,28 +44,38 @@ const ABUSE_FORGIVE_PER_S: f64 = 10.0;
 
 /// Runs a connection to its end. `draining` fires when the replica shuts down.
 /// `pending` is the connection's place among those not logged in yet, given back once
-/// the login is decided.
-pub async fn run<T: Transport>(
+/// the login is decided; `ip_slot` is its place in its address's count, held to the end.
+///
+/// A plain fn returning an `async move` block: an `async fn` would copy `transport`
+/// from its parameter into a local, and this future lives as long as the connection.
+#[allow(clippy::manual_async_fn)]
+pub fn run<T: Transport>(
     gw: Arc<Gateway>,
     mut transport: T,
     draining: CancellationToken,
     pending: PendingLogin,
-) {
-    let gauge = gw.metrics.connections.with_label_values(&[T::KIND]);
-    gauge.inc();
-    // Phases that run once are boxed so the long-lived loop state stays small.
-    let login = Box::pin(login(&gw, &mut transport, &draining)).await;
-    drop(pending);
-    let code = match login {
-        Ok((identity, dm_since, id)) => serve(&gw, &mut transport, identity, dm_since, id).await,
-        Err(code) => code,
-    };
-    gw.metrics
-        .closes
-        .with_label_values(&[&code.to_string()])
-        .inc();
-    goodbye(&gw, &mut transport, code).await;
-    gauge.dec();
+    ip_slot: Option<IpSlot>,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let gauge = gw.metrics.connections.with_label_values(&[T::KIND]);
+        gauge.inc();
+        // Phases that run once are boxed so the long-lived loop state stays small.
+        let login = Box::pin(login(&gw, &mut transport, &draining)).await;
+        drop(pending);
+        let code = match login {
+            Ok((identity, dm_since, id)) => {
+                Box::pin(serve(&gw, &mut transport, identity, dm_since, id)).await
+            }
+            Err(code) => code,
+        };
+        gw.metrics
+            .closes
+            .with_label_values(&[&code.to_string()])
+            .inc();
+        Box::pin(goodbye(&gw, &mut transport, code)).await;
+        gauge.dec();
+        drop(ip_slot);
+    }
 }
 
 /// Longest a close may take: sending the close frame and waiting for the client's side.
