@@ -314,19 +314,22 @@ impl<T: Transport> Session<'_, T> {
                             }
                         }
                         Inbound::Activity => {}
+                        // Rare paths below are boxed too: the loop's future is as large as
+                        // its largest inline await, for the connection's whole life.
                         Inbound::Control => {
-                            if let Some(code) = self.on_control().await {
+                            if let Some(code) = Box::pin(self.on_control()).await {
                                 return code;
                             }
                         }
                         Inbound::TooLarge { fatal } => {
-                            self.error(None, ErrorCode::TooLarge, "frame too large").await;
+                            Box::pin(self.error(None, ErrorCode::TooLarge, "frame too large")).await;
                             if fatal {
                                 return close::TOO_BIG;
                             }
                         }
                         Inbound::InvalidUtf8 { fatal } => {
-                            self.error(None, ErrorCode::BadRequest, "frame is not valid UTF-8").await;
+                            let error = self.error(None, ErrorCode::BadRequest, "frame is not valid UTF-8");
+                            Box::pin(error).await;
                             if fatal {
                                 return close::INVALID_DATA;
                             }
@@ -338,7 +341,7 @@ impl<T: Transport> Session<'_, T> {
                 _ = sleep_until(wake) => {
                     let now = Instant::now();
                     if now >= self.expires_at
-                        && let Some(code) = self.on_expiry_timer().await
+                        && let Some(code) = Box::pin(self.on_expiry_timer()).await
                     {
                         return code;
                     }
@@ -349,7 +352,7 @@ impl<T: Transport> Session<'_, T> {
                         return close::IDLE;
                     }
                     if now >= next_ping {
-                        let ping = timeout(self.gw.config.write_timeout, self.t.ping()).await;
+                        let ping = Box::pin(timeout(self.gw.config.write_timeout, self.t.ping())).await;
                         if !matches!(ping, Ok(Ok(()))) {
                             return close::NORMAL;
                         }
