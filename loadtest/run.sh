@@ -13,7 +13,11 @@
 #                          replica A at a fixed RATE msg/s: deliveries, lost, latency
 #                          p50/p90/p99/p99.9/max ms, and Redis commands and EVALSHA calls
 #                          per message (INFO commandstats while publishing, raw and net of
-#                          the idle background measured just before). Default 200 100 10.
+#                          the idle background measured over SETTLE_S just before).
+#                          Default 200 100 10. The presence refresh (every
+#                          presence_ttl / 3 = 15 s, ~5 commands per session) is periodic:
+#                          when it falls in the publishing window it is in both counts
+#                          (see redis_by_command); SWITCHBOARD_PRESENCE_TTL=1h takes it out.
 #   flood N SECONDS        N subscribers over both replicas, PUBLISHERS (2, one per
 #                          replica) publishing as fast as a WINDOW (64) of unacknowledged
 #                          publishes allows: deliveries/s, latency. Default 200 10.
@@ -323,6 +327,7 @@ for name, m in sorted(metrics.items()):
         fig[name] = {k: round(m[k], 2) for k in ("med", "p(90)", "p(95)", "p(99)", "max") if k in m}
     elif "count" in m:
         fig[name] = m["count"]
+        fig[name + "_per_s"] = round(m.get("rate", 0), 1)
     elif "value" in m:
         fig[name] = round(m["value"], 4)
 print(json.dumps(fig))
