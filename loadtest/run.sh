@@ -125,9 +125,12 @@ start_gateways() {
     GW_PIDS+=($!)
     PORTS+=("$port")
   done
-  for port in "${PORTS[@]}"; do
+  for ((k = 0; k < n; k++)); do
+    port=${PORTS[k]}
     for _ in $(seq 1 150); do
       [ "$(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$port/readyz")" = 200 ] && break
+      kill -0 "${GW_PIDS[k]}" 2>/dev/null \
+        || { echo "run: gateway on :$port exited: $(tail -3 "$OUT/gw-$k.log")" >&2; exit 1; }
       sleep 0.2
     done
     [ "$(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$port/readyz")" = 200 ] \
