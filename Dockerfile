@@ -18,6 +18,8 @@ WORKDIR /build
 
 # Dependencies only: a stub lib/main/example with the real manifest and lock file.
 COPY Cargo.toml Cargo.lock ./
+# jemalloc's build-time settings (.cargo/config.toml [env]).
+COPY .cargo ./.cargo
 RUN mkdir -p src loadtest \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
