@@ -61,6 +61,9 @@
 #   loadtest/run.sh k6 loadtest/k6/fanout.js
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# free_port, PIDS and the cleanup trap.
+# shellcheck source=loadtest/lib.sh
+. loadtest/lib.sh
 # Only the result line goes to the real stdout (fd 3); everything else to stderr.
 exec 3>&1 1>&2
 
@@ -84,22 +87,7 @@ if [ -z "${NO_BUILD:-}" ]; then
   cargo build --release --quiet --bin switchboard --example swarm
 fi
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
-# Started processes, stopped by pid in reverse order (load, gateways, then Redis).
-PIDS=()
-cleanup() {
-  local i pid
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    pid=${PIDS[i]}
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 RPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \

@@ -46,6 +46,9 @@
 # The values seen are printed at the start and kept in $OUT/env.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# free_port, PIDS and the cleanup trap.
+# shellcheck source=loadtest/lib.sh
+. loadtest/lib.sh
 CONNS=${1:-10000}
 DURATION=${2:-600}
 WARMUP=${WARMUP:-180}
@@ -86,27 +89,12 @@ if [ -z "${NO_BUILD:-}" ]; then
   cargo build --release --quiet --bin switchboard --example swarm
 fi
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 RPORT=$(free_port)
 PORT_A=$(free_port)
 PORT_B=$(free_port)
 while [ "$PORT_B" = "$PORT_A" ] || [ "$PORT_B" = "$RPORT" ]; do PORT_B=$(free_port); done
 while [ "$PORT_A" = "$RPORT" ]; do PORT_A=$(free_port); done
 
-# Started processes, stopped by pid in reverse order (swarm, gateways, then Redis).
-PIDS=()
-cleanup() {
-  local i pid
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    pid=${PIDS[i]}
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
   --logfile "$OUT/redis.log" &
