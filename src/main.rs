@@ -11,7 +11,7 @@ use switchboard::gateway::Gateway;
 
 /// jemalloc, purging freed pages from background threads: with glibc's malloc, memory
 /// freed by a mass disconnect stayed in the process (loadtest/RESULTS.md, "Memory").
-#[cfg(not(target_env = "msvc"))]
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
