@@ -7,7 +7,6 @@ use crate::accept::Acceptor;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::gateway::Gateway;
-use crate::per_ip::Refusal;
 use crate::protocol::close;
 use crate::session;
 use crate::transport::tcp::TcpTransport;
@@ -185,22 +184,17 @@ async fn accept_tcp(
     let mut acceptor = Acceptor::new(listener, "tcp");
     while let Some(stream) = acceptor.next(&draining).await {
         // The raw TCP transport has no headers: always the peer's address.
-        let ip_slot = match stream.peer_addr().map(|peer| gw.admit_ip(peer.ip())) {
+        let peer = stream.peer_addr();
+        let transport =
+            TcpTransport::new(stream, gw.config.max_frame_bytes, gw.config.io_buffer_bytes);
+        let ip_slot = match peer.map(|peer| gw.admit_ip(peer.ip())) {
             Ok(Ok(slot)) => slot,
             Ok(Err(refusal)) => {
-                let transport =
-                    TcpTransport::new(stream, gw.config.max_frame_bytes, gw.config.io_buffer_bytes);
-                let message = match refusal {
-                    Refusal::TooMany => "too many connections from your address",
-                    Refusal::TooFast => "connecting too fast from your address",
-                };
-                tracker.spawn(session::refuse(gw.clone(), transport, message));
+                tracker.spawn(session::refuse(gw.clone(), transport, refusal.message()));
                 continue;
             }
             Err(_) => None,
         };
-        let transport =
-            TcpTransport::new(stream, gw.config.max_frame_bytes, gw.config.io_buffer_bytes);
         if gw.at_connection_limit() {
             gw.refused("limit");
             tracker.spawn(session::refuse(

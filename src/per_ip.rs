@@ -27,6 +27,14 @@ impl Refusal {
             Refusal::TooFast => "per_ip_rate",
         }
     }
+
+    /// What the client is told (WebSocket: the 503 body; TCP: the error frame).
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::TooMany => "too many connections from your address",
+            Refusal::TooFast => "connecting too fast from your address",
+        }
+    }
 }
 
 struct Entry {

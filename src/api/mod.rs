@@ -8,7 +8,7 @@ pub use error::ApiError;
 
 use crate::backend::Published;
 use crate::gateway::Gateway;
-use crate::per_ip::{self, Refusal};
+use crate::per_ip;
 use crate::protocol::{ErrorCode, Member, MsgId, RoomId, UserId};
 use crate::session;
 use crate::transport::ws::{HARD_LIMIT_FACTOR, WsTransport};
@@ -146,12 +146,7 @@ async fn ws_upgrade(
             let trusted = st.gw.config.trusted_proxy_header.as_deref();
             match st.gw.admit_ip(per_ip::client_ip(peer, &headers, trusted)) {
                 Ok(slot) => slot,
-                Err(Refusal::TooMany) => {
-                    return retry_later("too many connections from your address");
-                }
-                Err(Refusal::TooFast) => {
-                    return retry_later("connecting too fast from your address");
-                }
+                Err(refusal) => return retry_later(refusal.message()),
             }
         }
         None => None,

@@ -86,15 +86,13 @@ impl Gateway {
         // Listening before the seat is taken: the other player may sit down on another
         // replica right after, and its `game.started` (not logged) must reach us.
         self.game_attach(handle, room, GameRole::Player).await?;
-        let Seated { state, starts } = match self.games.join(room, &handle.user).await {
-            Ok(Ok(seated)) => seated,
-            Ok(Err(refusal)) => {
+        let seated: Result<Seated, Reply> =
+            async { Ok(self.games.join(room, &handle.user).await??) }.await;
+        let Seated { state, starts } = match seated {
+            Ok(seated) => seated,
+            Err(reply) => {
                 self.game_detach(handle, room).await;
-                return Err(refusal.into());
-            }
-            Err(err) => {
-                self.game_detach(handle, room).await;
-                return Err(err.into());
+                return Err(reply);
             }
         };
         self.lease_seats(&[(room.clone(), handle.user.clone())])

@@ -67,6 +67,19 @@ function client(urls, user, opts = {}) {
 /** Rotate a list so that client `i` starts on replica `i mod n`. */
 const rotate = (list, i) => list.map((_, k) => list[(i + k) % list.length]);
 
+/** Two replicas on `redis`; `n` users (`<prefix>0..`) and one publisher per replica
+ * (`pubNames`), spread over both, connected and in `room` from its start. */
+async function twoReplicaRoom(redis, env, room, n, prefix, pubNames) {
+  const gws = [await gateway(redis, { env }), await gateway(redis, { env })];
+  const urls = gws.map((g) => g.url);
+  const users = [];
+  for (let i = 0; i < n; i++) users.push(client(rotate(urls, i), `${prefix}${i}`));
+  const pubs = pubNames.map((name, k) => client(rotate(urls, k), name));
+  await Promise.all([...users, ...pubs].map((c) => c.connect()));
+  await Promise.all([...users, ...pubs].map((c) => c.join(room, { since: 0 })));
+  return { gws, urls, users, pubs };
+}
+
 /**
  * Steady traffic with safe retries: every `intervalMs` a new message (room publish or DM,
  * chosen by `frameFor(n)`) with a fresh `msg_id`, retried with the same `msg_id` on any
@@ -286,16 +299,10 @@ test('rolling restart of three replicas under steady traffic: every acknowledged
 test('Redis killed mid-traffic and restarted empty: no crash, self-recovery, nothing silently lost', { timeout: 60000 }, async () => {
   const redis = await redisServer();
   const env = { SWITCHBOARD_REDIS_TIMEOUT: '500ms' };
-  const gws = [await gateway(redis, { env }), await gateway(redis, { env })];
-  const urls = gws.map((g) => g.url);
   const room = 'kill';
   const N = 8;
   const dmUsers = ['k0', 'k1', 'k2'];
-  const users = [];
-  for (let i = 0; i < N; i++) users.push(client(rotate(urls, i), `k${i}`));
-  const pubs = [client(rotate(urls, 0), 'pa'), client(rotate(urls, 1), 'pb')];
-  await Promise.all([...users, ...pubs].map((c) => c.connect()));
-  await Promise.all([...users, ...pubs].map((c) => c.join(room, { since: 0 })));
+  const { gws, users, pubs } = await twoReplicaRoom(redis, env, room, N, 'k', ['pa', 'pb']);
 
   const publishers = [
     ...pubs.map((c, k) =>
@@ -456,15 +463,8 @@ test('Redis stalled with SIGSTOP: prompt unavailable, nothing hangs, no duplicat
   const BOUND_MS = TIMEOUT_MS + 1000; // the Redis timeout and a margin for a loaded machine
   const STALL_MS = 3500;
   const env = { SWITCHBOARD_REDIS_TIMEOUT: `${TIMEOUT_MS}ms` };
-  const gws = [await gateway(redis, { env }), await gateway(redis, { env })];
-  const urls = gws.map((g) => g.url);
   const room = 'stall';
-  const N = 6;
-  const users = [];
-  for (let i = 0; i < N; i++) users.push(client(rotate(urls, i), `s${i}`));
-  const pubs = [client(rotate(urls, 0), 'qa'), client(rotate(urls, 1), 'qb')];
-  await Promise.all([...users, ...pubs].map((c) => c.connect()));
-  await Promise.all([...users, ...pubs].map((c) => c.join(room, { since: 0 })));
+  const { gws, users, pubs } = await twoReplicaRoom(redis, env, room, 6, 's', ['qa', 'qb']);
 
   // Several requests in flight per connection: those queued behind the first must not
   // wait longer than the timeout either.

@@ -113,18 +113,19 @@ impl MemoryBus {
         let (log, created) = {
             let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
             match logs.get(topic) {
-                Some(log) => (log.clone(), false),
+                Some(log) => (log.clone(), None),
                 None => {
                     let mut log = self.new_log();
                     log.bytes = retention::LOG_OVERHEAD + retention::topic_bytes(topic);
+                    let charged = log.bytes;
                     let log = Arc::new(Mutex::new(log));
                     logs.insert(topic.clone(), log.clone());
-                    (log, true)
+                    (log, Some(charged))
                 }
             }
         };
-        if created {
-            self.charge(retention::LOG_OVERHEAD + retention::topic_bytes(topic), 0);
+        if let Some(bytes) = created {
+            self.charge(bytes, 0);
         }
         log
     }
