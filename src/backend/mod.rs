@@ -132,6 +132,25 @@ pub trait Bus: Send + Sync {
         after: &Position,
         limit: usize,
     ) -> Result<Replay, BackendError>;
+    /// A login's direct messages: those of `user` after `cursor`, or after the user's
+    /// delivery watermark (`delivered`) when the client sent none, at most `limit`.
+    /// Returns the cursor the replay started from with the replay. Redis reads the
+    /// watermark and the log in one round trip.
+    async fn inbox(
+        &self,
+        user: &UserId,
+        cursor: Option<&Position>,
+        limit: usize,
+    ) -> Result<(Position, Replay), BackendError> {
+        let after = match cursor {
+            Some(at) => at.clone(),
+            None => self.delivered(user).await?,
+        };
+        let replay = self
+            .replay(&Topic::User(user.clone()), &after, limit)
+            .await?;
+        Ok((after, replay))
+    }
     /// Highest direct-message position handed to any session of `user`: where a login
     /// without an explicit cursor resumes.
     async fn delivered(&self, user: &UserId) -> Result<Position, BackendError>;

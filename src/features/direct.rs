@@ -9,28 +9,14 @@ use crate::protocol::{MsgId, Reply, UserId};
 use serde_json::Value;
 
 impl Gateway {
-    /// Direct messages (and ranked matches) of `user` after `after`. A match older
-    /// than the reconnect grace is left out: its game was abandoned by then.
-    pub async fn dm_replay(
-        &self,
-        user: &UserId,
-        after: &Position,
-        limit: usize,
-    ) -> Result<Replay, Reply> {
-        let mut replay = self
-            .bus
-            .replay(
-                &Topic::User(user.clone()),
-                after,
-                limit.min(self.config.inbox_size),
-            )
-            .await?;
+    /// Leaves out ranked matches older than the reconnect grace: their games were
+    /// abandoned by then.
+    pub(crate) fn forget_stale_matches(&self, replay: &mut Replay) {
         let oldest = crate::clock::unix_millis()
             .saturating_sub(self.config.game_reconnect_grace.as_millis() as u64);
         replay
             .events
             .retain(|e| !matches!(e, Event::RankMatched { ts, .. } if *ts < oldest));
-        Ok(replay)
     }
 
     /// Sends to every session of `to`; kept in the user's log when nobody is online.

@@ -11,7 +11,7 @@ mod sessions;
 
 pub use games::reason;
 
-use crate::backend::BackendError;
+use crate::backend::{BackendError, Replay};
 use crate::event::Position;
 use crate::hub::SessionHandle;
 use crate::protocol::{ErrorCode, MsgId, Reply, UserId};
@@ -34,4 +34,6 @@ pub(crate) fn dedupe_key(from: &UserId, msg_id: Option<&MsgId>) -> Option<String
 pub struct Registered {
     pub handle: Arc<SessionHandle>,
     pub dm_after: Position,
+    /// The direct messages after `dm_after`, read at login (the welcome sends them).
+    pub inbox: Replay,
 }

@@ -32,12 +32,6 @@ impl Gateway {
                 "user already has a session (duplicate logins are rejected)",
             ));
         }
-        // Read the watermark before registering, so DMs arriving from now on are either
-        // queued live or replayed, never skipped.
-        let dm_after = match dm_since {
-            Some(at) => at,
-            None => self.bus.delivered(user).await?,
-        };
         let n = self.next_session.fetch_add(1, Ordering::Relaxed);
         let handle = SessionHandle::with_byte_cap(
             format!("{}-{n}", self.replica),
@@ -47,29 +41,33 @@ impl Gateway {
             self.config.max_outbound_bytes,
         );
         // Every session counts as one unit of interest in its user's channel, and its
-        // login waits until that subscription is live.
+        // login waits until that subscription is live: direct messages from then on are
+        // queued live, those before are in the inbox read after it, never skipped.
         self.hub.add_session(&handle);
         if let Err(err) = self.bus.subscribe(&Topic::User(user.clone())).await {
             self.hub.remove_session(&handle);
             return Err(err.into());
         }
-        match self
-            .presence
-            .connect(user, &identity.name, &handle.id)
-            .await
-        {
-            Ok(0) => {
-                let online = Event::UserOnline {
-                    user: user.clone(),
-                    name: identity.name.clone(),
-                };
-                self.announce(&Topic::Online, online).await;
-            }
-            Ok(_) => {}
-            Err(err) => {
+        // Independent, so sent together: one round trip for both on Redis.
+        let (connected, inbox) = tokio::join!(
+            self.presence.connect(user, &identity.name, &handle.id),
+            self.bus
+                .inbox(user, dm_since.as_ref(), self.config.inbox_size),
+        );
+        let (before, (dm_after, mut inbox)) = match (connected, inbox) {
+            (Ok(before), Ok(inbox)) => (before, inbox),
+            (Err(err), _) | (_, Err(err)) => {
                 self.unregister(&handle, &[]).await;
                 return Err(err.into());
             }
+        };
+        self.forget_stale_matches(&mut inbox);
+        if before == 0 {
+            let online = Event::UserOnline {
+                user: user.clone(),
+                name: identity.name.clone(),
+            };
+            self.announce(&Topic::Online, online).await;
         }
         if self.config.duplicate_login == DuplicateLogin::Kick {
             let kick = Event::Kick {
@@ -83,7 +81,11 @@ impl Gateway {
                 return Err(err.into());
             }
         }
-        Ok(Registered { handle, dm_after })
+        Ok(Registered {
+            handle,
+            dm_after,
+            inbox,
+        })
     }
 
     /// Undoes `register` and leaves every room; best effort when the backend is down

@@ -160,6 +160,7 @@ async fn serve<T: Transport>(
     };
     gw.metrics.logins.with_label_values(&["ok"]).inc();
     let handle = registered.handle;
+    let inbox = registered.inbox;
     let expires_at = expiry::deadline(identity.expires, gw.config.jwt_leeway).1;
     tracing::debug!(session = %handle.id, user = %identity.user, transport = T::KIND, "logged in");
     let mut session = Session {
@@ -180,7 +181,7 @@ async fn serve<T: Transport>(
         last_seen: Instant::now(),
         expires_at,
     };
-    let code = session.run().await;
+    let code = session.run(inbox).await;
     let games: Vec<(RoomId, GameRole)> = session
         .games
         .iter()
@@ -220,15 +221,9 @@ async fn serve<T: Transport>(
 }
 
 impl<T: Transport> Session<'_, T> {
-    /// Welcome, then direct messages the user missed.
-    async fn greet(&mut self) -> Result<(), CloseCode> {
-        let replay = self
-            .gw
-            .dm_replay(&self.identity.user, &self.dm, usize::MAX)
-            .await;
-        if let Ok(replay) = &replay {
-            rebase(&mut self.dm, replay);
-        }
+    /// Welcome, then the direct messages the user missed (read at registration).
+    async fn greet(&mut self, inbox: Replay) -> Result<(), CloseCode> {
+        rebase(&mut self.dm, &inbox);
         let welcome = ServerFrame::Welcome {
             user: self.identity.user.as_str(),
             name: &self.identity.name,
@@ -240,33 +235,19 @@ impl<T: Transport> Session<'_, T> {
         if !write_now(self.gw, self.t, welcome).await {
             return Err(close::NORMAL);
         }
-        match replay {
-            Ok(replay) => {
-                let notice = replay
-                    .reset
-                    .then(|| reset_notice(StreamKind::Dm, None, &replay.epoch));
-                if !self.write_replay(&replay.events, notice).await {
-                    return Err(close::SLOW_CONSUMER);
-                }
-                self.mark_dms_delivered().await;
-            }
-            Err(reply) => {
-                write_error(
-                    self.gw,
-                    self.t,
-                    None,
-                    reply.code,
-                    "direct messages not replayed",
-                )
-                .await;
-            }
+        let notice = inbox
+            .reset
+            .then(|| reset_notice(StreamKind::Dm, None, &inbox.epoch));
+        if !self.write_replay(&inbox.events, notice).await {
+            return Err(close::SLOW_CONSUMER);
         }
+        self.mark_dms_delivered().await;
         Ok(())
     }
 
-    async fn run(&mut self) -> CloseCode {
+    async fn run(&mut self, inbox: Replay) -> CloseCode {
         // Boxed: runs once, and should not enlarge the long-lived loop state.
-        if let Err(code) = Box::pin(self.greet()).await {
+        if let Err(code) = Box::pin(self.greet(inbox)).await {
             return code;
         }
         let heartbeat = self.gw.config.heartbeat;

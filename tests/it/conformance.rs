@@ -320,6 +320,41 @@ async fn bus_suite(b: Backend) {
         .await
         .expect("replay");
     assert_eq!(r.events.len(), 1);
+
+    // A login's inbox: after the watermark when the client sent no cursor, after the
+    // client's cursor when it did, all of the log for a cursor from another epoch.
+    let seqs = |r: &backend::Replay| -> Vec<u64> {
+        r.events
+            .iter()
+            .filter_map(|e| e.position().map(|p| p.seq))
+            .collect()
+    };
+    let (from, r) = b.bus.inbox(&dave, None, 10).await.expect("inbox");
+    assert_eq!(from, at(2, &dm_epoch), "resumes at the watermark");
+    assert_eq!((seqs(&r), r.complete, r.reset), (vec![3], true, false));
+    let (from, r) = b
+        .bus
+        .inbox(&dave, Some(&at(1, &dm_epoch)), 10)
+        .await
+        .expect("inbox");
+    assert_eq!(from, at(1, &dm_epoch), "the client's cursor wins");
+    assert_eq!(seqs(&r), vec![2, 3]);
+    let (_, r) = b
+        .bus
+        .inbox(&dave, Some(&at(3, &Epoch::new("1.0"))), 2)
+        .await
+        .expect("inbox");
+    assert_eq!(
+        (seqs(&r), r.complete, r.reset, r.epoch.clone()),
+        (vec![2, 3], false, true, dm_epoch.clone()),
+        "a cursor from another epoch replays the log from its start, newest within the limit"
+    );
+    let (from, r) = b.bus.inbox(&user("nobody"), None, 10).await.expect("inbox");
+    assert_eq!(
+        (from.seq, r.events.len(), r.head),
+        (0, 0, 0),
+        "an empty inbox"
+    );
 }
 
 async fn presence_suite(b: Backend) {
@@ -555,4 +590,48 @@ async fn memory_games() {
 #[tokio::test]
 async fn redis_games() {
     games_suite(redis().await).await;
+}
+
+/// A watermark written before epochs existed (a bare seq) still places a login's inbox.
+#[tokio::test]
+async fn redis_inbox_reads_a_bare_seq_watermark() {
+    let server = TestRedis::start().await;
+    let (port, prefix) = (server.port, unique_prefix());
+    let c = Config {
+        redis_url: Some(server.url()),
+        redis_prefix: prefix.clone(),
+        ..config()
+    };
+    let b = connect(c, Some(server)).await;
+    let erin = user("erin");
+    for i in 1..=3 {
+        let ev = Event::Direct {
+            to: erin.clone(),
+            from: user("alice"),
+            name: "A".into(),
+            data: json!(i),
+            seq: 0,
+            epoch: Epoch::default(),
+            ts: 1,
+        };
+        b.bus
+            .publish_logged(&Topic::User(erin.clone()), ev, None)
+            .await
+            .expect("dm");
+    }
+    let set = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "SET"])
+        .arg(format!("{prefix}:{{u:erin}}:dlv"))
+        .arg("2")
+        .output()
+        .expect("redis-cli");
+    assert!(set.status.success());
+    let (from, r) = b.bus.inbox(&erin, None, 10).await.expect("inbox");
+    assert_eq!(from, at(2, &Epoch::default()));
+    let seqs: Vec<u64> = r
+        .events
+        .iter()
+        .filter_map(|e| e.position().map(|p| p.seq))
+        .collect();
+    assert_eq!((seqs, r.reset), (vec![3], false));
 }

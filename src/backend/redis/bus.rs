@@ -191,6 +191,67 @@ impl RedisBackend {
         );
     }
 
+    /// The replay script: events of `topic` after `cursor`, or, for a user's inbox
+    /// without one, after the user's delivery watermark (read by the same script).
+    /// Returns the cursor the replay started from.
+    async fn replay_from(
+        &self,
+        topic: &Topic,
+        cursor: Option<&Position>,
+        limit: usize,
+    ) -> Result<(Position, Replay), BackendError> {
+        let mut keys = self.keys.log(topic);
+        let ttl = match topic {
+            Topic::User(user) => {
+                keys.push(self.keys.user(user, "dlv"));
+                self.inbox_ttl_ms
+            }
+            _ => self.history_ttl_ms,
+        };
+        let args = vec![
+            cursor.map(|c| c.seq.to_string()).unwrap_or_default(),
+            limit.to_string(),
+            cursor
+                .map(|c| c.epoch.as_str().to_owned())
+                .unwrap_or_default(),
+            ttl.to_string(),
+        ];
+        let value: RedisValue = self.eval(&self.scripts.replay, keys, args).await?;
+        let mut items = value.into_array().into_iter();
+        let int = |v: Option<RedisValue>| v.and_then(|v| v.as_i64()).unwrap_or(0).max(0) as u64;
+        let text = |v: Option<RedisValue>| {
+            v.and_then(|v| v.as_string())
+                .map(|e| Epoch::new(&e))
+                .unwrap_or_default()
+        };
+        let head = int(items.next());
+        let epoch = text(items.next());
+        let reset = int(items.next()) == 1;
+        let after = Position {
+            seq: int(items.next()),
+            epoch: text(items.next()),
+        };
+        if self.hub.has_interest(topic) {
+            // Where a catch-up after a reconnect starts for a topic with no traffic yet.
+            self.last_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(topic.clone())
+                .or_insert_with(|| Position::at(head, &epoch));
+        }
+        let events = Self::log_entries(items.collect(), &epoch);
+        let from = if reset { 0 } else { after.seq };
+        let missed = head.saturating_sub(from);
+        let replay = Replay {
+            complete: !reset && from <= head && events.len() as u64 == missed,
+            events,
+            head,
+            epoch,
+            reset,
+        };
+        Ok((after, replay))
+    }
+
     /// Decodes `{id, event JSON, ...}` entries of the log of `epoch`; the id `<seq>-1`
     /// carries the seq (the JSON was written before its seq existed).
     pub(super) fn log_entries(flat: Vec<RedisValue>, epoch: &Epoch) -> Vec<Event> {
@@ -274,45 +335,17 @@ impl Bus for RedisBackend {
         after: &Position,
         limit: usize,
     ) -> Result<Replay, BackendError> {
-        let ttl = match topic {
-            Topic::User(_) => self.inbox_ttl_ms,
-            _ => self.history_ttl_ms,
-        };
-        let args = vec![
-            after.seq.to_string(),
-            limit.to_string(),
-            after.epoch.as_str().to_owned(),
-            ttl.to_string(),
-        ];
-        let value: RedisValue = self
-            .eval(&self.scripts.replay, self.keys.log(topic), args)
-            .await?;
-        let mut items = value.into_array().into_iter();
-        let head = items.next().and_then(|v| v.as_i64()).unwrap_or(0).max(0) as u64;
-        let epoch = items
-            .next()
-            .and_then(|v| v.as_string())
-            .map(|e| Epoch::new(&e))
-            .unwrap_or_default();
-        let reset = items.next().and_then(|v| v.as_i64()).unwrap_or(0) == 1;
-        if self.hub.has_interest(topic) {
-            // Where a catch-up after a reconnect starts for a topic with no traffic yet.
-            self.last_seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(topic.clone())
-                .or_insert_with(|| Position::at(head, &epoch));
-        }
-        let events = Self::log_entries(items.collect(), &epoch);
-        let after = if reset { 0 } else { after.seq };
-        let missed = head.saturating_sub(after);
-        Ok(Replay {
-            complete: !reset && after <= head && events.len() as u64 == missed,
-            events,
-            head,
-            epoch,
-            reset,
-        })
+        Ok(self.replay_from(topic, Some(after), limit).await?.1)
+    }
+
+    async fn inbox(
+        &self,
+        user: &UserId,
+        cursor: Option<&Position>,
+        limit: usize,
+    ) -> Result<(Position, Replay), BackendError> {
+        self.replay_from(&Topic::User(user.clone()), cursor, limit)
+            .await
     }
 
     async fn delivered(&self, user: &UserId) -> Result<Position, BackendError> {

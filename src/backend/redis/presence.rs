@@ -253,34 +253,37 @@ impl Presence for RedisBackend {
         let now = now_ms();
         let expiry = (now + self.presence_ttl.as_millis() as u64).to_string();
         let ttl = (self.presence_ttl.as_millis() as u64 * 2).to_string();
-        let before: i64 = self
-            .eval(
-                &self.scripts.session_add,
-                vec![self.keys.user(user, "sess")],
-                vec![session.to_owned(), now.to_string(), expiry.clone(), ttl],
+        let mut keys = vec![self.keys.user(user, "sess")];
+        let mut args = vec![session.to_owned(), now.to_string(), expiry.clone(), ttl];
+        if !self.sharded {
+            // One Redis: the online list in the same call.
+            keys.extend(self.keys.online());
+            args.extend([user.to_string(), name.to_owned()]);
+        }
+        let before: i64 = self.eval(&self.scripts.session_add, keys, args).await?;
+        if self.sharded {
+            let overwrite = if before == 0 { "1" } else { "0" };
+            self.eval::<i64>(
+                &self.scripts.online_touch,
+                self.keys.online(),
+                vec![user.to_string(), expiry, name.to_owned(), overwrite.into()],
             )
             .await?;
-        let overwrite = if before == 0 { "1" } else { "0" };
-        self.eval::<i64>(
-            &self.scripts.online_touch,
-            self.keys.online(),
-            vec![user.to_string(), expiry, name.to_owned(), overwrite.into()],
-        )
-        .await?;
+        }
         Ok(before.max(0) as usize)
     }
 
     async fn disconnect(&self, user: &UserId, session: &str) -> Result<usize, BackendError> {
-        let left = Self::ints(
-            self.eval(
-                &self.scripts.session_remove,
-                vec![self.keys.user(user, "sess")],
-                vec![session.to_owned(), now_ms().to_string()],
-            )
-            .await?,
-        );
+        let mut keys = vec![self.keys.user(user, "sess")];
+        let mut args = vec![session.to_owned(), now_ms().to_string()];
+        if !self.sharded {
+            // One Redis: off the online list in the same call.
+            keys.extend(self.keys.online());
+            args.push(user.to_string());
+        }
+        let left = Self::ints(self.eval(&self.scripts.session_remove, keys, args).await?);
         let left = left.get(1).copied().unwrap_or(0).max(0) as usize;
-        if left == 0 {
+        if left == 0 && self.sharded {
             self.eval::<i64>(
                 &self.scripts.online_remove,
                 self.keys.online(),
