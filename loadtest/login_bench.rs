@@ -105,9 +105,11 @@ async fn login_once(gw: &Gateway, token: &str) -> Result<(), String> {
 }
 
 async fn run(args: Args) -> Result<serde_json::Value, String> {
-    let mut config = Config::default();
-    config.jwt_secret = Some(SECRET.into());
-    config.redis_url = args.redis.clone();
+    let config = Config {
+        jwt_secret: Some(SECRET.into()),
+        redis_url: args.redis.clone(),
+        ..Config::default()
+    };
     let gw = Gateway::start(config).await.map_err(|e| e.to_string())?;
     let tokens: Vec<String> = (0..args.n).map(|i| token(&format!("b{i}"))).collect();
 
