@@ -28,7 +28,15 @@
 #                          against the baseline before they came. Default 10000.
 #   connect N [PARALLEL]   connect + login storm over both replicas, PARALLEL (100) at
 #                          once: connections/s from the first connect to the last welcome,
-#                          connect+login p50/p99 ms, failures. Default 10000 100.
+#                          connect+login p50/p99 ms, failures, and the CPU each side spent
+#                          per login (gateways, Redis, load generator: µs of user + system
+#                          time, which a busy machine inflates less than the rate).
+#                          Default 10000 100.
+#   login N                the login work alone, on one core, without sockets
+#                          (loadtest/login_bench.rs): JWT verify/s and verify + register +
+#                          DM inbox + unregister per second and per core, on the in-memory
+#                          backend and on the private Redis, with Redis commands per login.
+#                          Default 20000.
 #   chat N SECONDS         N clients over both replicas in ROOMS (N/10) rooms: room
 #                          messages (RATE=50/s in all), direct messages (DM_RATE=20/s) and
 #                          who/presence requests (WHO_RATE=10/s): latency per kind, lost,
@@ -71,7 +79,7 @@ exec 3>&1 1>&2
 SCENARIO=${1:-}
 [ $# -gt 0 ] && shift
 case "$SCENARIO" in
-  fanout | flood | idle | connect | chat | games | k6) ;;
+  fanout | flood | idle | connect | chat | games | login | k6) ;;
   *)
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
     exit 2
@@ -85,7 +93,7 @@ mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 if [ -z "${NO_BUILD:-}" ]; then
-  cargo build --release --quiet --bin switchboard --example swarm
+  cargo build --release --quiet --bin switchboard --example swarm --example login_bench
 fi
 
 
@@ -157,6 +165,16 @@ cmdstats() {
 }
 now() { date +%s.%N; }
 rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+# CPU time (user + system) of the given pids so far, in clock ticks.
+cpu_ticks() {
+  local pid sum=0
+  for pid in "$@"; do
+    sum=$((sum + $(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$pid/stat")))
+  done
+  echo "$sum"
+}
+# CPU time of this shell's finished children so far (the load generator), in ticks.
+children_ticks() { awk '{sub(/.*\) /, ""); print $14 + $15}' "/proc/$$/stat"; }
 ws_conns() {
   curl -s --max-time 5 "127.0.0.1:$1/metrics" \
     | awk '/^switchboard_connections\{transport="ws"\}/{print $2}' | cut -d. -f1
@@ -261,9 +279,41 @@ idle)
 connect)
   N=${1:-${N:-10000}} PARALLEL=${2:-${PARALLEL:-100}}
   start_gateways "$REPLICAS"
+  GW0=$(cpu_ticks "${GW_PIDS[@]}") R0=$(cpu_ticks "${PIDS[0]}") L0=$(children_ticks)
   "$SWARM" --url "$URLS" --secret "$SECRET" --mode connect --conns "$N" \
     --connect-parallel "$PARALLEL" >"$LOG" 2>&1 || true
-  emit "{\"clients\":$N,\"parallel\":$PARALLEL,\"replicas\":$REPLICAS}" "$(tagged connect-result "$LOG")"
+  GW1=$(cpu_ticks "${GW_PIDS[@]}") R1=$(cpu_ticks "${PIDS[0]}") L1=$(children_ticks)
+  TICK=$(getconf CLK_TCK)
+  FIG=$(python3 - "$(tagged connect-result "$LOG")" "$N" "$TICK" \
+    $((GW1 - GW0)) $((R1 - R0)) $((L1 - L0)) <<'PYEOF'
+import json, sys
+fig = json.loads(sys.argv[1])
+n, tick = int(sys.argv[2]), int(sys.argv[3])
+for name, ticks in zip(("gateways", "redis", "load_generator"), sys.argv[4:]):
+    fig[f"cpu_us_per_login_{name}"] = round(int(ticks) * 1e6 / tick / max(n, 1), 1)
+print(json.dumps(fig))
+PYEOF
+)
+  emit "{\"clients\":$N,\"parallel\":$PARALLEL,\"replicas\":$REPLICAS}" "$FIG"
+  ;;
+
+login)
+  N=${1:-${N:-20000}}
+  "$BIN/examples/login_bench" --n "$N" >"$LOG" 2>&1
+  MEMORY=$(tagged login-result "$LOG")
+  redis-cli -p "$RPORT" config resetstat >/dev/null
+  "$BIN/examples/login_bench" --n "$N" --redis "redis://127.0.0.1:$RPORT" >"$LOG" 2>&1
+  FIG=$(python3 - "$MEMORY" "$(tagged login-result "$LOG")" "$N" "$(cmdstats)" <<'PYEOF'
+import json, sys
+memory, redis, n, stats = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+calls = {c: int(k) for c, k in (line.split() for line in stats.splitlines() if line.strip())}
+# The bench logs in 100 users more to warm up.
+logins = n + 100
+top = {c: round(k / logins, 2) for c, k in calls.items() if c in ("evalsha", "publish", "subscribe", "unsubscribe")}
+print(json.dumps({"memory": memory, "redis": redis, "redis_calls_per_login_logout": top}))
+PYEOF
+)
+  emit "{\"logins\":$N}" "$FIG"
   ;;
 
 chat)

@@ -163,6 +163,14 @@ pub trait Bus: Send + Sync {
     async fn unsubscribe(&self, topic: &Topic) -> Result<(), BackendError>;
 }
 
+/// Publishes a presence change on the online feed. Best effort: a lost announcement
+/// only leaves watchers to the next page they fetch or the next change.
+pub async fn announce(bus: &dyn Bus, event: Event) {
+    if let Err(err) = bus.publish(&Topic::Online, event).await {
+        tracing::debug!(cause = %err, "online announcement not published");
+    }
+}
+
 /// Who is online and in which rooms, across replicas.
 #[async_trait]
 pub trait Presence: Send + Sync {
@@ -175,6 +183,39 @@ pub trait Presence: Send + Sync {
     ) -> Result<usize, BackendError>;
     /// Marks a session offline; returns how many sessions the user has left.
     async fn disconnect(&self, user: &UserId, session: &str) -> Result<usize, BackendError>;
+    /// `connect`, then `user_online` on the online feed through `bus` when it is the
+    /// user's first live session. On one Redis both are one script call.
+    async fn connect_announced(
+        &self,
+        bus: &dyn Bus,
+        user: &UserId,
+        name: &str,
+        session: &str,
+    ) -> Result<usize, BackendError> {
+        let before = self.connect(user, name, session).await?;
+        if before == 0 {
+            let online = Event::UserOnline {
+                user: user.clone(),
+                name: name.to_owned(),
+            };
+            announce(bus, online).await;
+        }
+        Ok(before)
+    }
+    /// `disconnect`, then `user_offline` on the online feed through `bus` when the user
+    /// has no live session left. On one Redis both are one script call.
+    async fn disconnect_announced(
+        &self,
+        bus: &dyn Bus,
+        user: &UserId,
+        session: &str,
+    ) -> Result<usize, BackendError> {
+        let left = self.disconnect(user, session).await?;
+        if left == 0 {
+            announce(bus, Event::UserOffline { user: user.clone() }).await;
+        }
+        Ok(left)
+    }
     /// Sessions the user has on all replicas.
     async fn session_count(&self, user: &UserId) -> Result<usize, BackendError>;
     /// Puts a session in a room; `changed` when it is the user's first session there.

@@ -48,27 +48,22 @@ impl Gateway {
             self.hub.remove_session(&handle);
             return Err(err.into());
         }
-        // Independent, so sent together: one round trip for both on Redis.
+        // Presence (with the online announcement) and the inbox are independent, so
+        // they are sent together: on one Redis, two script calls in one round trip.
         let (connected, inbox) = tokio::join!(
-            self.presence.connect(user, &identity.name, &handle.id),
+            self.presence
+                .connect_announced(&*self.bus, user, &identity.name, &handle.id),
             self.bus
                 .inbox(user, dm_since.as_ref(), self.config.inbox_size),
         );
-        let (before, (dm_after, mut inbox)) = match (connected, inbox) {
-            (Ok(before), Ok(inbox)) => (before, inbox),
+        let (dm_after, mut inbox) = match (connected, inbox) {
+            (Ok(_), Ok(inbox)) => inbox,
             (Err(err), _) | (_, Err(err)) => {
                 self.unregister(&handle, &[]).await;
                 return Err(err.into());
             }
         };
         self.forget_stale_matches(&mut inbox);
-        if before == 0 {
-            let online = Event::UserOnline {
-                user: user.clone(),
-                name: identity.name.clone(),
-            };
-            self.announce(&Topic::Online, online).await;
-        }
         if self.config.duplicate_login == DuplicateLogin::Kick {
             let kick = Event::Kick {
                 user: user.clone(),
@@ -103,18 +98,12 @@ impl Gateway {
                 .await;
         }
         self.online_unwatch(handle).await;
-        match self.presence.disconnect(&handle.user, &handle.id).await {
-            Err(err) => {
-                tracing::debug!(session = %handle.id, cause = %err, "presence disconnect failed");
-            }
-            Ok(left) if left > 0 => {}
-            // The user's last session anywhere: tell the online feeds.
-            Ok(_) => {
-                let offline = Event::UserOffline {
-                    user: handle.user.clone(),
-                };
-                self.announce(&Topic::Online, offline).await;
-            }
+        if let Err(err) = self
+            .presence
+            .disconnect_announced(&*self.bus, &handle.user, &handle.id)
+            .await
+        {
+            tracing::debug!(session = %handle.id, cause = %err, "presence disconnect failed");
         }
     }
 

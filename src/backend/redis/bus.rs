@@ -252,6 +252,15 @@ impl RedisBackend {
         Ok((after, replay))
     }
 
+    /// What a subscriber receives for an event published without a log: seq 0, then
+    /// the event's JSON (a script publishing an announcement sends the same bytes).
+    pub(super) fn unlogged_payload(event: &Event) -> Result<String, BackendError> {
+        Ok(format!(
+            "0 {}",
+            serde_json::to_string(event).map_err(bad_reply)?
+        ))
+    }
+
     /// Decodes `{id, event JSON, ...}` entries of the log of `epoch`; the id `<seq>-1`
     /// carries the seq (the JSON was written before its seq existed).
     pub(super) fn log_entries(flat: Vec<RedisValue>, epoch: &Epoch) -> Vec<Event> {
@@ -279,7 +288,7 @@ impl RedisBackend {
 #[async_trait]
 impl Bus for RedisBackend {
     async fn publish(&self, topic: &Topic, event: Event) -> Result<(), BackendError> {
-        let payload = format!("0 {}", serde_json::to_string(&event).map_err(bad_reply)?);
+        let payload = Self::unlogged_payload(&event)?;
         let channel = self.keys.channel(topic);
         if self.sharded {
             self.call(self.cmd.spublish::<i64, _, _>(channel, payload))

@@ -242,23 +242,33 @@ impl RedisBackend {
     }
 }
 
-#[async_trait]
-impl Presence for RedisBackend {
-    async fn connect(
+impl RedisBackend {
+    /// Adds a session. On one Redis the same script call also marks the user online
+    /// and, with `announce`, publishes `user_online` for a first session; in Cluster the
+    /// online list sits in another slot, so those are calls of their own.
+    async fn add_session(
         &self,
         user: &UserId,
         name: &str,
         session: &str,
+        announce: bool,
     ) -> Result<usize, BackendError> {
         let now = now_ms();
         let expiry = (now + self.presence_ttl.as_millis() as u64).to_string();
         let ttl = (self.presence_ttl.as_millis() as u64 * 2).to_string();
+        let online = || Event::UserOnline {
+            user: user.clone(),
+            name: name.to_owned(),
+        };
         let mut keys = vec![self.keys.user(user, "sess")];
         let mut args = vec![session.to_owned(), now.to_string(), expiry.clone(), ttl];
         if !self.sharded {
-            // One Redis: the online list in the same call.
             keys.extend(self.keys.online());
             args.extend([user.to_string(), name.to_owned()]);
+            if announce {
+                args.push(self.keys.channel(&Topic::Online));
+                args.push(Self::unlogged_payload(&online())?);
+            }
         }
         let before: i64 = self.eval(&self.scripts.session_add, keys, args).await?;
         if self.sharded {
@@ -269,17 +279,32 @@ impl Presence for RedisBackend {
                 vec![user.to_string(), expiry, name.to_owned(), overwrite.into()],
             )
             .await?;
+            if announce && before == 0 {
+                crate::backend::announce(self, online()).await;
+            }
         }
         Ok(before.max(0) as usize)
     }
 
-    async fn disconnect(&self, user: &UserId, session: &str) -> Result<usize, BackendError> {
+    /// Removes a session; like `add_session`, one script call on one Redis that also
+    /// takes the user off the online list and, with `announce`, publishes
+    /// `user_offline` when no live session is left.
+    async fn remove_session(
+        &self,
+        user: &UserId,
+        session: &str,
+        announce: bool,
+    ) -> Result<usize, BackendError> {
+        let offline = || Event::UserOffline { user: user.clone() };
         let mut keys = vec![self.keys.user(user, "sess")];
         let mut args = vec![session.to_owned(), now_ms().to_string()];
         if !self.sharded {
-            // One Redis: off the online list in the same call.
             keys.extend(self.keys.online());
             args.push(user.to_string());
+            if announce {
+                args.push(self.keys.channel(&Topic::Online));
+                args.push(Self::unlogged_payload(&offline())?);
+            }
         }
         let left = Self::ints(self.eval(&self.scripts.session_remove, keys, args).await?);
         let left = left.get(1).copied().unwrap_or(0).max(0) as usize;
@@ -290,8 +315,47 @@ impl Presence for RedisBackend {
                 vec![user.to_string()],
             )
             .await?;
+            if announce {
+                crate::backend::announce(self, offline()).await;
+            }
         }
         Ok(left)
+    }
+}
+
+#[async_trait]
+impl Presence for RedisBackend {
+    async fn connect(
+        &self,
+        user: &UserId,
+        name: &str,
+        session: &str,
+    ) -> Result<usize, BackendError> {
+        self.add_session(user, name, session, false).await
+    }
+
+    async fn disconnect(&self, user: &UserId, session: &str) -> Result<usize, BackendError> {
+        self.remove_session(user, session, false).await
+    }
+
+    /// Announces through this backend's own bus (`_bus` is this backend).
+    async fn connect_announced(
+        &self,
+        _bus: &dyn Bus,
+        user: &UserId,
+        name: &str,
+        session: &str,
+    ) -> Result<usize, BackendError> {
+        self.add_session(user, name, session, true).await
+    }
+
+    async fn disconnect_announced(
+        &self,
+        _bus: &dyn Bus,
+        user: &UserId,
+        session: &str,
+    ) -> Result<usize, BackendError> {
+        self.remove_session(user, session, true).await
     }
 
     async fn session_count(&self, user: &UserId) -> Result<usize, BackendError> {

@@ -3,7 +3,9 @@
 -- KEYS[1] sessions zset; ARGV[1] session, ARGV[2] now ms, ARGV[3] expiry ms, ARGV[4] key ttl ms
 -- With KEYS[2..4] (the online list's keys: one Redis, not Cluster, where they sit in
 -- another slot) the user is marked online too, as online_touch.lua does (the name is
--- overwritten when this is the user's first session): ARGV[5] user, ARGV[6] name.
+-- overwritten when this is the user's first session): ARGV[5] user, ARGV[6] name; and
+-- with ARGV[7] channel and ARGV[8] payload, the payload is published there for a first
+-- session (the user_online announcement).
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 local before = redis.call('ZCARD', KEYS[1])
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
@@ -18,6 +20,9 @@ if KEYS[4] then
     redis.call('HSET', KEYS[4], ARGV[5], ARGV[6])
   else
     redis.call('HSETNX', KEYS[4], ARGV[5], ARGV[6])
+  end
+  if ARGV[8] and before == 0 then
+    redis.call('PUBLISH', ARGV[7], ARGV[8])
   end
 end
 return before
