@@ -56,7 +56,8 @@
 #   OUT=/tmp/bench-<scenario>-<time> (logs), PAYLOAD=64 (bytes of padding per message),
 #   WINDOW, PUBLISHERS, ROOMS, RATE, DM_RATE, WHO_RATE, PARALLEL, RANKED, SETTLE_S=3
 #   (fanout: idle seconds measured for the Redis background), SETTLE_MAX_S,
-#   REPLICAS=2 (gateways for every scenario but idle, clients spread over all), any
+#   REPLICAS=2 (gateways for every scenario but idle, clients spread over all),
+#   GATEWAY_WORKERS (tokio worker threads per gateway; default one per core), any
 #   SWITCHBOARD_* setting (passed to both replicas; it wins over the defaults here).
 # Open files: the soft `ulimit -n` is raised to the hard limit (see soak.sh for the
 #   kernel settings that bound many connections).
@@ -116,6 +117,7 @@ start_gateways() {
   for ((k = 0; k < n; k++)); do
     port=$(free_port)
     while [ "$port" = "$RPORT" ] || [[ " ${PORTS[*]} " == *" $port "* ]]; do port=$(free_port); done
+    env ${GATEWAY_WORKERS:+TOKIO_WORKER_THREADS=$GATEWAY_WORKERS} \
     SWITCHBOARD_JWT_SECRET=$SECRET SWITCHBOARD_LISTEN=127.0.0.1:$port \
     SWITCHBOARD_REDIS_URL=redis://127.0.0.1:$RPORT \
     SWITCHBOARD_RATE_LIMIT=${SWITCHBOARD_RATE_LIMIT:-1000000} \
