@@ -181,7 +181,11 @@ async fn serve<T: Transport>(
         last_seen: Instant::now(),
         expires_at,
     };
-    let code = session.run(inbox).await;
+    // Boxed: runs once, and should not enlarge the long-lived loop state.
+    let code = match Box::pin(session.greet(inbox)).await {
+        Ok(()) => session.run().await,
+        Err(code) => code,
+    };
     let games: Vec<(RoomId, GameRole)> = session
         .games
         .iter()
@@ -245,11 +249,7 @@ impl<T: Transport> Session<'_, T> {
         Ok(())
     }
 
-    async fn run(&mut self, inbox: Replay) -> CloseCode {
-        // Boxed: runs once, and should not enlarge the long-lived loop state.
-        if let Err(code) = Box::pin(self.greet(inbox)).await {
-            return code;
-        }
+    async fn run(&mut self) -> CloseCode {
         let heartbeat = self.gw.config.heartbeat;
         let idle = self.gw.config.idle_timeout;
         let mut next_ping = Instant::now() + heartbeat;
