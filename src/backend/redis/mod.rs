@@ -299,55 +299,61 @@ impl RedisBackend {
     }
 
     /// Runs one Redis call: fails fast when disconnected, bounded by the timeout, timed.
-    async fn call<R>(
-        &self,
-        request: impl std::future::Future<Output = Result<R, fred::error::Error>>,
-    ) -> Result<R, BackendError> {
-        if !self.cmd.is_connected() {
-            self.metrics
-                .redis_errors
-                .with_label_values(&["disconnected"])
-                .inc();
-            return Err(unavailable("redis disconnected"));
-        }
-        if self.stalled.load(Ordering::Acquire) {
-            self.metrics
-                .redis_errors
-                .with_label_values(&["stalled"])
-                .inc();
-            return Err(unavailable("redis stalled"));
-        }
-        let started = Instant::now();
-        let result = tokio::time::timeout(self.timeout, request).await;
-        self.metrics
-            .redis_command_seconds
-            .observe(started.elapsed().as_secs_f64());
-        let failed = |kind: &str| self.metrics.redis_errors.with_label_values(&[kind]).inc();
-        match result {
-            Ok(Ok(value)) => {
-                self.stalled.store(false, Ordering::Release);
-                Ok(value)
+    /// fred's command futures are ~13 KiB each: boxed once, here, so that the futures
+    /// awaiting this one (and `async_trait`'s boxes around them) stay small instead of
+    /// copying those kilobytes at every level.
+    fn call<'a, R: Send + 'a>(
+        &'a self,
+        request: impl Future<Output = Result<R, fred::error::Error>> + Send + 'a,
+    ) -> impl Future<Output = Result<R, BackendError>> + Send + 'a {
+        let request = Box::pin(request);
+        async move {
+            if !self.cmd.is_connected() {
+                self.metrics
+                    .redis_errors
+                    .with_label_values(&["disconnected"])
+                    .inc();
+                return Err(unavailable("redis disconnected"));
             }
-            Ok(Err(err)) if *err.kind() != fred::error::ErrorKind::Timeout => {
-                self.stalled.store(false, Ordering::Release);
-                failed("command");
-                Err(command_failed(err))
+            if self.stalled.load(Ordering::Acquire) {
+                self.metrics
+                    .redis_errors
+                    .with_label_values(&["stalled"])
+                    .inc();
+                return Err(unavailable("redis stalled"));
             }
-            // Our timeout or fred's own (the same length): Redis did not answer.
-            _ => {
-                failed("timeout");
-                if !self.stalled.swap(true, Ordering::AcqRel) {
-                    tracing::warn!(
-                        timeout_ms = self.timeout.as_millis() as u64,
-                        "redis command timed out; failing fast until redis answers again"
-                    );
+            let started = Instant::now();
+            let result = tokio::time::timeout(self.timeout, request).await;
+            self.metrics
+                .redis_command_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let failed = |kind: &str| self.metrics.redis_errors.with_label_values(&[kind]).inc();
+            match result {
+                Ok(Ok(value)) => {
+                    self.stalled.store(false, Ordering::Release);
+                    Ok(value)
                 }
-                Err(unavailable("redis command timed out"))
+                Ok(Err(err)) if *err.kind() != fred::error::ErrorKind::Timeout => {
+                    self.stalled.store(false, Ordering::Release);
+                    failed("command");
+                    Err(command_failed(err))
+                }
+                // Our timeout or fred's own (the same length): Redis did not answer.
+                _ => {
+                    failed("timeout");
+                    if !self.stalled.swap(true, Ordering::AcqRel) {
+                        tracing::warn!(
+                            timeout_ms = self.timeout.as_millis() as u64,
+                            "redis command timed out; failing fast until redis answers again"
+                        );
+                    }
+                    Err(unavailable("redis command timed out"))
+                }
             }
         }
     }
 
-    async fn eval<R: FromValue>(
+    async fn eval<R: FromValue + Send>(
         &self,
         script: &Script,
         keys: Vec<String>,
