@@ -35,5 +35,6 @@ pub struct Registered {
     pub handle: Arc<SessionHandle>,
     pub dm_after: Position,
     /// The direct messages after `dm_after`, read at login (the welcome sends them).
-    pub inbox: Replay,
+    /// Boxed: the session's long-lived future holds only a pointer until then.
+    pub inbox: Box<Replay>,
 }

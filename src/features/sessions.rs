@@ -79,7 +79,7 @@ impl Gateway {
         Ok(Registered {
             handle,
             dm_after,
-            inbox,
+            inbox: Box::new(inbox),
         })
     }
 

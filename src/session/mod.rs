@@ -226,7 +226,7 @@ async fn serve<T: Transport>(
 
 impl<T: Transport> Session<'_, T> {
     /// Welcome, then the direct messages the user missed (read at registration).
-    async fn greet(&mut self, inbox: Replay) -> Result<(), CloseCode> {
+    async fn greet(&mut self, inbox: Box<Replay>) -> Result<(), CloseCode> {
         rebase(&mut self.dm, &inbox);
         let welcome = ServerFrame::Welcome {
             user: self.identity.user.as_str(),
