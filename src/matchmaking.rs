@@ -47,6 +47,24 @@ impl Rules {
             && gap <= self.window(now_ms.saturating_sub(b.since_ms))
     }
 
+    /// From when (ms, possibly a little early) both players accept each other's rating;
+    /// None if never (the gap is over the maximum window, or windows do not widen).
+    pub fn fits_from(&self, a: &Waiting, b: &Waiting) -> Option<u64> {
+        let gap = (a.rating - b.rating).unsigned_abs() as f64;
+        if gap > self.max_window {
+            return None;
+        }
+        let wait = if gap <= self.window {
+            0
+        } else if self.widen_per_s > 0.0 {
+            // One ms early against rounding in the division.
+            (((gap - self.window) * 1000.0 / self.widen_per_s).floor() as u64).saturating_sub(1)
+        } else {
+            return None;
+        };
+        Some(a.since_ms.max(b.since_ms).saturating_add(wait))
+    }
+
     /// True once the player may be taken into a pair.
     pub fn settled(&self, player: &Waiting, now_ms: u64) -> bool {
         now_ms.saturating_sub(player.since_ms) >= self.settle_ms
@@ -91,6 +109,19 @@ pub fn rating_order(queue: &[Waiting]) -> Vec<usize> {
 /// planned but not taken: they wait for the next run.
 pub fn pair(queue: &[Waiting], now_ms: u64, rules: &Rules) -> Vec<(usize, usize)> {
     let order = rating_order(queue);
+    let mut pairs = Vec::new();
+    for (a, b) in plan(queue, &order, now_ms, rules) {
+        if rules.settled(&queue[a], now_ms) && rules.settled(&queue[b], now_ms) {
+            // The first seat: the lower rating, then who queued first.
+            let first = queue[a].rating < queue[b].rating || queue[a].since_ms <= queue[b].since_ms;
+            pairs.push(if first { (a, b) } else { (b, a) });
+        }
+    }
+    pairs
+}
+
+/// The best set of neighbour pairs over `order`, settled or not, in rating order.
+fn plan(queue: &[Waiting], order: &[usize], now_ms: u64, rules: &Rules) -> Vec<(usize, usize)> {
     let n = order.len();
     let waited = |i: usize| now_ms.saturating_sub(queue[order[i]].since_ms);
     // best[k]: the best score over the first k players; paired[k]: whether it pairs the
@@ -116,13 +147,7 @@ pub fn pair(queue: &[Waiting], now_ms: u64, rules: &Rules) -> Vec<(usize, usize)
     let mut k = n;
     while k >= 2 {
         if paired[k] {
-            let (a, b) = (order[k - 2], order[k - 1]);
-            if rules.settled(&queue[a], now_ms) && rules.settled(&queue[b], now_ms) {
-                // The first seat: the lower rating, then who queued first.
-                let first =
-                    queue[a].rating < queue[b].rating || queue[a].since_ms <= queue[b].since_ms;
-                pairs.push(if first { (a, b) } else { (b, a) });
-            }
+            pairs.push((order[k - 2], order[k - 1]));
             k -= 2;
         } else {
             k -= 1;
@@ -130,6 +155,37 @@ pub fn pair(queue: &[Waiting], now_ms: u64, rules: &Rules) -> Vec<(usize, usize)
     }
     pairs.reverse();
     pairs
+}
+
+/// When `pair` takes nothing at `now_ms`, the earliest time (ms) it might take a pair
+/// from this same queue: a planned pair's player settles, a neighbour pair's gap comes to
+/// fit both windows (only that changes the plan: between such moments the total waits of
+/// two candidate sets with as many pairs differ by a constant), or a player queued in the
+/// future (a replica's clock ahead) starts to wait. `u64::MAX` if never. It may be early,
+/// never late: a matcher can skip the run over an unchanged queue until then.
+pub fn quiet_until(queue: &[Waiting], now_ms: u64, rules: &Rules) -> u64 {
+    let order = rating_order(queue);
+    let mut until = u64::MAX;
+    for (a, b) in plan(queue, &order, now_ms, rules) {
+        for p in [&queue[a], &queue[b]] {
+            let settles = p.since_ms.saturating_add(rules.settle_ms);
+            if settles > now_ms {
+                until = until.min(settles);
+            }
+        }
+    }
+    for p in queue.iter().filter(|p| p.since_ms > now_ms) {
+        until = until.min(p.since_ms);
+    }
+    for w in order.windows(2) {
+        let (a, b) = (&queue[w[0]], &queue[w[1]]);
+        if !rules.fits(a, b, now_ms) {
+            if let Some(at) = rules.fits_from(a, b) {
+                until = until.min(at.max(now_ms + 1));
+            }
+        }
+    }
+    until
 }
 
 #[cfg(test)]
@@ -303,6 +359,79 @@ mod tests {
             .map(|&(x, y)| (q[x].user.as_str(), q[y].user.as_str()))
             .collect();
         assert_eq!(seats, [("c", "d"), ("b", "a")]);
+    }
+
+    #[test]
+    fn fits_from_is_when_the_later_player_has_waited_enough() {
+        let (a, b) = (w("a", 1500, 1_000), w("b", 1700, 3_000));
+        // 200 apart: a window of 200 takes 2 s of waiting, counted from b's 3 s.
+        let at = RULES.fits_from(&a, &b).expect("fits later");
+        assert!((4_990..=5_000).contains(&at), "{at}");
+        assert!(!RULES.fits(&a, &b, at - 10) && RULES.fits(&a, &b, 5_000));
+        assert_eq!(RULES.fits_from(&a, &w("c", 2000, 0)), None, "over the cap");
+    }
+
+    #[test]
+    fn quiet_until_is_never_late() {
+        let rules = Rules {
+            settle_ms: 700,
+            ..RULES
+        };
+        let mut x: u64 = 7;
+        let mut next = move |m: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 33) % m
+        };
+        let mut checked = 0;
+        for round in 0..1_000 {
+            let n = 2 + next(12) as usize;
+            let now = 50_000;
+            let q: Vec<Waiting> = (0..n)
+                .map(|i| {
+                    let since = now + 2_000 - next(12_000);
+                    w(&format!("p{round}-{i}"), 1000 + 10 * next(80) as i64, since)
+                })
+                .collect();
+            if !pair(&q, now, &rules).is_empty() {
+                continue;
+            }
+            let until = quiet_until(&q, now, &rules);
+            assert!(until > now);
+            let end = until.min(now + 30_000);
+            for t in (now..end)
+                .step_by(29)
+                .chain([end - 2, end - 1].map(|t| t.max(now)))
+            {
+                assert!(
+                    pair(&q, t, &rules).is_empty(),
+                    "round {round}: pair at {t} < {until}"
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked > 100, "only {checked} quiet queues");
+    }
+
+    #[test]
+    fn quiet_until_points_at_the_next_fit_or_settle() {
+        let rules = Rules {
+            settle_ms: 1_000,
+            ..RULES
+        };
+        // 300 apart, both waiting since 0: they fit after 4 s.
+        let q = [w("a", 1500, 0), w("b", 1800, 0)];
+        let until = quiet_until(&q, 1_000, &rules);
+        assert!((3_990..=4_000).contains(&until), "{until}");
+        // Fitting but b arrived at 900: taken once b settles at 1,900.
+        let q = [w("a", 1500, 0), w("b", 1510, 900)];
+        assert!(pair(&q, 1_000, &rules).is_empty());
+        assert_eq!(quiet_until(&q, 1_000, &rules), 1_900);
+        assert_eq!(pair(&q, 1_900, &rules).len(), 1);
+        // Never: over the maximum window.
+        assert_eq!(
+            quiet_until(&[w("a", 0, 0), w("b", 900, 0)], 1_000, &rules),
+            u64::MAX
+        );
     }
 
     #[test]

@@ -404,6 +404,9 @@ pub struct MatchRun<'a> {
     /// Players queued before this (ms) are dropped: their session should have timed
     /// them out, so their replica is gone.
     pub drop_before_ms: u64,
+    /// When > 0, the run first claims the matcher for this long (ms) across replicas and
+    /// does nothing but count if another replica holds it: one run per tick in all.
+    pub exclusive_ms: u64,
 }
 
 /// What one matcher run took.

@@ -107,6 +107,9 @@ impl Gateway {
             room_prefix: &prefix,
             lease_ms: lease.as_millis() as u64,
             drop_before_ms: now.saturating_sub(orphaned.as_millis() as u64),
+            // One run per tick across replicas: the lease ends a little before the next
+            // tick, so whichever replica ticks first then runs.
+            exclusive_ms: (self.config.rank_interval.as_millis() as u64 * 9 / 10).max(1),
         };
         let taken = match self.matchmaker.take_matches(&run).await {
             Ok(taken) => taken,

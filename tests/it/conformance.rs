@@ -32,7 +32,7 @@ pub(crate) fn config() -> Config {
     }
 }
 
-async fn connect(config: Config, redis: Option<TestRedis>) -> Backend {
+pub(crate) async fn connect(config: Config, redis: Option<TestRedis>) -> Backend {
     let metrics = Arc::new(Metrics::new());
     let hub = Arc::new(Hub::new(metrics.clone(), 100));
     let Backends {

@@ -122,6 +122,7 @@ async fn a_match_survives_its_matcher_dying_and_reaches_an_offline_player() {
         room_prefix: "g-doomed-",
         lease_ms: r1.gw.rank_lease().as_millis() as u64,
         drop_before_ms: 0,
+        exclusive_ms: 0,
     };
     let taken = doomed.matchmaker.take_matches(&run).await.expect("take");
     assert_eq!(taken.matches.len(), 1, "{taken:?}");

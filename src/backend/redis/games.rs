@@ -1,13 +1,8 @@
-//! Game rooms and the ranked queue on Redis: a hash and a watcher set per game (hash
-//! tag `{g:<id>}`), a sorted set plus metadata hash for the queue (`{mm}`), all changed
-//! by atomic Lua scripts so replicas can race safely.
+//! Game rooms on Redis: a hash and a watcher set per game (hash tag `{g:<id>}`), changed
+//! by atomic Lua scripts so replicas can race safely (the ranked queue is `matcher`).
 
 use super::{RedisBackend, bad_reply};
-use crate::backend::{
-    BackendError, GameRefusal, GameState, Games, Match, MatchRun, Matchmaker, QueueStats,
-    RECLAIM_PER_RUN, Seat, Seated, Taken,
-};
-use crate::matchmaking::Waiting;
+use crate::backend::{BackendError, GameRefusal, GameState, Games, Seat, Seated};
 use crate::protocol::{RoomId, UserId};
 use async_trait::async_trait;
 use fred::prelude::*;
@@ -26,20 +21,6 @@ impl RedisBackend {
     /// Pending game checks of all replicas: game id -> when it is due (ms).
     fn checks_key(&self) -> String {
         format!("{}:{{games}}:checks", self.keys.prefix)
-    }
-
-    fn queue_keys(&self) -> Vec<String> {
-        let p = &self.keys.prefix;
-        vec![format!("{p}:{{mm}}:queue"), format!("{p}:{{mm}}:meta")]
-    }
-
-    /// The queue keys, then the pending matches' lease zset and record hash.
-    fn matcher_keys(&self) -> Vec<String> {
-        let p = &self.keys.prefix;
-        let mut keys = self.queue_keys();
-        keys.push(format!("{p}:{{mm}}:pending"));
-        keys.push(format!("{p}:{{mm}}:matches"));
-        keys
     }
 
     fn game_ttl_ms(&self) -> String {
@@ -265,117 +246,4 @@ impl Games for RedisBackend {
             .ok()
             .map(|s| s.state))
     }
-}
-
-#[async_trait]
-impl Matchmaker for RedisBackend {
-    async fn enqueue(&self, player: &Waiting, session: &str) -> Result<bool, BackendError> {
-        let args = vec![
-            player.user.to_string(),
-            player.rating.to_string(),
-            player.since_ms.to_string(),
-            session.to_owned(),
-        ];
-        Ok(self
-            .eval::<i64>(&self.scripts.rank_enqueue, self.queue_keys(), args)
-            .await?
-            == 1)
-    }
-
-    async fn dequeue(&self, user: &UserId, session: Option<&str>) -> Result<bool, BackendError> {
-        let args = vec![user.to_string(), session.unwrap_or("").to_owned()];
-        Ok(self
-            .eval::<i64>(&self.scripts.rank_dequeue, self.queue_keys(), args)
-            .await?
-            == 1)
-    }
-
-    async fn take_matches(&self, run: &MatchRun<'_>) -> Result<Taken, BackendError> {
-        let args = vec![
-            run.now_ms.to_string(),
-            run.rules.window.to_string(),
-            run.rules.widen_per_s.to_string(),
-            run.rules.max_window.to_string(),
-            run.rules.settle_ms.to_string(),
-            run.room_prefix.to_owned(),
-            run.lease_ms.to_string(),
-            run.drop_before_ms.to_string(),
-            RECLAIM_PER_RUN.to_string(),
-        ];
-        let value: RedisValue = self
-            .eval(&self.scripts.rank_match, self.matcher_keys(), args)
-            .await?;
-        let items = value.into_array();
-        let int = |i: usize| {
-            items
-                .get(i)
-                .and_then(RedisValue::as_i64)
-                .unwrap_or(0)
-                .max(0) as usize
-        };
-        let (queued, pending, new) = (int(0), int(1), int(2));
-        let matches = items
-            .iter()
-            .skip(3)
-            .map(|v| {
-                v.as_str()
-                    .ok_or_else(|| BackendError::Reply("match record is not text".into()))
-                    .and_then(|r| parse_match(&r))
-            })
-            .collect::<Result<Vec<Match>, BackendError>>()?;
-        Ok(Taken {
-            recovered: matches.len().saturating_sub(new),
-            matches,
-            queued,
-            pending,
-        })
-    }
-
-    async fn finish(&self, room: &RoomId) -> Result<(), BackendError> {
-        let keys = self.matcher_keys();
-        let (pending, records) = (keys[2].clone(), keys[3].clone());
-        // The record first: a lease left without a record is dropped by the next run.
-        self.call(self.cmd.hdel::<i64, _, _>(records, room.as_str()))
-            .await?;
-        self.call(self.cmd.zrem::<i64, _, _>(pending, room.as_str()))
-            .await?;
-        Ok(())
-    }
-
-    async fn stats(&self, now_ms: u64) -> Result<QueueStats, BackendError> {
-        let key = self.queue_keys().swap_remove(1);
-        let metas: Vec<String> = self.call(self.cmd.hvals(key)).await?;
-        let waits_ms: Vec<u64> = metas
-            .iter()
-            .filter_map(|m| m.split(' ').next()?.parse::<u64>().ok())
-            .map(|since| now_ms.saturating_sub(since))
-            .collect();
-        Ok(QueueStats {
-            len: waits_ms.len(),
-            waits_ms,
-        })
-    }
-}
-
-/// Decodes "<room> <a> <a rating> <a since> <b> <b rating> <b since> <made ms>".
-fn parse_match(record: &str) -> Result<Match, BackendError> {
-    let bad = || BackendError::Reply(format!("match record {record:?}"));
-    let fields: Vec<&str> = record.split(' ').collect();
-    let [room, a, a_rating, a_since, b, b_rating, b_since, made] = fields[..] else {
-        return Err(bad());
-    };
-    let number = |s: &str| s.parse::<f64>().map_err(|_| bad());
-    let player = |user: &str, rating: &str, since: &str| -> Result<Waiting, BackendError> {
-        Ok(Waiting {
-            user: UserId::new(user).map_err(bad_reply)?,
-            rating: number(rating)? as i64,
-            since_ms: number(since)? as u64,
-        })
-    };
-    Ok(Match {
-        room: RoomId::new(room).map_err(bad_reply)?,
-        a: player(a, a_rating, a_since)?,
-        b: player(b, b_rating, b_since)?,
-        made_ms: number(made)? as u64,
-    })
 }

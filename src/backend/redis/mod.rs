@@ -7,11 +7,13 @@
 //!
 //! Here: the connection, readiness probe and command helpers; `keys` names everything,
 //! `scripts` loads the Lua, `bus` publishes and receives events, `presence` keeps this
-//! replica's sessions alive in the shared store, `games` holds game rooms and the queue.
+//! replica's sessions alive in the shared store, `games` holds game rooms, `matcher` the
+//! ranked queue.
 
 mod bus;
 mod games;
 mod keys;
+mod matcher;
 mod presence;
 mod scripts;
 mod subscriptions;
@@ -89,6 +91,8 @@ pub struct RedisBackend {
     game_ttl: Duration,
     msg_id_ttl: Duration,
     timeout: Duration,
+    /// The ranked queue as this replica's matcher last read it.
+    rank_cache: std::sync::Mutex<matcher::QueueCache>,
     /// Last position dispatched per logged topic, to notice and fill gaps.
     last_seen: std::sync::Mutex<std::collections::HashMap<Topic, Position>>,
     /// Our probe channels (one per shard in Cluster mode) and when each probe last came
@@ -184,6 +188,7 @@ impl RedisBackend {
             game_ttl: config.game_ttl,
             msg_id_ttl: config.msg_id_ttl,
             timeout: config.redis_timeout,
+            rank_cache: std::sync::Mutex::default(),
             last_seen: std::sync::Mutex::default(),
             probes: std::sync::Mutex::new(std::collections::HashMap::from([(
                 keys_probe.clone(),

@@ -26,7 +26,8 @@ pub(super) struct Scripts {
     pub(super) game_close: Script,
     pub(super) rank_enqueue: Script,
     pub(super) rank_dequeue: Script,
-    pub(super) rank_match: Script,
+    pub(super) rank_peek: Script,
+    pub(super) rank_take: Script,
 }
 
 impl Scripts {
@@ -54,7 +55,8 @@ impl Scripts {
             game_close: Script::from_lua(include_str!("game_close.lua")),
             rank_enqueue: Script::from_lua(include_str!("rank_enqueue.lua")),
             rank_dequeue: Script::from_lua(include_str!("rank_dequeue.lua")),
-            rank_match: Script::from_lua(include_str!("rank_match.lua")),
+            rank_peek: Script::from_lua(include_str!("rank_peek.lua")),
+            rank_take: Script::from_lua(include_str!("rank_take.lua")),
         }
     }
 }
