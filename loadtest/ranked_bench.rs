@@ -3,8 +3,10 @@
 //! (ratings roughly normal around 1500, queued over the last 60 s), then calls
 //! `take_matches` the way a replica's matcher tick does and reports the Redis time each
 //! call cost: the sum of the durations SLOWLOG records for it (the caller sets
-//! `slowlog-log-slower-than 0`; commands run inside a script are not logged on their
-//! own, so nothing is counted twice), and the replica's wall time.
+//! `slowlog-log-slower-than 0`; Redis 7 also logs the commands a script runs, with the
+//! client `?:0`: those are shown inside their script's entry, not added to it), the CPU
+//! time Redis used meanwhile (INFO cpu: on a busy machine the SLOWLOG durations include
+//! time Redis waited for a core), and the replica's wall time.
 //!
 //! Phases, each `REPS` calls:
 //! - `idle_unchanged`: nobody is settled (settle 10 min), nothing changed since the
@@ -12,6 +14,9 @@
 //! - `idle_changed`: the same, but one player joined and one left before each call.
 //! - `take`: settle 0, so about N/2 pairs are taken in one call (the queue is refilled
 //!   before each).
+//! - `steady`: the gateway's rules on a simulated 200 ms tick, with as many joins per
+//!   tick (queued at the tick's time) as keep about N players queued: each tick takes
+//!   the pairs that settled since the last. 4 × REPS ticks.
 //!
 //! Prints `ranked-bench {json}` on stdout.
 //!
@@ -46,7 +51,14 @@ impl Lcg {
     }
 }
 
-fn players(n: usize, seed: u64, now_ms: u64, tag: &str) -> Result<Vec<Waiting>, Fail> {
+/// `n` players queued over the `spread_ms` before `now_ms`.
+fn players(
+    n: usize,
+    seed: u64,
+    now_ms: u64,
+    spread_ms: u64,
+    tag: &str,
+) -> Result<Vec<Waiting>, Fail> {
     let mut rng = Lcg(seed);
     (0..n)
         .map(|i| {
@@ -55,7 +67,7 @@ fn players(n: usize, seed: u64, now_ms: u64, tag: &str) -> Result<Vec<Waiting>, 
             Ok(Waiting {
                 user: UserId::new(&format!("{tag}{i:05}"))?,
                 rating,
-                since_ms: now_ms - rng.next() % 60_000,
+                since_ms: now_ms - rng.next() % spread_ms,
             })
         })
         .collect()
@@ -116,11 +128,31 @@ async fn slowlog(redis: &Client) -> Result<Vec<Logged>, Fail> {
     Ok(out)
 }
 
+/// Redis's CPU time so far (µs, user + system, from INFO cpu): unlike SLOWLOG's wall
+/// time it does not count the time Redis waited for a core on a busy machine.
+async fn redis_cpu_us(redis: &Client) -> Result<u64, Fail> {
+    let info = command(redis, "INFO", vec!["cpu"]).await?;
+    let text = info.as_string().unwrap_or_default();
+    let mut total = 0.0;
+    for line in text.lines() {
+        if let Some((key, value)) = line.trim().split_once(':') {
+            if key == "used_cpu_user" || key == "used_cpu_sys" {
+                total += value.parse::<f64>().unwrap_or(0.0);
+            }
+        }
+    }
+    Ok((total * 1e6) as u64)
+}
+
 struct Phase {
+    /// CPU time Redis spent during each call (µs).
+    cpu_us: Vec<u64>,
     redis_us: Vec<u64>,
     wall_us: Vec<u64>,
     taken: Vec<usize>,
     commands: Vec<String>,
+    /// Players left queued after each call.
+    queued: Vec<usize>,
 }
 
 impl Phase {
@@ -132,9 +164,12 @@ impl Phase {
         };
         json!({
             "redis_ms_median": median(&self.redis_us) as f64 / 1000.0,
+            "redis_cpu_ms_median": median(&self.cpu_us) as f64 / 1000.0,
+            "redis_cpu_ms_max": self.cpu_us.iter().max().copied().unwrap_or(0) as f64 / 1000.0,
             "redis_ms_max": self.redis_us.iter().max().copied().unwrap_or(0) as f64 / 1000.0,
             "replica_ms_median": median(&self.wall_us) as f64 / 1000.0,
             "pairs_taken": self.taken,
+            "queued_after": self.queued,
             "commands": self.commands.first(),
         })
     }
@@ -145,34 +180,39 @@ async fn run_phase(
     redis: &Client,
     rules: Rules,
     reps: usize,
-    mut before: impl AsyncFnMut(usize) -> Result<(), Fail>,
+    mut before: impl AsyncFnMut(usize) -> Result<u64, Fail>,
 ) -> Result<Phase, Fail> {
     let mut phase = Phase {
         redis_us: Vec::new(),
         wall_us: Vec::new(),
         taken: Vec::new(),
         commands: Vec::new(),
+        queued: Vec::new(),
+        cpu_us: Vec::new(),
     };
     for rep in 0..reps {
-        before(rep).await?;
+        let now_ms = before(rep).await?;
         slowlog(redis).await?;
-        let now_ms = switchboard::clock::unix_millis();
         let prefix = format!("g-bench{rep:04}-");
         let run = MatchRun {
             now_ms,
             rules,
             room_prefix: &prefix,
-            lease_ms: 5_000,
+            // Long: the bench never announces, and no lease should run out mid-phase.
+            lease_ms: 3_600_000,
             drop_before_ms: now_ms - 600_000,
             exclusive_ms: 0,
         };
+        let cpu = redis_cpu_us(redis).await?;
         let started = Instant::now();
         let taken = b.matchmaker.take_matches(&run).await?;
         phase.wall_us.push(started.elapsed().as_micros() as u64);
+        phase.cpu_us.push(redis_cpu_us(redis).await?.saturating_sub(cpu));
         let log = slowlog(redis).await?;
         let top = log.iter().filter(|l| !l.in_script);
         phase.redis_us.push(top.map(|l| l.usec).sum());
         phase.taken.push(taken.matches.len());
+        phase.queued.push(taken.queued);
         // Each top-level command, with what its script ran inside it (same names summed).
         let mut text = Vec::new();
         let mut inner: Vec<(String, u64, usize)> = Vec::new();
@@ -236,17 +276,18 @@ async fn main() -> Result<(), Fail> {
         ..base
     };
     let now = switchboard::clock::unix_millis();
-    let queue = players(n, 1, now, "p")?;
+    let queue = players(n, 1, now, 60_000, "p")?;
     let started = Instant::now();
     fill(&b, &queue).await?;
     eprintln!("queued {n} players in {:?}", started.elapsed());
 
-    let idle_unchanged = run_phase(&b, &redis, unsettled, reps, async |_| Ok(())).await?;
-    let extra = players(reps, 2, now, "x")?;
+    let wall = || Ok(switchboard::clock::unix_millis());
+    let idle_unchanged = run_phase(&b, &redis, unsettled, reps, async |_| wall()).await?;
+    let extra = players(reps, 2, now, 60_000, "x")?;
     let idle_changed = run_phase(&b, &redis, unsettled, reps, async |rep| {
         b.matchmaker.enqueue(&extra[rep], "bench-session").await?;
         b.matchmaker.dequeue(&queue[rep].user, None).await?;
-        Ok(())
+        wall()
     })
     .await?;
     let take_rules = Rules {
@@ -255,9 +296,49 @@ async fn main() -> Result<(), Fail> {
     };
     let take = run_phase(&b, &redis, take_rules, reps, async |rep| {
         command(&redis, "FLUSHALL", vec![]).await?;
-        let fresh = players(n, 10 + rep as u64, switchboard::clock::unix_millis(), "t")?;
+        let fresh = players(
+            n,
+            10 + rep as u64,
+            switchboard::clock::unix_millis(),
+            60_000,
+            "t",
+        )?;
         fill(&b, &fresh).await?;
-        Ok(())
+        wall()
+    })
+    .await?;
+    // Steady state with the gateway's rules: a tick every 200 ms (simulated clock), and
+    // as many joins per tick as keep about N queued (each waits the settle time and a
+    // bit): the matcher takes what settled since the last tick.
+    command(&redis, "FLUSHALL", vec![]).await?;
+    let start = switchboard::clock::unix_millis();
+    let per_tick = n * 200 / (base.settle_ms as usize + 100).max(1);
+    let ticks = (base.settle_ms / 200 + 1) as usize;
+    let mut k = 0u64;
+    for t in 0..ticks {
+        let tick_now = start + 200 * t as u64;
+        fill(
+            &b,
+            &players(per_tick, 1000 + k, tick_now, 200, &format!("s{k}-"))?,
+        )
+        .await?;
+        k += 1;
+    }
+    let first = start + 200 * ticks as u64;
+    let steady = run_phase(&b, &redis, base, 4 * reps, async |rep| {
+        let tick_now = first + 200 * rep as u64;
+        fill(
+            &b,
+            &players(
+                per_tick,
+                1000 + k + rep as u64,
+                tick_now,
+                200,
+                &format!("s{}-", k + rep as u64),
+            )?,
+        )
+        .await?;
+        Ok(tick_now)
     })
     .await?;
     println!(
@@ -270,6 +351,8 @@ async fn main() -> Result<(), Fail> {
             "idle_unchanged": idle_unchanged.json(),
             "idle_changed": idle_changed.json(),
             "take": take.json(),
+            "steady": steady.json(),
+            "steady_joins_per_tick": per_tick,
         })
     );
     Ok(())

@@ -6,11 +6,14 @@
 # `take_matches` as a replica's matcher tick does, REPS times per phase:
 #   idle_unchanged  nobody settled, nothing changed since the last call: nothing to take
 #   idle_changed    the same, but one player joined and one left before each call
-#   take            everyone settled: about N/2 pairs taken in one call
-# For each: the Redis time of the call (sum of its SLOWLOG durations, median and max),
+#   take            everyone settled: about N/2 pairs taken in one tick
+#   steady          the gateway's rules, simulated 200 ms ticks, joins keeping ~N queued
+# For each: the Redis time of the call (sum of its SLOWLOG durations, median and max;
+# and the CPU time Redis used meanwhile, from INFO cpu, which a busy machine inflates less),
 # the replica's wall time for it (median) and the commands it ran. Prints one line:
 #   result {"scenario":"ranked",...,"figures":{...}}
-# Settings (env): NO_BUILD=1 (use the binary already built), PROFILE=release|debug
+# Settings (env): NO_BUILD=1 (use the binary already built), BIN=<path> (another build,
+#   e.g. of an older commit; implies nothing about NO_BUILD), PROFILE=release|debug
 #   (release), OUT=/tmp/bench-ranked-<time> (redis log).
 # Example: loadtest/ranked_bench.sh 10000 5
 set -euo pipefail
@@ -24,7 +27,7 @@ REPS=${2:-5}
 PROFILE=${PROFILE:-release}
 OUT=${OUT:-/tmp/bench-ranked-$(date -u +%Y%m%dT%H%M%S)}
 mkdir -p "$OUT"
-BIN=${CARGO_TARGET_DIR:-target}/$PROFILE/examples/ranked_bench
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/$PROFILE/examples/ranked_bench}
 if [ -z "${NO_BUILD:-}" ]; then
   if [ "$PROFILE" = release ]; then
     cargo build --release --quiet --example ranked_bench

@@ -1,6 +1,7 @@
 //! The ranked matching rule, written once: who may play whom, and which pairs form. The
-//! backends keep the queue; the Redis matcher's Lua script (`rank_match.lua`) mirrors
-//! this rule step for step, and a conformance test compares the two.
+//! backends keep the queue and both run this rule (the Redis one in the replica, over its
+//! last read of the queue, taking the pairs with a checked script); `quiet_until` says how
+//! long an unchanged queue stays without a pair to take.
 //!
 //! The rule pairs the whole queue at once, as if everybody had arrived together: in
 //! rating order, the most pairs whose gap fits both players' windows, then the smallest

@@ -255,7 +255,8 @@ pub struct Config {
     /// The accepted gap never grows beyond this.
     #[arg(long, env = "SWITCHBOARD_RANK_MAX_WINDOW", default_value_t = 1000.0)]
     pub rank_max_window: f64,
-    /// How often each replica runs the matcher over the whole queue.
+    /// How often the matcher runs over the whole queue (each tick by one replica, the
+    /// first to claim it).
     #[arg(long, env = "SWITCHBOARD_RANK_INTERVAL", default_value = "200ms", value_parser = humantime::parse_duration)]
     pub rank_interval: Duration,
     /// A queued player is not paired before waiting this long: a burst is paired whole.

@@ -1,7 +1,8 @@
-//! The ranked matcher's conformance suite, on the memory and the Redis backend: the
-//! Redis Lua script takes exactly the matches `matchmaking::pair` chooses (same rooms,
-//! same seats), pending matches are leased, taken over when the lease runs out and
-//! forgotten when finished, and orphaned queue entries are dropped.
+//! The ranked matcher's conformance suite, on the memory and the Redis backend: a run
+//! takes exactly the matches `matchmaking::pair` chooses (same rooms, same seats),
+//! pending matches are leased, taken over when the lease runs out and forgotten when
+//! finished, and orphaned queue entries are dropped. On Redis also: racing replicas never
+//! match anyone twice, the run lease, and a change through another replica is seen.
 
 use crate::conformance::{Backend, memory, redis, user};
 use crate::harness::{TestRedis, unique_prefix};

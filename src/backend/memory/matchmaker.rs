@@ -1,5 +1,5 @@
-//! The in-memory ranked queue and its pending matches, matched with the same rule as
-//! the Redis script.
+//! The in-memory ranked queue and its pending matches, matched with the same rule
+//! (`matchmaking::pair`) as the Redis backend.
 
 use super::*;
 use crate::backend::{Match, MatchRun, RECLAIM_PER_RUN, Taken};
