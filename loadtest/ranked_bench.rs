@@ -135,10 +135,10 @@ async fn redis_cpu_us(redis: &Client) -> Result<u64, Fail> {
     let text = info.as_string().unwrap_or_default();
     let mut total = 0.0;
     for line in text.lines() {
-        if let Some((key, value)) = line.trim().split_once(':') {
-            if key == "used_cpu_user" || key == "used_cpu_sys" {
-                total += value.parse::<f64>().unwrap_or(0.0);
-            }
+        if let Some((key, value)) = line.trim().split_once(':')
+            && (key == "used_cpu_user" || key == "used_cpu_sys")
+        {
+            total += value.parse::<f64>().unwrap_or(0.0);
         }
     }
     Ok((total * 1e6) as u64)
@@ -207,7 +207,9 @@ async fn run_phase(
         let started = Instant::now();
         let taken = b.matchmaker.take_matches(&run).await?;
         phase.wall_us.push(started.elapsed().as_micros() as u64);
-        phase.cpu_us.push(redis_cpu_us(redis).await?.saturating_sub(cpu));
+        phase
+            .cpu_us
+            .push(redis_cpu_us(redis).await?.saturating_sub(cpu));
         let log = slowlog(redis).await?;
         let top = log.iter().filter(|l| !l.in_script);
         phase.redis_us.push(top.map(|l| l.usec).sum());
@@ -254,10 +256,12 @@ async fn main() -> Result<(), Fail> {
         .unwrap_or(10_000);
     let reps: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5);
 
-    let mut config = Config::default();
-    config.redis_url = Some(url.clone());
-    config.redis_prefix = "bench".into();
-    config.redis_timeout = Duration::from_secs(10);
+    let config = Config {
+        redis_url: Some(url.clone()),
+        redis_prefix: "bench".into(),
+        redis_timeout: Duration::from_secs(10),
+        ..Config::default()
+    };
     let metrics = Arc::new(Metrics::new());
     let hub = Arc::new(Hub::new(metrics.clone(), 100));
     let b = backend::connect(&config, hub, metrics, "bench").await?;

@@ -48,11 +48,11 @@ MACHINE="$(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuin
 load $(cut -d' ' -f1 /proc/loadavg) at start, $(redis-server --version | cut -d' ' -f3)"
 
 LINE=$("$BIN" "redis://127.0.0.1:$RPORT" "$N" "$REPS" | grep '^ranked-bench ')
-python3 - "${LINE#ranked-bench }" "$COMMIT" "$MACHINE" "$PROFILE" >&3 <<'PY'
+python3 - "${LINE#ranked-bench }" "$COMMIT" "$MACHINE" "$PROFILE" "$BIN" >&3 <<'PY'
 import datetime, json, sys
-figures, commit, machine, profile = sys.argv[1:]
+figures, commit, machine, profile, binary = sys.argv[1:]
 print("result " + json.dumps({
-    "scenario": "ranked", "commit": commit, "profile": profile,
+    "scenario": "ranked", "commit": commit, "profile": profile, "bin": binary,
     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     "machine": machine, "figures": json.loads(figures)}, separators=(",", ":")))
 PY

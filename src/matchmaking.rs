@@ -180,10 +180,10 @@ pub fn quiet_until(queue: &[Waiting], now_ms: u64, rules: &Rules) -> u64 {
     }
     for w in order.windows(2) {
         let (a, b) = (&queue[w[0]], &queue[w[1]]);
-        if !rules.fits(a, b, now_ms) {
-            if let Some(at) = rules.fits_from(a, b) {
-                until = until.min(at.max(now_ms + 1));
-            }
+        if !rules.fits(a, b, now_ms)
+            && let Some(at) = rules.fits_from(a, b)
+        {
+            until = until.min(at.max(now_ms + 1));
         }
     }
     until

@@ -13,7 +13,7 @@ use switchboard::config::Config;
 use switchboard::event::{Epoch, Event, Topic};
 use switchboard::gateway::Gateway;
 use switchboard::hub::Hub;
-use switchboard::matchmaking::Waiting;
+use switchboard::matchmaking::{Rules, Waiting};
 use switchboard::metrics::Metrics;
 use switchboard::protocol::UserId;
 
@@ -101,12 +101,14 @@ async fn a_match_survives_its_matcher_dying_and_reaches_an_offline_player() {
         .expect("connect");
     let mut early = r1.ws_raw().await;
     early.login(&rated("early", 1500)).await;
+    // Queued just now: the live replicas wait out the settle time (1 s) before pairing
+    // them, the doomed one (settle 0) takes them first.
     let now = switchboard::clock::unix_millis();
     for (user, rating) in [("early", 1500), ("late", 1520)] {
         let player = Waiting {
             user: UserId::new(user).expect("id"),
             rating,
-            since_ms: now - 5_000,
+            since_ms: now,
         };
         assert!(
             doomed
@@ -118,7 +120,10 @@ async fn a_match_survives_its_matcher_dying_and_reaches_an_offline_player() {
     }
     let run = MatchRun {
         now_ms: now,
-        rules: r1.gw.rank_rules(),
+        rules: Rules {
+            settle_ms: 0,
+            ..r1.gw.rank_rules()
+        },
         room_prefix: "g-doomed-",
         lease_ms: r1.gw.rank_lease().as_millis() as u64,
         drop_before_ms: 0,

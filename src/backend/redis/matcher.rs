@@ -192,7 +192,11 @@ impl Matchmaker for RedisBackend {
         let queue = self.queue_at(version, &k.players).await?;
         // Orphans (queued before `drop_before`) are dropped, not matched.
         let orphan = |i: usize| queue.players[i].since_ms < run.drop_before_ms;
-        let drops: Vec<usize> = (0..queue.players.len()).filter(|&i| orphan(i)).collect();
+        // At most a chunk of them per run (each is checked on its own); more go next run.
+        let drops: Vec<usize> = (0..queue.players.len())
+            .filter(|&i| orphan(i))
+            .take(TAKE_CHUNK)
+            .collect();
         let pairs: Vec<(usize, usize)> = if drops.is_empty() {
             matchmaking::pair(&queue.players, now, &run.rules)
         } else {
