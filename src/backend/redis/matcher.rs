@@ -6,6 +6,7 @@
 //! `rank_take.lua` re-verifies each one, so replicas can race. With `MatchRun::exclusive_ms`
 //! one replica runs per tick (a short run lease); the others only read the counts.
 
+use super::rank_queue::Quiet;
 use super::{RedisBackend, bad_reply};
 use crate::backend::{
     BackendError, Match, MatchRun, Matchmaker, QueueStats, RECLAIM_PER_RUN, Taken,
@@ -15,112 +16,9 @@ use crate::protocol::{RoomId, UserId};
 use async_trait::async_trait;
 use fred::prelude::*;
 use fred::types::Value as RedisValue;
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError};
 
 /// Most pairs one take script call takes (about 5 ms of Redis on a busy 2-core machine).
 const TAKE_CHUNK: usize = 1_000;
-
-/// The queue as this replica last read it.
-#[derive(Default)]
-pub(super) struct QueueCache {
-    /// The queue version read before the entries (None: nothing read yet).
-    version: Option<i64>,
-    queue: Arc<Snapshot>,
-    /// The last run over this snapshot found nothing to do; nothing can change before
-    /// `until` ms (see `matchmaking::quiet_until`) unless the version moves.
-    quiet: Option<Quiet>,
-}
-
-#[derive(Default)]
-struct Snapshot {
-    players: Vec<Waiting>,
-    /// Each player's entry exactly as stored, for the take's check.
-    entries: Vec<String>,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-struct Quiet {
-    from: u64,
-    until: u64,
-    rules: matchmaking::Rules,
-    /// `now - drop_before` of the run that found it quiet.
-    orphan_ms: u64,
-}
-
-/// The queue's keys: players, version, pending, matches, run lease.
-struct RankKeys {
-    players: String,
-    version: String,
-    pending: String,
-    matches: String,
-    run: String,
-}
-
-impl RedisBackend {
-    fn rank_keys(&self) -> RankKeys {
-        // New names (the old queue was `{mm}:queue` + `{mm}:meta`): a replica of an older
-        // version never misreads this layout (docs/OPERATIONS.md, rolling upgrades).
-        let key = |what: &str| format!("{}:{{mm}}:{what}", self.keys.prefix);
-        RankKeys {
-            players: key("players"),
-            version: key("version"),
-            pending: key("pending"),
-            matches: key("matches"),
-            run: key("run"),
-        }
-    }
-
-    fn rank_cache(&self) -> std::sync::MutexGuard<'_, QueueCache> {
-        self.rank_cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The queue at `version` (read just now by the caller): the cached read if the
-    /// version has not moved since, else one HGETALL.
-    async fn queue_at(&self, version: i64, key: &str) -> Result<Arc<Snapshot>, BackendError> {
-        {
-            let cache = self.rank_cache();
-            if cache.version == Some(version) {
-                return Ok(cache.queue.clone());
-            }
-        }
-        let raw: HashMap<String, String> = self.call(self.cmd.hgetall(key)).await?;
-        let mut queue = Snapshot {
-            players: Vec::with_capacity(raw.len()),
-            entries: Vec::with_capacity(raw.len()),
-        };
-        for (user, entry) in raw {
-            // An entry we cannot read is left alone (and never matched).
-            let Some(player) = parse_entry(&user, &entry) else {
-                tracing::warn!(%user, %entry, "unreadable ranked queue entry");
-                continue;
-            };
-            queue.players.push(player);
-            queue.entries.push(entry);
-        }
-        let queue = Arc::new(queue);
-        *self.rank_cache() = QueueCache {
-            version: Some(version),
-            queue: queue.clone(),
-            quiet: None,
-        };
-        Ok(queue)
-    }
-}
-
-/// Reads "<rating> <since ms> <session>".
-fn parse_entry(user: &str, entry: &str) -> Option<Waiting> {
-    let mut fields = entry.splitn(3, ' ');
-    let rating = fields.next()?.parse().ok()?;
-    let since_ms = fields.next()?.parse().ok()?;
-    Some(Waiting {
-        user: UserId::new(user).ok()?,
-        rating,
-        since_ms,
-    })
-}
 
 #[async_trait]
 impl Matchmaker for RedisBackend {
@@ -132,7 +30,7 @@ impl Matchmaker for RedisBackend {
             player.since_ms.to_string(),
             session.to_owned(),
         ];
-        let keys = vec![k.players, k.version];
+        let keys = vec![k.players, k.version, k.changes];
         Ok(self
             .eval::<i64>(&self.scripts.rank_enqueue, keys, args)
             .await?
@@ -142,7 +40,7 @@ impl Matchmaker for RedisBackend {
     async fn dequeue(&self, user: &UserId, session: Option<&str>) -> Result<bool, BackendError> {
         let k = self.rank_keys();
         let args = vec![user.to_string(), session.unwrap_or("").to_owned()];
-        let keys = vec![k.players, k.version];
+        let keys = vec![k.players, k.version, k.changes];
         Ok(self
             .eval::<i64>(&self.scripts.rank_dequeue, keys, args)
             .await?
@@ -158,7 +56,7 @@ impl Matchmaker for RedisBackend {
                     k.players.clone(),
                     k.version.clone(),
                     k.pending.clone(),
-                    k.run,
+                    k.run.clone(),
                 ],
                 vec![self.replica.clone(), run.exclusive_ms.to_string()],
             )
@@ -189,7 +87,7 @@ impl Matchmaker for RedisBackend {
         if quiet && !reclaim_due {
             return Ok(taken);
         }
-        let queue = self.queue_at(version, &k.players).await?;
+        let (queue, version) = self.queue_at(version, &k).await?;
         // Orphans (queued before `drop_before`) are dropped, not matched.
         let orphan = |i: usize| queue.players[i].since_ms < run.drop_before_ms;
         // At most a chunk of them per run (each is checked on its own); more go next run.
@@ -275,6 +173,7 @@ impl Matchmaker for RedisBackend {
                 k.version.clone(),
                 k.pending.clone(),
                 k.matches.clone(),
+                k.changes.clone(),
             ];
             let value: RedisValue = self.eval(&self.scripts.rank_take, keys, args).await?;
             let items = value.into_array();
@@ -308,7 +207,8 @@ impl Matchmaker for RedisBackend {
             first = false;
         }
         if label >= 0 && label != version {
-            self.after_take(version, label, &queue, &drops, &pairs);
+            let pairs = pairs.iter().flat_map(|&(a, b)| [a, b]);
+            self.after_take(version, label, &queue, drops.iter().copied().chain(pairs));
         }
         taken.recovered = recovered.len();
         taken.matches = new_matches;
@@ -337,40 +237,6 @@ impl Matchmaker for RedisBackend {
             len: waits_ms.len(),
             waits_ms,
         })
-    }
-}
-
-impl RedisBackend {
-    /// Keeps the cached read current after our own take, when it was the only change to
-    /// the queue since the read (the version moved by exactly our steps, every pair went
-    /// through): the queue is the read minus the pairs and drops, now at version `after`,
-    /// and the next run needs no HGETALL. Otherwise the version moved past the cache's
-    /// and the next run reads the queue again.
-    fn after_take(
-        &self,
-        read: i64,
-        after: i64,
-        queue: &Snapshot,
-        drops: &[usize],
-        pairs: &[(usize, usize)],
-    ) {
-        let mut cache = self.rank_cache();
-        if cache.version != Some(read) {
-            return;
-        }
-        let mut gone = vec![false; queue.players.len()];
-        for &i in drops.iter().chain(pairs.iter().flat_map(|(a, b)| [a, b])) {
-            gone[i] = true;
-        }
-        let left: Vec<usize> = (0..gone.len()).filter(|&i| !gone[i]).collect();
-        *cache = QueueCache {
-            version: Some(after),
-            queue: Arc::new(Snapshot {
-                players: left.iter().map(|&i| queue.players[i].clone()).collect(),
-                entries: left.iter().map(|&i| queue.entries[i].clone()).collect(),
-            }),
-            quiet: None,
-        };
     }
 }
 

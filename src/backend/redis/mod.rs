@@ -8,13 +8,14 @@
 //! Here: the connection, readiness probe and command helpers; `keys` names everything,
 //! `scripts` loads the Lua, `bus` publishes and receives events, `presence` keeps this
 //! replica's sessions alive in the shared store, `games` holds game rooms, `matcher` the
-//! ranked queue.
+//! ranked queue (`rank_queue`: the replica's copy of it).
 
 mod bus;
 mod games;
 mod keys;
 mod matcher;
 mod presence;
+mod rank_queue;
 mod scripts;
 mod subscriptions;
 
@@ -92,7 +93,7 @@ pub struct RedisBackend {
     msg_id_ttl: Duration,
     timeout: Duration,
     /// The ranked queue as this replica's matcher last read it.
-    rank_cache: std::sync::Mutex<matcher::QueueCache>,
+    rank_cache: std::sync::Mutex<rank_queue::QueueCache>,
     /// Last position dispatched per logged topic, to notice and fill gaps.
     last_seen: std::sync::Mutex<std::collections::HashMap<Topic, Position>>,
     /// Our probe channels (one per shard in Cluster mode) and when each probe last came
