@@ -26,6 +26,18 @@
 #                          and the RSS after all disconnected (sampled every second until
 #                          5 samples in a row agree within 1%, at most SETTLE_MAX_S=20 s)
 #                          against the baseline before they came. Default 10000.
+#                          Also: swarm's RSS per client, the connect time, kernel socket
+#                          memory (TCP buffer pages, slab growth). For large N: checks the
+#                          open-file limit and the kernel settings N connections need
+#                          ("kernel:" lines; as root short sysctls are set for the run and
+#                          restored after, APPLY_SYSCTL=0 only reports); past 20,000
+#                          clients per gateway the gateway listens on 0.0.0.0 and the
+#                          clients spread over ADDRS (N/20000) addresses 127.0.0.1..n
+#                          (ephemeral ports run out at ~28,000 per destination address);
+#                          PROCS=k splits the clients over k gateway + swarm pairs when one
+#                          process's open-file limit is short (FORCE=1 tries anyway);
+#                          BACKEND=memory for the in-memory backend; PARALLEL (200)
+#                          connects in flight. 100,000: loadtest/RESULTS.md.
 #   connect N [PARALLEL]   connect + login storm over both replicas, PARALLEL (100) at
 #                          once: connections/s from the first connect to the last welcome,
 #                          connect+login p50/p99 ms, failures, and the CPU each side spent
@@ -57,10 +69,12 @@
 #   WINDOW, PUBLISHERS, ROOMS, RATE, DM_RATE, WHO_RATE, PARALLEL, RANKED, SETTLE_S=3
 #   (fanout: idle seconds measured for the Redis background), SETTLE_MAX_S,
 #   REPLICAS=2 (gateways for every scenario but idle, clients spread over all),
-#   GATEWAY_WORKERS (tokio worker threads per gateway; default one per core), any
+#   GATEWAY_WORKERS (tokio worker threads per gateway; default one per core), ADDRS,
+#   PROCS, BACKEND, APPLY_SYSCTL, FORCE (idle), any
 #   SWITCHBOARD_* setting (passed to both replicas; it wins over the defaults here).
-# Open files: the soft `ulimit -n` is raised to the hard limit (see soak.sh for the
-#   kernel settings that bound many connections).
+# Open files: the soft `ulimit -n` is raised to the hard limit (idle: also the hard one
+#   when short and allowed; see lib.sh kernel_check and soak.sh for the kernel settings
+#   that bound many connections).
 #
 # Examples:
 #   loadtest/run.sh fanout 200 100 10
@@ -117,9 +131,12 @@ start_gateways() {
   for ((k = 0; k < n; k++)); do
     port=$(free_port)
     while [ "$port" = "$RPORT" ] || [[ " ${PORTS[*]} " == *" $port "* ]]; do port=$(free_port); done
-    env ${GATEWAY_WORKERS:+TOKIO_WORKER_THREADS=$GATEWAY_WORKERS} \
-    SWITCHBOARD_JWT_SECRET=$SECRET SWITCHBOARD_LISTEN=127.0.0.1:$port \
-    SWITCHBOARD_REDIS_URL=redis://127.0.0.1:$RPORT \
+    # BACKEND=memory (idle only): no SWITCHBOARD_REDIS_URL, the in-memory backend.
+    local redis=(SWITCHBOARD_REDIS_URL="redis://127.0.0.1:$RPORT")
+    [ "${BACKEND:-redis}" = memory ] && redis=(-u SWITCHBOARD_REDIS_URL)
+    # (env takes -u before any NAME=VALUE.)
+    env "${redis[@]}" ${GATEWAY_WORKERS:+TOKIO_WORKER_THREADS=$GATEWAY_WORKERS} \
+    SWITCHBOARD_JWT_SECRET=$SECRET SWITCHBOARD_LISTEN=${LISTEN_HOST:-127.0.0.1}:$port \
     SWITCHBOARD_RATE_LIMIT=${SWITCHBOARD_RATE_LIMIT:-1000000} \
     SWITCHBOARD_RATE_BURST=${SWITCHBOARD_RATE_BURST:-1000000} \
     SWITCHBOARD_MAX_PENDING_LOGINS=${SWITCHBOARD_MAX_PENDING_LOGINS:-100000} \
@@ -242,42 +259,134 @@ PYEOF
 
 idle)
   N=${1:-${N:-10000}} ROOMS=${ROOMS:-$((N / 10 > 0 ? N / 10 : 1))} SETTLE_MAX_S=${SETTLE_MAX_S:-20}
-  start_gateways 1
-  GW=${GW_PIDS[0]} PORT=${PORTS[0]}
+  # PROCS gateway + swarm pairs share the N clients (each process holds one file per
+  # socket, so the open-file limit caps what one process can hold).
+  PROCS=${PROCS:-1}
+  PER=$(((N + PROCS - 1) / PROCS))
+  # Destination addresses: each (client address, gateway address, port) has one
+  # ephemeral port range (28,232 by default), so past ~20,000 clients per gateway it
+  # listens on 0.0.0.0 and swarm spreads its clients over 127.0.0.1..127.0.0.ADDRS.
+  ADDRS=${ADDRS:-$(((PER + 19999) / 20000))}
+  [ "$ADDRS" -gt 1 ] && LISTEN_HOST=0.0.0.0
+  PARALLEL=${PARALLEL:-200}
+  PENDING=${SWITCHBOARD_MAX_PENDING_LOGINS:-100000}
+  raise_nofile $((PER + 1000))
+  NOFILE=$(ulimit -n)
+  echo "limits: ulimit -n (soft/hard) $NOFILE/$(ulimit -Hn); $PROCS gateway(s) and swarm(s), $PER clients each" >&2
+  kernel_check "$N" "$((ADDRS * PROCS))" "$PENDING" "$PARALLEL" "$PER"
+  if [ "$NOFILE" != unlimited ] && [ "$NOFILE" -lt $((PER + 100)) ] && [ -z "${FORCE:-}" ]; then
+    echo "run: $PER connections per process need an open-file limit of at least $((PER + 100))," \
+      "this shell has $NOFILE: raise the hard limit (ulimit -Hn as root with CAP_SYS_RESOURCE," \
+      "limits.conf, LimitNOFILE=) or split the load: PROCS=$(((N + NOFILE - 101) / (NOFILE - 100)))" \
+      "(FORCE=1 tries anyway)" >&2
+    exit 1
+  fi
+  start_gateways "$PROCS"
   sleep 1
-  base=$(rss_kib "$GW")
-  "$SWARM" --url "$URLS" --secret "$SECRET" --mode idle --conns "$N" --rooms "$ROOMS" \
-    --room idle --seconds 86400 >"$LOG" 2>&1 &
-  SW=$!
-  PIDS+=("$SW")
-  for _ in $(seq 1 600); do
-    [ "$(ws_conns "$PORT")" -ge "$N" ] 2>/dev/null && break
-    kill -0 "$SW" 2>/dev/null || { echo "run: swarm ended early (see $LOG)" >&2; exit 1; }
-    sleep 0.5
+  sum_rss() { local p t=0; for p in "$@"; do t=$((t + $(rss_kib "$p"))); done; echo "$t"; }
+  sum_conns() { local p t=0 c; for p in "${PORTS[@]}"; do c=$(ws_conns "$p"); t=$((t + ${c:-0})); done; echo "$t"; }
+  base=$(sum_rss "${GW_PIDS[@]}") kbase=$(kernel_mem)
+  cp /proc/slabinfo "$OUT/slabinfo-base" 2>/dev/null || true
+  SWS=()
+  for ((k = 0; k < PROCS; k++)); do
+    port=${PORTS[k]}
+    urls=$(for ((a = 1; a <= ADDRS; a++)); do printf 'ws://127.0.0.%d:%s/ws,' "$a" "$port"; done)
+    n=$((k < PROCS - 1 ? PER : N - PER * (PROCS - 1)))
+    "$SWARM" --url "${urls%,}" --secret "$SECRET" --mode idle --conns "$n" \
+      --rooms "$(((ROOMS + PROCS - 1) / PROCS))" --room "idle$k" --user-prefix "p${k}u" \
+      --seconds 86400 --connect-parallel "$PARALLEL" >"$OUT/swarm-$k.log" 2>&1 &
+    SWS+=($!)
+    PIDS+=($!)
   done
-  wait_line '^connected' "$LOG" "$SW"
+  # Until every swarm has all its clients in or gave up on some (it prints `connected`
+  # once each client has either logged in or failed).
+  for ((k = 0; k < PROCS; k++)); do wait_line '^connected' "$OUT/swarm-$k.log" "${SWS[k]}"; done
+  for _ in $(seq 1 20); do [ "$(sum_conns)" -ge "$N" ] && break; sleep 0.5; done
   sleep 3
-  loaded=$(rss_kib "$GW") conns=$(ws_conns "$PORT")
-  kill "$SW"; wait "$SW" 2>/dev/null || true
+  loaded=$(sum_rss "${GW_PIDS[@]}") conns=$(sum_conns) kloaded=$(kernel_mem)
+  swarm_kib=$(sum_rss "${SWS[@]}")
+  cp /proc/slabinfo "$OUT/slabinfo-loaded" 2>/dev/null || true
+  # The cost of holding them idle: CPU of the gateways and Redis, Redis commands, over
+  # IDLE_WINDOW_S (15 s: one presence refresh period at the default presence TTL).
+  IDLE_WINDOW_S=${IDLE_WINDOW_S:-15}
+  cpu_s() { local p t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+  redis_cmds() { redis-cli -p "$RPORT" info stats | tr -d '\r' | awk -F: '/^total_commands_processed/{print $2}'; }
+  c0=$(cpu_s "${GW_PIDS[@]}") r0=$(cpu_s "${PIDS[0]}") q0=$(redis_cmds) w0=$(now)
+  sleep "$IDLE_WINDOW_S"
+  c1=$(cpu_s "${GW_PIDS[@]}") r1=$(cpu_s "${PIDS[0]}") q1=$(redis_cmds) w1=$(now)
+  IDLE_COST=$(awk -v c="$((c1 - c0))" -v r="$((r1 - r0))" -v q="$((q1 - q0))" -v t0="$w0" -v t1="$w1" \
+    -v hz="$(getconf CLK_TCK)" 'BEGIN{t = t1 - t0; printf "{\"idle_window_s\":%.1f,\"gw_cpu_pct\":%.1f,\"redis_cpu_pct\":%.1f,\"redis_cmds_per_s\":%.0f}", t, 100 * c / hz / t, 100 * r / hz / t, q / t}')
+  cat "$OUT"/swarm-*.log | grep -m5 'failed:' >&2 || true
+  for sw in "${SWS[@]}"; do kill "$sw"; wait "$sw" 2>/dev/null || true; done
   # Disconnected: sample every second until the last 5 samples lie within 1% of each
   # other (the allocator returns freed memory over some seconds), at most SETTLE_MAX_S.
   t0=$(now)
-  for _ in $(seq 1 100); do [ "$(ws_conns "$PORT")" = 0 ] && break; sleep 0.2; done
+  for _ in $(seq 1 600); do [ "$(sum_conns)" = 0 ] && break; sleep 0.2; done
+  t_gone=$(now)
   SAMPLES=()
   for _ in $(seq 1 "$SETTLE_MAX_S"); do
     sleep 1
-    SAMPLES+=("$(rss_kib "$GW")")
+    SAMPLES+=("$(sum_rss "${GW_PIDS[@]}")")
     [ ${#SAMPLES[@]} -ge 5 ] || continue
     printf '%s\n' "${SAMPLES[@]: -5}" \
       | awk 'NR == 1 {lo = hi = $1} {lo = $1 < lo ? $1 : lo; hi = $1 > hi ? $1 : hi} END{exit !(hi - lo <= hi / 100)}' \
       && break
   done
-  after=${SAMPLES[-1]}
+  after=${SAMPLES[-1]} kafter=$(kernel_mem)
   settle=$(awk -v t0="$t0" -v t1="$(now)" 'BEGIN{printf "%.1f", t1 - t0}')
-  FIG=$(awk -v n="$N" -v c="$conns" -v b="$base" -v l="$loaded" -v a="$after" -v s="$settle" 'BEGIN{
-    printf "{\"connected\":%d,\"baseline_kib\":%d,\"loaded_kib\":%d,\"per_conn_kib\":%.2f,\"after_kib\":%d,\"after_minus_baseline_kib\":%d,\"after_ratio\":%.2f,\"after_per_conn_kib\":%.2f,\"settle_s\":%s}",
-      c, b, l, (l - b) / n, a, a - b, a / b, (a - b) / n, s}')
-  emit "{\"clients\":$N,\"rooms\":$ROOMS,\"replicas\":1,\"redis\":true}" "$FIG"
+  FIG=$(python3 - "$N" "$conns" "$base" "$loaded" "$after" "$settle" "$swarm_kib" \
+    "$t0" "$t_gone" "$kbase" "$kloaded" "$kafter" "$IDLE_COST" "$OUT" "$OUT"/swarm-*.log <<'PYEOF'
+import json, re, sys
+a = sys.argv[1:]
+idle_cost, out = json.loads(a[12]), a[13]
+del a[12:14]
+n, conns, base, loaded, after = (int(x or 0) for x in a[:5])
+settle, swarm_kib = float(a[5]), int(a[6] or 0)
+t0, t_gone = map(float, a[7:9])
+kb, kl, ka = ([int(x) for x in k.split()] for k in a[9:12])
+ok = failed = closed = 0
+secs = 0.0
+for path in a[12:]:
+    line = next((l for l in open(path) if l.startswith("connected")), "")
+    m = re.match(r"connected (\d+) clients \((\d+) failed, (\d+) closed\) in ([\d.]+)s", line)
+    if m:
+        ok += int(m[1]); failed += int(m[2]); closed += int(m[3]); secs = max(secs, float(m[4]))
+def slab_top(out):
+    def load(name):
+        try:
+            rows = [l.split() for l in open(f"{out}/slabinfo-{name}") if not l.startswith(("slabinfo", "#"))]
+        except OSError:
+            return {}
+        # name, active objects, objects, object size, objects per slab, pages per slab
+        return {r[0]: int(r[2]) // int(r[4]) * int(r[5]) * 4 for r in rows}
+    b, l = load("base"), load("loaded")
+    grown = sorted(((l[k] - b.get(k, 0), k) for k in l), reverse=True)[:8]
+    return {k: d for d, k in grown if d > 0}
+
+# Per connection: over the clients swarm saw logged in (N unless some failed; the
+# gateway's own count is unreadable when it is out of open files: curl cannot connect).
+per = ok or n
+print(json.dumps({
+    "connected": conns, "swarm_connected": ok, "failed": failed, "closed_early": closed,
+    "connect_s": secs, "connect_per_s": round(ok / secs) if secs else 0,
+    "baseline_kib": base, "loaded_kib": loaded, "per_conn_kib": round((loaded - base) / per, 2),
+    "after_kib": after, "after_minus_baseline_kib": after - base,
+    "after_ratio": round(after / base, 2), "after_per_conn_kib": round((after - base) / per, 2),
+    "disconnect_s": round(t_gone - t0, 1), "settle_s": settle,
+    "swarm_kib": swarm_kib, "swarm_per_conn_kib": round(swarm_kib / per, 2),
+    # Kernel, both ends of every connection (2 sockets each on loopback): sockets in
+    # use, TCP buffer pages (/proc/net/sockstat), slab growth (/proc/meminfo).
+    "tcp_sockets": kl[0] - kb[0], "tcp_mem_pages": kl[1], "tcp_mem_pages_after": ka[1],
+    "slab_kib": kl[2] - kb[2], "slab_per_conn_kib": round((kl[2] - kb[2]) / per, 2),
+    "slab_after_kib": ka[2] - kb[2],
+    # The slab caches that grew most (KiB): where the kernel's share goes.
+    "slab_top_kib": slab_top(out),
+    **idle_cost,
+}))
+PYEOF
+)
+  BACKEND_JSON=$([ "${BACKEND:-redis}" = memory ] && echo false || echo true)
+  emit "{\"clients\":$N,\"rooms\":$ROOMS,\"replicas\":$PROCS,\"redis\":$BACKEND_JSON,\"addrs\":$ADDRS,\"parallel\":$PARALLEL,\"io_buffer_bytes\":${SWITCHBOARD_IO_BUFFER_BYTES:-2048},\"nofile\":\"$NOFILE\"}" "$FIG"
   ;;
 
 connect)

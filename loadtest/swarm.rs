@@ -75,6 +75,9 @@ struct Args {
     publishers: usize,
     /// `fanout`: seconds to wait, idle, between `ready` and `settled` (0: no wait).
     settle: f64,
+    /// `idle`, `fanout`: user names are `<prefix><i>`, so several swarm processes on one
+    /// backend (one per replica when a process's open files run short) do not share users.
+    user_prefix: String,
 }
 
 fn parse_args() -> Args {
@@ -97,6 +100,7 @@ fn parse_args() -> Args {
         who_rate: 0.0,
         publishers: 1,
         settle: 0.0,
+        user_prefix: "u".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -117,6 +121,7 @@ fn parse_args() -> Args {
             "--game-pairs" => a.game_pairs = val().parse().unwrap_or(a.game_pairs),
             "--ranked" => a.ranked = val().parse().unwrap_or(a.ranked),
             "--settle" => a.settle = val().parse().unwrap_or(a.settle),
+            "--user-prefix" => a.user_prefix = val(),
             "--who-rate" => a.who_rate = val().parse().unwrap_or(a.who_rate),
             "--publishers" => a.publishers = val().parse().unwrap_or(a.publishers).max(1),
             "--connect-parallel" => {
@@ -128,7 +133,7 @@ fn parse_args() -> Args {
                      [--mode idle|fanout|connect|chat|soak] [--conns 1000] [--room bench] [--rooms 1] \
                      [--seconds 10] [--window 64] [--payload 64] [--rate 0] \
                      [--connect-parallel 200] [--dm-rate 0] [--churn 0] [--game-pairs 0] \
-                     [--ranked 0] [--who-rate 0] [--publishers 1] [--settle 0]"
+                     [--ranked 0] [--who-rate 0] [--publishers 1] [--settle 0] [--user-prefix u]"
                 );
                 std::process::exit(2);
             }
@@ -254,7 +259,7 @@ async fn main() {
         tokio::spawn(async move {
             let permit = gate.acquire_owned().await;
             let url = args.urls[i % args.urls.len()].clone();
-            match connect(&args, &url, &format!("u{i}"), &room_for(&args, i)).await {
+            match connect(&args, &url, &format!("{}{i}", args.user_prefix), &room_for(&args, i)).await {
                 Ok(client) => {
                     drop(permit);
                     stats.connected.fetch_add(1, Ordering::Relaxed);
