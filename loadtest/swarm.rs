@@ -259,7 +259,14 @@ async fn main() {
         tokio::spawn(async move {
             let permit = gate.acquire_owned().await;
             let url = args.urls[i % args.urls.len()].clone();
-            match connect(&args, &url, &format!("{}{i}", args.user_prefix), &room_for(&args, i)).await {
+            match connect(
+                &args,
+                &url,
+                &format!("{}{i}", args.user_prefix),
+                &room_for(&args, i),
+            )
+            .await
+            {
                 Ok(client) => {
                     drop(permit);
                     stats.connected.fetch_add(1, Ordering::Relaxed);
