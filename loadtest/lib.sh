@@ -42,7 +42,7 @@ raise_nofile() {
     if ulimit -Hn "$want" 2>/dev/null; then
       echo "limits: raised the hard open-file limit $hard -> $want (need $need, fs.nr_open $nr_open)" >&2
     else
-      echo "limits: hard open-file limit $hard < $need and cannot be raised (not root?)" >&2
+      echo "limits: hard open-file limit $hard < $need and cannot be raised: that needs root with CAP_SYS_RESOURCE" >&2
     fi
   fi
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
