@@ -114,6 +114,26 @@ async fn next(rx: &mut mpsc::Receiver<Arc<Delivery>>) -> Value {
     serde_json::from_str(d.frame.as_str()).expect("json")
 }
 
+/// Logs `n` direct messages from alice to `to`; returns their seqs.
+async fn send_dms(b: &Backend, to: &UserId, n: u64) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    for i in 1..=n {
+        let ev = Event::Direct {
+            to: to.clone(),
+            from: user("alice"),
+            name: "A".into(),
+            data: json!(i),
+            seq: 0,
+            epoch: Epoch::default(),
+            ts: 1,
+        };
+        let inbox = Topic::User(to.clone());
+        let published = b.bus.publish_logged(&inbox, ev, None).await;
+        seqs.push(published.expect("dm").seq);
+    }
+    seqs
+}
+
 async fn bus_suite(b: Backend) {
     let lobby = Topic::Room(room("lobby"));
     let (h, mut rx) = listener(&b, "s1", "bob");
@@ -271,25 +291,7 @@ async fn bus_suite(b: Backend) {
     // Direct messages: logged per user, delivery watermark only rises.
     let dave = user("dave");
     let inbox = Topic::User(dave.clone());
-    for i in 1..=3 {
-        let ev = Event::Direct {
-            to: dave.clone(),
-            from: user("alice"),
-            name: "A".into(),
-            data: json!(i),
-            seq: 0,
-            epoch: Epoch::default(),
-            ts: 1,
-        };
-        assert_eq!(
-            b.bus
-                .publish_logged(&inbox, ev, None)
-                .await
-                .expect("dm")
-                .seq,
-            i
-        );
-    }
+    assert_eq!(send_dms(&b, &dave, 3).await, vec![1, 2, 3]);
     assert_eq!(b.bus.delivered(&dave).await.expect("watermark").seq, 0);
     let dm_epoch = b
         .bus
@@ -604,21 +606,7 @@ async fn redis_inbox_reads_a_bare_seq_watermark() {
     };
     let b = connect(c, Some(server)).await;
     let erin = user("erin");
-    for i in 1..=3 {
-        let ev = Event::Direct {
-            to: erin.clone(),
-            from: user("alice"),
-            name: "A".into(),
-            data: json!(i),
-            seq: 0,
-            epoch: Epoch::default(),
-            ts: 1,
-        };
-        b.bus
-            .publish_logged(&Topic::User(erin.clone()), ev, None)
-            .await
-            .expect("dm");
-    }
+    send_dms(&b, &erin, 3).await;
     let set = std::process::Command::new("redis-cli")
         .args(["-p", &port.to_string(), "SET"])
         .arg(format!("{prefix}:{{u:erin}}:dlv"))

@@ -20,27 +20,7 @@ local now, deadline, drop_before = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local reclaim, drops = tonumber(ARGV[4]), tonumber(ARGV[6])
 local unchanged = tonumber(redis.call('GET', KEYS[2]) or '0') == tonumber(ARGV[5])
 local CHUNK = 1000
--- Every change bumps the version and logs itself under it (stream id `<version>-1`):
--- "+<user> <entry>" or "-<user> <user> ...", so a replica that read the queue at some
--- version catches up with XRANGE instead of reading it all again. The version starts
--- at the Redis clock in µs, so a queue rebuilt after a Redis restart never repeats a
--- version a replica read before it.
-local function bump(change)
-  if redis.call('EXISTS', KEYS[2]) == 0 then
-    local t = redis.call('TIME')
-    redis.call('SET', KEYS[2], t[1] .. string.format('%06d', t[2]))
-  end
-  local version = redis.call('INCR', KEYS[2])
-  local id = string.format('%d-1', version)
-  local logged = redis.pcall('XADD', KEYS[5], 'MAXLEN', '~', 20000, id, 'c', change)
-  if type(logged) == 'table' and logged.err then
-    -- A log ahead of the version (the version key was lost): start it again; readers
-    -- see the gap and read the whole queue.
-    redis.call('DEL', KEYS[5])
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', 20000, id, 'c', change)
-  end
-  return version
-end
+-- Changes go through bump() (rank_bump.lua, put in front of this script).
 
 local recovered = {}
 for _, room in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, reclaim)) do
@@ -105,7 +85,7 @@ each_chunk(removed, CHUNK, function(...) redis.call('HDEL', KEYS[1], ...) end)
 each_chunk(records, CHUNK, function(...) redis.call('HSET', KEYS[4], ...) end)
 each_chunk(leases, CHUNK, function(...) redis.call('ZADD', KEYS[3], ...) end)
 local version = tonumber(redis.call('GET', KEYS[2]) or '0')
-if #removed > 0 then version = bump('-' .. table.concat(removed, ' ')) end
+if #removed > 0 then version = bump(KEYS[2], KEYS[5], '-' .. table.concat(removed, ' ')) end
 local out = {redis.call('HLEN', KEYS[1]), redis.call('ZCARD', KEYS[3]), table.concat(flags), version}
 for _, record in ipairs(recovered) do out[#out + 1] = record end
 return out

@@ -53,10 +53,19 @@ impl Scripts {
             game_watch: Script::from_lua(include_str!("game_watch.lua")),
             game_seat: Script::from_lua(include_str!("game_seat.lua")),
             game_close: Script::from_lua(include_str!("game_close.lua")),
-            rank_enqueue: Script::from_lua(include_str!("rank_enqueue.lua")),
-            rank_dequeue: Script::from_lua(include_str!("rank_dequeue.lua")),
+            rank_enqueue: Script::from_lua(concat!(
+                include_str!("rank_bump.lua"),
+                include_str!("rank_enqueue.lua")
+            )),
+            rank_dequeue: Script::from_lua(concat!(
+                include_str!("rank_bump.lua"),
+                include_str!("rank_dequeue.lua")
+            )),
             rank_peek: Script::from_lua(include_str!("rank_peek.lua")),
-            rank_take: Script::from_lua(include_str!("rank_take.lua")),
+            rank_take: Script::from_lua(concat!(
+                include_str!("rank_bump.lua"),
+                include_str!("rank_take.lua")
+            )),
         }
     }
 }
