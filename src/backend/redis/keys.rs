@@ -78,4 +78,29 @@ impl Keys {
             .map(|k| format!("{}:{{online}}:{k}", self.prefix))
             .collect()
     }
+
+    /// The ranked queue's keys. New names (the old queue was `{mm}:queue` +
+    /// `{mm}:meta`): a replica of an older version never misreads this layout
+    /// (docs/OPERATIONS.md, rolling upgrades).
+    pub(super) fn rank(&self) -> RankKeys {
+        let key = |what: &str| format!("{}:{{mm}}:{what}", self.prefix);
+        RankKeys {
+            players: key("players"),
+            version: key("version"),
+            changes: key("changes"),
+            pending: key("pending"),
+            matches: key("matches"),
+            run: key("run"),
+        }
+    }
+}
+
+/// The ranked queue's keys: players, version, change log, pending, matches, run lease.
+pub(super) struct RankKeys {
+    pub(super) players: String,
+    pub(super) version: String,
+    pub(super) changes: String,
+    pub(super) pending: String,
+    pub(super) matches: String,
+    pub(super) run: String,
 }

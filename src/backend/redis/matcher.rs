@@ -24,7 +24,7 @@ const TAKE_CHUNK: usize = 1_000;
 #[async_trait]
 impl Matchmaker for RedisBackend {
     async fn enqueue(&self, player: &Waiting, session: &str) -> Result<bool, BackendError> {
-        let k = self.rank_keys();
+        let k = self.keys.rank();
         let args = vec![
             player.user.to_string(),
             player.rating.to_string(),
@@ -39,7 +39,7 @@ impl Matchmaker for RedisBackend {
     }
 
     async fn dequeue(&self, user: &UserId, session: Option<&str>) -> Result<bool, BackendError> {
-        let k = self.rank_keys();
+        let k = self.keys.rank();
         let args = vec![user.to_string(), session.unwrap_or("").to_owned()];
         let keys = vec![k.players, k.version, k.changes];
         Ok(self
@@ -49,7 +49,7 @@ impl Matchmaker for RedisBackend {
     }
 
     async fn take_matches(&self, run: &MatchRun<'_>) -> Result<Taken, BackendError> {
-        let k = self.rank_keys();
+        let k = self.keys.rank();
         let peek: Vec<i64> = self
             .eval(
                 &self.scripts.rank_peek,
@@ -218,7 +218,7 @@ impl Matchmaker for RedisBackend {
     }
 
     async fn finish(&self, room: &RoomId) -> Result<(), BackendError> {
-        let k = self.rank_keys();
+        let k = self.keys.rank();
         // The record first: a lease left without a record is dropped by the next run.
         self.call(self.cmd.hdel::<i64, _, _>(k.matches, room.as_str()))
             .await?;
@@ -228,7 +228,7 @@ impl Matchmaker for RedisBackend {
     }
 
     async fn stats(&self, now_ms: u64) -> Result<QueueStats, BackendError> {
-        let entries: Vec<String> = self.call(self.cmd.hvals(self.rank_keys().players)).await?;
+        let entries: Vec<String> = self.call(self.cmd.hvals(self.keys.rank().players)).await?;
         let waits_ms: Vec<u64> = entries
             .iter()
             .filter_map(|m| m.split(' ').nth(1)?.parse::<u64>().ok())

@@ -2,6 +2,7 @@
 //! at some version, caught up from the queue's change log (`XRANGE` of the changes since)
 //! when only a few changed, read whole (`HGETALL`) otherwise.
 
+use super::keys::RankKeys;
 use super::{BackendError, RedisBackend};
 use crate::matchmaking::{self, Waiting};
 use crate::protocol::UserId;
@@ -43,31 +44,7 @@ pub(super) struct Quiet {
     pub(super) orphan_ms: u64,
 }
 
-/// The queue's keys: players, version, change log, pending, matches, run lease.
-pub(super) struct RankKeys {
-    pub(super) players: String,
-    pub(super) version: String,
-    pub(super) changes: String,
-    pub(super) pending: String,
-    pub(super) matches: String,
-    pub(super) run: String,
-}
-
 impl RedisBackend {
-    pub(super) fn rank_keys(&self) -> RankKeys {
-        // New names (the old queue was `{mm}:queue` + `{mm}:meta`): a replica of an older
-        // version never misreads this layout (docs/OPERATIONS.md, rolling upgrades).
-        let key = |what: &str| format!("{}:{{mm}}:{what}", self.keys.prefix);
-        RankKeys {
-            players: key("players"),
-            version: key("version"),
-            changes: key("changes"),
-            pending: key("pending"),
-            matches: key("matches"),
-            run: key("run"),
-        }
-    }
-
     pub(super) fn rank_cache(&self) -> std::sync::MutexGuard<'_, QueueCache> {
         self.rank_cache
             .lock()
