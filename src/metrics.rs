@@ -242,7 +242,7 @@ impl Metrics {
             )),
             bus_lost_messages: reg!(IntCounter::new(
                 "bus_lost_messages_total",
-                "Pub/sub messages dropped because the receiver lagged"
+                "Pub/sub messages dropped: the receiver lagged, or a gap could not be read back from the log"
             )),
             bus_recovered_messages: reg!(IntCounter::new(
                 "bus_recovered_messages_total",

@@ -115,6 +115,7 @@ impl RedisBackend {
         }
         let log = self.keys.log(topic).swap_remove(1);
         let range = vec![from.to_string(), (at.seq - 1).to_string()];
+        self.commands_ready().await;
         match self
             .eval::<RedisValue>(&self.scripts.range, vec![log], range)
             .await
@@ -136,7 +137,12 @@ impl RedisBackend {
                     "filled a gap from the log"
                 );
             }
-            Err(err) => tracing::warn!(?topic, cause = %err, "could not fill a gap"),
+            Err(err) => {
+                // Later messages go on: sessions would drop these if they came after.
+                let lost = at.seq - from;
+                self.metrics.bus_lost_messages.inc_by(lost);
+                tracing::warn!(?topic, lost, cause = %err, "could not fill a gap; messages lost");
+            }
         }
     }
 
@@ -153,6 +159,9 @@ impl RedisBackend {
             .filter(|(topic, _)| self.hub.has_interest(topic))
             .map(|(t, p)| (t.clone(), p.clone()))
             .collect();
+        if !followed.is_empty() {
+            self.commands_ready().await;
+        }
         let mut recovered = 0usize;
         for chunk in followed.chunks(256) {
             let replays = futures_util::future::join_all(chunk.iter().map(|(topic, last)| {

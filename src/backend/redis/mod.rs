@@ -70,6 +70,8 @@ fn command_failed(err: fred::error::Error) -> BackendError {
 
 /// Pub/sub messages the subscriber client buffers for the receiving task.
 const SUBSCRIBER_RING: usize = 16 * 1024;
+/// Longest pause between two reconnect attempts of a client.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
 
 /// Shared state of a replica's Redis connection.
 pub struct RedisBackend {
@@ -151,7 +153,12 @@ impl RedisBackend {
                 p.default_command_timeout = config.redis_timeout;
             })
             // Capped at 1 s so a replica is ready about a second after Redis answers.
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 1_000, 2));
+            .set_policy(ReconnectPolicy::new_exponential(
+                0,
+                100,
+                RECONNECT_MAX_DELAY.as_millis() as u32,
+                2,
+            ));
         // The command client receives no pub/sub messages: fred's default capacity (32)
         // serves its error and reconnect notices. Each client allocates eight broadcast
         // rings of this capacity up front, so 16 Ki on both cost ~27 MB of idle RSS.
@@ -302,6 +309,24 @@ impl RedisBackend {
         let up = self.cmd.is_connected() && self.sub.is_connected() && fresh;
         self.metrics.redis_up.set(i64::from(up));
         up
+    }
+
+    /// Waits until commands can go out again (connected, not failing fast after a
+    /// stall), at most one reconnect delay plus the timeout: the subscriber often
+    /// reconnects a few milliseconds before the command client, and a recovery read
+    /// (catch-up, gap fill) that failed fast then would lose those messages for good.
+    /// Returns false when the wait ran out.
+    async fn commands_ready(&self) -> bool {
+        let deadline = Instant::now() + RECONNECT_MAX_DELAY + self.timeout;
+        loop {
+            if self.cmd.is_connected() && !self.stalled.load(Ordering::Acquire) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Runs one Redis call: fails fast when disconnected, bounded by the timeout, timed.
