@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use switchboard::auth::{self, Claims};
 use switchboard::config::{Config, JwtAlg};
 use switchboard::gateway::Gateway;
-use tokio::sync::mpsc;
 
 const SECRET: &str = "login-bench-secret";
 
@@ -95,11 +94,7 @@ fn token(user: &str) -> String {
 /// One login and logout, as a session does them (without the transport).
 async fn login_once(gw: &Gateway, token: &str) -> Result<(), String> {
     let identity = gw.verifier.verify(token).map_err(|e| e.to_string())?;
-    let (tx, _rx) = mpsc::channel(gw.config.outbound_queue);
-    let registered = gw
-        .register(&identity, tx, None)
-        .await
-        .map_err(|r| r.message)?;
+    let registered = gw.register(&identity, None).await.map_err(|r| r.message)?;
     gw.unregister(&registered.handle, &[]).await;
     Ok(())
 }

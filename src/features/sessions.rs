@@ -4,20 +4,18 @@
 use super::Registered;
 use crate::auth::Identity;
 use crate::config::DuplicateLogin;
-use crate::event::{Delivery, Event, Position, Topic};
+use crate::event::{Event, Position, Topic};
 use crate::gateway::Gateway;
 use crate::hub::SessionHandle;
 use crate::protocol::{ErrorCode, Reply, RoomId, UserId, close};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::mpsc;
 
 impl Gateway {
     /// Applies the duplicate-login policy and registers the session everywhere.
     pub async fn register(
         &self,
         identity: &Identity,
-        tx: mpsc::Sender<Arc<Delivery>>,
         dm_since: Option<Position>,
     ) -> Result<Registered, Reply> {
         if !self.is_accepting() {
@@ -33,11 +31,11 @@ impl Gateway {
             ));
         }
         let n = self.next_session.fetch_add(1, Ordering::Relaxed);
-        let handle = SessionHandle::with_byte_cap(
+        let handle = SessionHandle::with_limits(
             format!("{}-{n}", self.replica),
             user.clone(),
             &identity.name,
-            tx,
+            self.config.outbound_queue,
             self.config.max_outbound_bytes,
         );
         // Every session counts as one unit of interest in its user's channel, and its

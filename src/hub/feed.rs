@@ -180,11 +180,7 @@ mod tests {
 
     fn watched(batch: usize) -> OnlineFeed {
         let feed = OnlineFeed::new(batch);
-        let (tx, _rx) = tokio::sync::mpsc::channel(1);
-        feed.watch(
-            &SessionHandle::new("s".into(), user("w"), "W", tx),
-            Watch::All,
-        );
+        feed.watch(&SessionHandle::new("s".into(), user("w"), "W"), Watch::All);
         feed
     }
 

@@ -3,17 +3,18 @@
 //! "who comes online" feed (`feed`) coalesces its changes before they go out.
 
 pub mod feed;
+pub mod outbox;
 
 use crate::event::{Delivery, Event, EventSink, LocalSnapshot, Topic};
 use crate::metrics::Metrics;
 use crate::protocol::close::{self, CloseCode};
 use crate::protocol::{GameRole, RoomId, ServerFrame, UserId};
 use feed::{Changes, OnlineFeed, Watch};
+use outbox::{Outbox, Refused};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// The hub's view of one live session: its queue and how to close it.
@@ -22,53 +23,35 @@ pub struct SessionHandle {
     pub id: String,
     pub user: UserId,
     name: Mutex<Arc<str>>,
-    tx: mpsc::Sender<Arc<Delivery>>,
-    /// Bytes of the frames in `tx`'s queue, capped at `max_bytes`.
-    queued_bytes: AtomicUsize,
-    max_bytes: usize,
+    /// Frames on their way to the session's writer.
+    pub outbox: Outbox,
     closer: CancellationToken,
     close_code: AtomicU16,
 }
 
 impl SessionHandle {
-    pub fn new(id: String, user: UserId, name: &str, tx: mpsc::Sender<Arc<Delivery>>) -> Arc<Self> {
-        Self::with_byte_cap(id, user, name, tx, usize::MAX)
+    /// A handle with an unbounded queue (tests, tools).
+    pub fn new(id: String, user: UserId, name: &str) -> Arc<Self> {
+        Self::with_limits(id, user, name, usize::MAX, usize::MAX)
     }
 
-    /// A handle whose queue may hold at most `max_bytes` of frames (one frame larger
-    /// than that still passes an empty queue).
-    pub fn with_byte_cap(
+    /// A handle whose queue holds at most `max_frames` frames and `max_bytes` bytes
+    /// (one frame larger than that still passes an empty queue).
+    pub fn with_limits(
         id: String,
         user: UserId,
         name: &str,
-        tx: mpsc::Sender<Arc<Delivery>>,
+        max_frames: usize,
         max_bytes: usize,
     ) -> Arc<Self> {
         Arc::new(SessionHandle {
             id,
             user,
             name: Mutex::new(Arc::from(name)),
-            tx,
-            queued_bytes: AtomicUsize::new(0),
-            max_bytes,
+            outbox: Outbox::new(max_frames, max_bytes),
             closer: CancellationToken::new(),
             close_code: AtomicU16::new(0),
         })
-    }
-
-    /// Counts `len` queued bytes; false (nothing counted) when that passes the cap.
-    fn reserve(&self, len: usize) -> bool {
-        let before = self.queued_bytes.fetch_add(len, Ordering::AcqRel);
-        if before > 0 && before.saturating_add(len) > self.max_bytes {
-            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-            return false;
-        }
-        true
-    }
-
-    /// The writer took `len` bytes off the queue.
-    pub fn release(&self, len: usize) {
-        self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
     }
 
     pub fn name(&self) -> Arc<str> {
@@ -279,23 +262,14 @@ impl Hub {
         let delivery = Arc::new(delivery);
         let mut sent = 0;
         for handle in recipients {
-            let why = if !handle.reserve(len) {
-                "outbound bytes over the cap"
-            } else {
-                match handle.tx.try_send(delivery.clone()) {
-                    Ok(()) => {
-                        sent += 1;
-                        continue;
-                    }
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        handle.release(len);
-                        "outbound queue full"
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        handle.release(len);
-                        continue;
-                    }
+            let why = match handle.outbox.push(&delivery) {
+                Ok(()) => {
+                    sent += 1;
+                    continue;
                 }
+                Err(Refused::Full) => "outbound queue full",
+                Err(Refused::OverBytes) => "outbound bytes over the cap",
+                Err(Refused::Closed) => continue,
             };
             if handle.close(close::SLOW_CONSUMER) {
                 self.metrics.slow_consumer_closes.inc();

@@ -33,7 +33,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
@@ -107,7 +106,6 @@ struct Session<'a, T: Transport> {
     t: &'a mut T,
     identity: Identity,
     handle: Arc<SessionHandle>,
-    rx: mpsc::Receiver<Arc<Delivery>>,
     /// Joined rooms with the position of the last message written for each (drops
     /// replay overlap, notices a log that started again).
     rooms: HashMap<RoomId, Position>,
@@ -138,8 +136,7 @@ async fn serve<T: Transport>(
     dm_since: Option<Position>,
     login_id: Option<Value>,
 ) -> CloseCode {
-    let (tx, rx) = mpsc::channel(gw.config.outbound_queue);
-    let registered = match Box::pin(gw.register(&identity, tx, dm_since)).await {
+    let registered = match Box::pin(gw.register(&identity, dm_since)).await {
         Ok(r) => r,
         // Refused because the replica drains (the drain delay): sent elsewhere at once.
         Err(_) if !gw.is_accepting() => {
@@ -168,7 +165,6 @@ async fn serve<T: Transport>(
         t,
         identity,
         handle: handle.clone(),
-        rx,
         rooms: HashMap::new(),
         dm: registered.dm_after.clone(),
         dm_marked: registered.dm_after,
@@ -196,13 +192,8 @@ async fn serve<T: Transport>(
     let rooms: Vec<RoomId> = session.rooms.keys().cloned().collect();
     // Frames still queued will never be written: take them off the gauges (closed
     // first, so nothing arrives while they are counted).
-    session.rx.close();
-    let (mut frames, mut bytes) = (0i64, 0usize);
-    while let Ok(d) = session.rx.try_recv() {
-        frames += 1;
-        bytes += d.frame.len();
-    }
-    gw.metrics.outbound_queued.sub(frames);
+    let (frames, bytes) = handle.outbox.close();
+    gw.metrics.outbound_queued.sub(frames as i64);
     gw.metrics.outbound_queued_bytes.sub(bytes as i64);
     Box::pin(gw.unregister(&handle, &rooms)).await;
     for (room, role) in games {
@@ -263,8 +254,8 @@ impl<T: Transport> Session<'_, T> {
             tokio::select! {
                 biased;
                 _ = handle.closed() => return Box::pin(self.closing(handle.close_code())).await,
-                Some(first) = self.rx.recv() => {
-                    match self.write_queued(first).await {
+                _ = handle.outbox.ready() => {
+                    match self.write_queued().await {
                         Written::Ok => {
                             for room in std::mem::take(&mut self.ended_games) {
                                 self.gw.game_detach(&self.handle, &room).await;

@@ -30,22 +30,18 @@ impl<T: Transport> Session<'_, T> {
         }
     }
 
-    /// Writes the first queued frame and whatever else is ready, then flushes once.
-    pub(super) async fn write_queued(&mut self, first: Arc<Delivery>) -> Written {
+    /// Writes what is queued (up to a batch), then flushes once.
+    pub(super) async fn write_queued(&mut self) -> Written {
+        let mut batch = Vec::new();
+        let bytes = self.handle.outbox.take(&mut batch, WRITE_BATCH);
+        if batch.is_empty() {
+            return Written::Ok;
+        }
         self.gw
             .metrics
             .outbound_queue_depth
-            .observe((self.rx.len() + 1) as f64);
-        let mut batch = vec![first];
-        while batch.len() < WRITE_BATCH {
-            match self.rx.try_recv() {
-                Ok(d) => batch.push(d),
-                Err(_) => break,
-            }
-        }
+            .observe((batch.len() + self.handle.outbox.len()) as f64);
         self.gw.metrics.outbound_queued.sub(batch.len() as i64);
-        let bytes: usize = batch.iter().map(|d| d.frame.len()).sum();
-        self.handle.release(bytes);
         self.gw.metrics.outbound_queued_bytes.sub(bytes as i64);
         let mut frames = Vec::with_capacity(batch.len());
         for d in &batch {

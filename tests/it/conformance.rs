@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard::backend::{self, Backends, Bus, GameRefusal, Games, Matchmaker, Presence, Seat};
 use switchboard::config::Config;
-use switchboard::event::{Delivery, Epoch, Event, Position, Topic};
+use switchboard::event::{Epoch, Event, Position, Topic};
 use switchboard::hub::{Hub, SessionHandle};
 use switchboard::metrics::Metrics;
 use switchboard::protocol::{RoomId, UserId};
-use tokio::sync::mpsc;
 
 /// The four stores as `backend::connect` builds them, and the hub they deliver to.
 pub(crate) struct Backend {
@@ -95,23 +94,19 @@ fn at(seq: u64, epoch: &Epoch) -> Position {
 }
 
 /// A local session in the hub whose queue the test reads.
-fn listener(
-    b: &Backend,
-    id: &str,
-    who: &str,
-) -> (Arc<SessionHandle>, mpsc::Receiver<Arc<Delivery>>) {
-    let (tx, rx) = mpsc::channel(64);
-    let handle = SessionHandle::new(id.into(), user(who), who, tx);
+fn listener(b: &Backend, id: &str, who: &str) -> Arc<SessionHandle> {
+    let handle = SessionHandle::with_limits(id.into(), user(who), who, 64, usize::MAX);
     b.hub.add_session(&handle);
-    (handle, rx)
+    handle
 }
 
-async fn next(rx: &mut mpsc::Receiver<Arc<Delivery>>) -> Value {
-    let d = tokio::time::timeout(WAIT, rx.recv())
+async fn next(handle: &SessionHandle) -> Value {
+    tokio::time::timeout(WAIT, handle.outbox.ready())
         .await
-        .expect("delivery in time")
-        .expect("open");
-    serde_json::from_str(d.frame.as_str()).expect("json")
+        .expect("delivery in time");
+    let mut got = Vec::new();
+    handle.outbox.take(&mut got, 1);
+    serde_json::from_str(got[0].frame.as_str()).expect("json")
 }
 
 /// Logs `n` direct messages from alice to `to`; returns their seqs.
@@ -136,7 +131,7 @@ async fn send_dms(b: &Backend, to: &UserId, n: u64) -> Vec<u64> {
 
 async fn bus_suite(b: Backend) {
     let lobby = Topic::Room(room("lobby"));
-    let (h, mut rx) = listener(&b, "s1", "bob");
+    let h = listener(&b, "s1", "bob");
     b.hub.join(&room("lobby"), &h);
     b.bus.subscribe(&lobby).await.expect("subscribe");
 
@@ -150,7 +145,7 @@ async fn bus_suite(b: Backend) {
         assert_eq!(seq.seq, i);
     }
     for i in 1..=8u64 {
-        let m = next(&mut rx).await;
+        let m = next(&h).await;
         assert_eq!((m["seq"].as_u64(), m["data"].as_u64()), (Some(i), Some(i)));
     }
 
@@ -247,7 +242,7 @@ async fn bus_suite(b: Backend) {
         .await
         .expect("publish");
     assert_eq!((kept.seq, kept.duplicate), (9, false));
-    assert_eq!(next(&mut rx).await["data"], "once");
+    assert_eq!(next(&h).await["data"], "once");
     let retry = b
         .bus
         .publish_logged(&lobby, message("lobby", json!("once")), Some("alice:m1"))
@@ -261,7 +256,7 @@ async fn bus_suite(b: Backend) {
         .expect("publish");
     assert_eq!((other.seq, other.duplicate), (10, false));
     assert_eq!(
-        next(&mut rx).await["data"],
+        next(&h).await["data"],
         "other",
         "the retry was not delivered"
     );
@@ -278,7 +273,7 @@ async fn bus_suite(b: Backend) {
         )
         .await
         .expect("publish");
-    assert_eq!(next(&mut rx).await["type"], "member.renamed");
+    assert_eq!(next(&h).await["type"], "member.renamed");
     b.bus.unsubscribe(&lobby).await.expect("unsubscribe");
     b.hub.leave(&room("lobby"), &h);
     b.bus
@@ -286,7 +281,7 @@ async fn bus_suite(b: Backend) {
         .await
         .expect("publish");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(rx.try_recv().is_err(), "nothing after leaving");
+    assert!(h.outbox.is_empty(), "nothing after leaving");
 
     // Direct messages: logged per user, delivery watermark only rises.
     let dave = user("dave");
