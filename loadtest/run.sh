@@ -386,7 +386,7 @@ print(json.dumps({
 PYEOF
 )
   BACKEND_JSON=$([ "${BACKEND:-redis}" = memory ] && echo false || echo true)
-  emit "{\"clients\":$N,\"rooms\":$ROOMS,\"replicas\":$PROCS,\"redis\":$BACKEND_JSON,\"addrs\":$ADDRS,\"parallel\":$PARALLEL,\"io_buffer_bytes\":${SWITCHBOARD_IO_BUFFER_BYTES:-2048},\"nofile\":\"$NOFILE\"}" "$FIG"
+  emit "{\"clients\":$N,\"rooms\":$ROOMS,\"replicas\":$PROCS,\"redis\":$BACKEND_JSON,\"addrs\":$ADDRS,\"parallel\":$PARALLEL,\"read_buffer_bytes\":${SWITCHBOARD_READ_BUFFER_BYTES:-512},\"write_buffer_bytes\":${SWITCHBOARD_WRITE_BUFFER_BYTES:-2048},\"nofile\":\"$NOFILE\"}" "$FIG"
   ;;
 
 connect)

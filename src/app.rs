@@ -185,8 +185,11 @@ async fn accept_tcp(
     while let Some(stream) = acceptor.next(&draining).await {
         // The raw TCP transport has no headers: always the peer's address.
         let peer = stream.peer_addr();
-        let transport =
-            TcpTransport::new(stream, gw.config.max_frame_bytes, gw.config.io_buffer_bytes);
+        let transport = TcpTransport::new(
+            stream,
+            gw.config.max_frame_bytes,
+            gw.config.read_buffer_bytes,
+        );
         let ip_slot = match peer.map(|peer| gw.admit_ip(peer.ip())) {
             Ok(Ok(slot)) => slot,
             Ok(Err(refusal)) => {

@@ -157,11 +157,11 @@ async fn ws_upgrade(
     };
     let cfg = &st.gw.config;
     let hard_limit = cfg.max_frame_bytes.saturating_mul(HARD_LIMIT_FACTOR);
-    let io = cfg.io_buffer_bytes;
+    let write = cfg.write_buffer_bytes;
     let max_frame = cfg.max_frame_bytes;
-    ws.read_buffer_size(io)
-        .write_buffer_size(io)
-        .max_write_buffer_size(io.saturating_mul(64).max(hard_limit))
+    ws.read_buffer_size(cfg.read_buffer_bytes)
+        .write_buffer_size(write)
+        .max_write_buffer_size(write.saturating_mul(64).max(hard_limit))
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| {

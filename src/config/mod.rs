@@ -179,9 +179,15 @@ pub struct Config {
     /// counted); past it the least recently used logs nobody here follows go first.
     #[arg(long, env = "SWITCHBOARD_MEMORY_HISTORY_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub memory_history_bytes: usize,
-    /// Per-connection read/write buffer size (bytes); small keeps idle connections cheap.
-    #[arg(long, env = "SWITCHBOARD_IO_BUFFER_BYTES", default_value_t = 2048)]
-    pub io_buffer_bytes: usize,
+    /// Per-connection read buffer (bytes), kept for the connection's life: client frames
+    /// are small, so a small one keeps idle connections cheap (larger frames take several
+    /// reads).
+    #[arg(long, env = "SWITCHBOARD_READ_BUFFER_BYTES", default_value_t = 512)]
+    pub read_buffer_bytes: usize,
+    /// WebSocket frames are gathered up to this many bytes per socket write: fewer
+    /// syscalls when a session has a batch to write.
+    #[arg(long, env = "SWITCHBOARD_WRITE_BUFFER_BYTES", default_value_t = 2048)]
+    pub write_buffer_bytes: usize,
     /// Outbound frames queued per session before it is closed as a slow consumer (4009).
     #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,

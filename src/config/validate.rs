@@ -43,7 +43,8 @@ impl Config {
         let counts = [
             ("SWITCHBOARD_MAX_FRAME_BYTES", self.max_frame_bytes),
             ("SWITCHBOARD_API_MAX_BODY_BYTES", self.api_max_body_bytes),
-            ("SWITCHBOARD_IO_BUFFER_BYTES", self.io_buffer_bytes),
+            ("SWITCHBOARD_READ_BUFFER_BYTES", self.read_buffer_bytes),
+            ("SWITCHBOARD_WRITE_BUFFER_BYTES", self.write_buffer_bytes),
             (
                 "SWITCHBOARD_MEMORY_HISTORY_BYTES",
                 self.memory_history_bytes,

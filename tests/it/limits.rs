@@ -32,6 +32,33 @@ async fn malformed_frames_get_bad_request_and_connection_stays() {
     }
 }
 
+/// The read buffer is small (it is kept for each connection's life); frames many times
+/// its size still arrive whole, over both transports, and the next one right after.
+#[tokio::test]
+async fn frames_larger_than_the_read_buffer_arrive_whole() {
+    let s = TestServer::with(|c| c.read_buffer_bytes = 64).await;
+    let mut ws = s.ws("alice").await;
+    let mut tcp = s.tcp("bob").await;
+    for c in [&mut ws, &mut tcp] {
+        c.request(json!({"type": "join", "room": "big"})).await;
+    }
+    let pad = "p".repeat(40 * 1024);
+    for (from, name) in [(&mut ws, "ws"), (&mut tcp, "tcp")] {
+        let ok = from
+            .request(json!({"type": "publish", "room": "big", "data": {"from": name, "pad": pad}}))
+            .await;
+        assert_eq!(ok["type"], "ok", "{name}: {ok}");
+        assert_eq!(from.request(json!({"type": "ping"})).await["type"], "pong");
+    }
+    for c in [&mut ws, &mut tcp] {
+        for name in ["ws", "tcp"] {
+            let m = c.recv_type("message").await;
+            assert_eq!(m["data"]["from"], name);
+            assert_eq!(m["data"]["pad"].as_str().map(str::len), Some(pad.len()));
+        }
+    }
+}
+
 #[tokio::test]
 async fn oversize_ws_frame_gets_too_large_and_connection_stays() {
     let s = TestServer::with(|c| c.max_frame_bytes = 1024).await;
