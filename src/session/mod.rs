@@ -62,8 +62,18 @@ pub fn run<T: Transport>(
         let login = Box::pin(login(&gw, &mut transport, &draining)).await;
         drop(pending);
         let code = match login {
+            // Two boxes: the session's long-lived future then holds the session once,
+            // not also the registration's arguments and results beside it.
+            // (The started session goes straight into its box: a match on `start`'s
+            // result would keep that result alive, and in this future, while it runs.)
             Ok((identity, dm_since, id)) => {
-                Box::pin(serve(&gw, &mut transport, identity, dm_since, id)).await
+                let started = Box::pin(start(&gw, &mut transport, identity, dm_since, id))
+                    .await
+                    .map(|(session, inbox)| Box::pin(session.live(inbox)));
+                match started {
+                    Ok(session) => session.await,
+                    Err(code) => code,
+                }
             }
             Err(code) => code,
         };
@@ -128,14 +138,15 @@ struct Session<'a, T: Transport> {
     expires_at: Instant,
 }
 
-/// Registers the session, then runs its loop; returns the close code.
-async fn serve<T: Transport>(
-    gw: &Arc<Gateway>,
-    t: &mut T,
+/// Registers the session; on refusal, tells the client why and returns the close code.
+/// The session comes back with the inbox its welcome carries.
+async fn start<'a, T: Transport>(
+    gw: &'a Arc<Gateway>,
+    t: &'a mut T,
     identity: Identity,
     dm_since: Option<Position>,
     login_id: Option<Value>,
-) -> CloseCode {
+) -> Result<(Session<'a, T>, Box<Replay>), CloseCode> {
     let registered = match Box::pin(gw.register(&identity, dm_since)).await {
         Ok(r) => r,
         // Refused because the replica drains (the drain delay): sent elsewhere at once.
@@ -143,7 +154,7 @@ async fn serve<T: Transport>(
             gw.metrics.logins.with_label_values(&["draining"]).inc();
             gw.refused("draining");
             write_reconnect(gw, t).await;
-            return close::DRAINING;
+            return Err(close::DRAINING);
         }
         Err(reply) => {
             let (result, code) = match reply.code {
@@ -152,19 +163,18 @@ async fn serve<T: Transport>(
             };
             gw.metrics.logins.with_label_values(&[result]).inc();
             write_error(gw, t, login_id.as_ref(), reply.code, &reply.message).await;
-            return code;
+            return Err(code);
         }
     };
     gw.metrics.logins.with_label_values(&["ok"]).inc();
     let handle = registered.handle;
-    let inbox = registered.inbox;
     let expires_at = expiry::deadline(identity.expires, gw.config.jwt_leeway).1;
     tracing::debug!(session = %handle.id, user = %identity.user, transport = T::KIND, "logged in");
-    let mut session = Session {
+    let session = Session {
         gw,
         t,
         identity,
-        handle: handle.clone(),
+        handle,
         rooms: HashMap::new(),
         dm: registered.dm_after.clone(),
         dm_marked: registered.dm_after,
@@ -177,42 +187,57 @@ async fn serve<T: Transport>(
         last_seen: Instant::now(),
         expires_at,
     };
-    // Boxed: runs once, and should not enlarge the long-lived loop state.
-    let code = match Box::pin(session.greet(inbox)).await {
-        Ok(()) => session.run().await,
-        Err(code) => code,
-    };
-    let games: Vec<(RoomId, GameRole)> = session
-        .games
-        .iter()
-        .map(|(r, (role, _))| (r.clone(), *role))
-        .collect();
-    let ranked = session.ranked.is_some();
-    let user = session.identity.user.clone();
-    let rooms: Vec<RoomId> = session.rooms.keys().cloned().collect();
-    // Frames still queued will never be written: take them off the gauges (closed
-    // first, so nothing arrives while they are counted).
-    let (frames, bytes) = handle.outbox.close();
-    gw.metrics.outbound_queued.sub(frames as i64);
-    gw.metrics.outbound_queued_bytes.sub(bytes as i64);
-    Box::pin(gw.unregister(&handle, &rooms)).await;
-    for (room, role) in games {
-        match role {
-            GameRole::Player => {
-                // Detached first: the seat stays only if another local device plays.
-                gw.game_detach(&handle, &room).await;
-                gw.game_player_gone(&room, &user).await;
-            }
-            GameRole::Watcher => {
-                let _ = gw.game_unwatch(&handle, &room).await;
-            }
+    Ok((session, registered.inbox))
+}
+
+impl<'a, T: Transport> Session<'a, T> {
+    /// Greets, runs the loop, then lets go of everything the session held; returns the
+    /// close code. Owns the session: this future lives as long as the connection. A
+    /// plain fn returning an `async move` block, as `run` above: an `async fn` would
+    /// hold the session twice (the parameter and its local copy).
+    #[allow(clippy::manual_async_fn)]
+    fn live(mut self, inbox: Box<Replay>) -> impl Future<Output = CloseCode> + Send + 'a {
+        async move {
+            // Boxed: runs once, and should not enlarge the long-lived loop state.
+            let code = match Box::pin(self.greet(inbox)).await {
+                Ok(()) => self.run().await,
+                Err(code) => code,
+            };
+            Box::pin(self.finish(code)).await
         }
     }
-    if ranked && let Err(err) = gw.rank_leave(&user, Some(&handle.id)).await {
-        tracing::debug!(cause = ?err, "leaving the ranked queue on close failed");
+
+    /// Unregisters the session, leaves its games and the ranked queue.
+    async fn finish(self, code: CloseCode) -> CloseCode {
+        let (gw, handle) = (self.gw, &self.handle);
+        // Frames still queued will never be written: take them off the gauges (closed
+        // first, so nothing arrives while they are counted).
+        let (frames, bytes) = handle.outbox.close();
+        gw.metrics.outbound_queued.sub(frames as i64);
+        gw.metrics.outbound_queued_bytes.sub(bytes as i64);
+        let rooms: Vec<RoomId> = self.rooms.keys().cloned().collect();
+        Box::pin(gw.unregister(handle, &rooms)).await;
+        let user = &self.identity.user;
+        for (room, (role, _)) in &self.games {
+            match role {
+                GameRole::Player => {
+                    // Detached first: the seat stays only if another local device plays.
+                    gw.game_detach(handle, room).await;
+                    gw.game_player_gone(room, user).await;
+                }
+                GameRole::Watcher => {
+                    let _ = gw.game_unwatch(handle, room).await;
+                }
+            }
+        }
+        if self.ranked.is_some()
+            && let Err(err) = gw.rank_leave(user, Some(&handle.id)).await
+        {
+            tracing::debug!(cause = ?err, "leaving the ranked queue on close failed");
+        }
+        tracing::debug!(session = %handle.id, %code, "session closed");
+        code
     }
-    tracing::debug!(session = %handle.id, %code, "session closed");
-    code
 }
 
 impl<T: Transport> Session<'_, T> {
