@@ -95,6 +95,8 @@ fn token(user: &str) -> String {
 async fn login_once(gw: &Gateway, token: &str) -> Result<(), String> {
     let identity = gw.verifier.verify(token).map_err(|e| e.to_string())?;
     let registered = gw.register(&identity, None).await.map_err(|r| r.message)?;
+    // As a session ends: nothing queued meanwhile stays on the gauges.
+    registered.handle.outbox.close();
     gw.unregister(&registered.handle, &[]).await;
     Ok(())
 }

@@ -83,7 +83,8 @@ fn capped<S: tracing::Subscriber>(
 async fn serve(config: Config) -> ExitCode {
     init_tracing(config.log_format);
     let shutdown = shutdown_signal();
-    if let Err(err) = config.validate() {
+    let renamed = switchboard::config::refuse_renamed(|name| std::env::var_os(name).is_some());
+    if let Err(err) = renamed.and_then(|()| config.validate()) {
         eprintln!("switchboard: invalid configuration: {err}");
         return ExitCode::from(2);
     }

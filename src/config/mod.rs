@@ -356,6 +356,7 @@ impl Default for Config {
 }
 
 mod validate;
+pub use validate::refuse_renamed;
 
 #[cfg(test)]
 mod tests;

@@ -99,3 +99,10 @@ fn named_secrets_are_checked_without_echoing_them() {
     assert!(parse(&["--api-max-body-bytes", "0"]).is_err());
     assert!(parse(&["--api-timeout", "0s"]).is_err());
 }
+
+#[test]
+fn a_renamed_setting_is_refused_by_name() {
+    assert!(refuse_renamed(|_| false).is_ok());
+    let err = refuse_renamed(|name| name == "SWITCHBOARD_IO_BUFFER_BYTES").expect_err("refused");
+    assert!(err.contains("SWITCHBOARD_READ_BUFFER_BYTES"), "{err}");
+}

@@ -5,6 +5,21 @@ use super::Config;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Settings that were renamed or split: `(old, what replaced it)`.
+const RENAMED: [(&str, &str); 1] = [(
+    "SWITCHBOARD_IO_BUFFER_BYTES",
+    "SWITCHBOARD_READ_BUFFER_BYTES and SWITCHBOARD_WRITE_BUFFER_BYTES",
+)];
+
+/// Refuses an environment that still sets a renamed setting (`is_set` says whether a
+/// variable is set): it would otherwise be ignored without a word.
+pub fn refuse_renamed(is_set: impl Fn(&str) -> bool) -> Result<(), String> {
+    match RENAMED.iter().find(|(old, _)| is_set(old)) {
+        Some((old, new)) => Err(format!("{old} is no longer read: set {new} instead")),
+        None => Ok(()),
+    }
+}
+
 impl Config {
     /// Checks relations between settings that clap cannot express.
     pub fn validate(&self) -> Result<(), String> {

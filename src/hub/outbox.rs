@@ -8,9 +8,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
-/// Queues above this capacity give the excess back once drained: a burst does not pin
-/// its peak for the connection's life.
-const KEEP_CAPACITY: usize = 64;
+/// Queues above this capacity (128 bytes of slots) give it back once drained: a burst
+/// does not pin its peak for the connection's life.
+const KEEP_CAPACITY: usize = 16;
 
 pub struct Outbox {
     state: Mutex<State>,

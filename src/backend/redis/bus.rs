@@ -115,11 +115,14 @@ impl RedisBackend {
         }
         let log = self.keys.log(topic).swap_remove(1);
         let range = vec![from.to_string(), (at.seq - 1).to_string()];
-        self.commands_ready().await;
-        match self
-            .eval::<RedisValue>(&self.scripts.range, vec![log], range)
-            .await
-        {
+        let read = async {
+            if !self.commands_ready().await {
+                return Err(unavailable("redis commands unavailable"));
+            }
+            self.eval::<RedisValue>(&self.scripts.range, vec![log], range)
+                .await
+        };
+        match read.await {
             Ok(value) => {
                 let events = Self::log_entries(value.into_array(), &at.epoch);
                 for event in &events {
@@ -159,8 +162,14 @@ impl RedisBackend {
             .filter(|(topic, _)| self.hub.has_interest(topic))
             .map(|(t, p)| (t.clone(), p.clone()))
             .collect();
-        if !followed.is_empty() {
-            self.commands_ready().await;
+        if !followed.is_empty() && !self.commands_ready().await {
+            // Redone when the command client reconnects.
+            self.catch_up_pending.store(true, Ordering::Release);
+            tracing::warn!(
+                topics = followed.len(),
+                "catch-up postponed: redis commands unavailable"
+            );
+            return;
         }
         let mut recovered = 0usize;
         for chunk in followed.chunks(256) {
@@ -176,6 +185,7 @@ impl RedisBackend {
                 let replay = match replay {
                     Ok(replay) => replay,
                     Err(err) => {
+                        self.catch_up_pending.store(true, Ordering::Release);
                         tracing::warn!(?topic, cause = %err, "catch-up after reconnect failed");
                         continue;
                     }

@@ -114,6 +114,13 @@ pub struct RedisBackend {
     /// Wakes the receive loop to read, from the logs, what was published while the
     /// subscriber was away (set after every re-subscription).
     catch_up_now: tokio::sync::Notify,
+    /// Until when recovery reads may wait for the command client: set by the first read
+    /// that finds commands down (one reconnect delay plus the timeout later), cleared on
+    /// every reconnection and once commands answer, so an outage costs the receive loop
+    /// one bounded wait, not one per gap.
+    recovery_until: std::sync::Mutex<Option<Instant>>,
+    /// A catch-up could not read (some of) the logs: redo it when commands return.
+    catch_up_pending: std::sync::atomic::AtomicBool,
     stop: CancellationToken,
 }
 
@@ -207,6 +214,8 @@ impl RedisBackend {
             refresh_now: tokio::sync::Notify::new(),
             stalled: Default::default(),
             catch_up_now: tokio::sync::Notify::new(),
+            recovery_until: std::sync::Mutex::new(None),
+            catch_up_pending: Default::default(),
             stop,
         });
         backend.cmd.connect();
@@ -226,8 +235,10 @@ impl RedisBackend {
                                 this.metrics.redis_reconnects.inc();
                                 tracing::info!(%server, subscriber, "redis connected");
                                 // A fresh connection answers: the refresh and catch-up
-                                // below must not fail fast on the old stall.
+                                // below must not fail fast on the old stall, and the
+                                // next outage gets its own recovery wait.
                                 this.stalled.store(false, Ordering::Release);
+                                this.end_recovery_wait();
                                 // Our own counts decide what to re-subscribe.
                                 if subscriber {
                                     match this.subs.resync().await {
@@ -238,6 +249,11 @@ impl RedisBackend {
                                 this.probe_now.notify_one();
                                 if !subscriber {
                                     this.refresh_now.notify_one();
+                                    // A catch-up that failed while only the subscriber
+                                    // was back is redone now.
+                                    if this.catch_up_pending.swap(false, Ordering::AcqRel) {
+                                        this.catch_up_now.notify_one();
+                                    }
                                 }
                             }
                             Err(RecvError::Lagged(_)) => {}
@@ -311,22 +327,39 @@ impl RedisBackend {
         up
     }
 
-    /// Waits until commands can go out again (connected, not failing fast after a
-    /// stall), at most one reconnect delay plus the timeout: the subscriber often
-    /// reconnects a few milliseconds before the command client, and a recovery read
-    /// (catch-up, gap fill) that failed fast then would lose those messages for good.
-    /// Returns false when the wait ran out.
+    /// True once commands can go out (connected, not failing fast after a stall). While
+    /// they cannot, waits for them until `recovery_until` (started now if no wait is
+    /// running): the subscriber often comes back a few milliseconds before the command
+    /// client, and a recovery read (catch-up, gap fill) failing fast then would lose
+    /// those messages for good. Once that wait ran out, answers at once until commands
+    /// return, so an outage stalls the receive loop once, not once per gap.
     async fn commands_ready(&self) -> bool {
-        let deadline = Instant::now() + RECONNECT_MAX_DELAY + self.timeout;
-        loop {
-            if self.cmd.is_connected() && !self.stalled.load(Ordering::Acquire) {
+        let ready = || self.cmd.is_connected() && !self.stalled.load(Ordering::Acquire);
+        if ready() {
+            self.end_recovery_wait();
+            return true;
+        }
+        let until = *self
+            .recovery_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| Instant::now() + RECONNECT_MAX_DELAY + self.timeout);
+        while Instant::now() < until && !self.stop.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if ready() {
+                self.end_recovery_wait();
                 return true;
             }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        false
+    }
+
+    /// Connected again, or commands answer: the next outage gets its own recovery wait.
+    fn end_recovery_wait(&self) {
+        *self
+            .recovery_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Runs one Redis call: fails fast when disconnected, bounded by the timeout, timed.
@@ -479,6 +512,7 @@ impl RedisBackend {
                 if answered.iter().any(|ok| *ok) && self.stalled.swap(false, Ordering::AcqRel) {
                     // What failed fast meanwhile is redone now, not at the next tick.
                     tracing::info!("redis answers again");
+                    self.end_recovery_wait();
                     self.refresh_now.notify_one();
                     self.catch_up_now.notify_one();
                 }
