@@ -216,12 +216,14 @@ async fn accept_tcp(
             ));
             continue;
         };
+        let counted = gw.count_connection(<TcpTransport as crate::transport::Transport>::KIND);
         tracker.spawn(session::run(
             gw.clone(),
             transport,
             draining.clone(),
             pending,
             ip_slot,
+            counted,
         ));
     }
 }

@@ -71,6 +71,18 @@ impl Drop for PendingLogin {
     }
 }
 
+/// A connection counted in `switchboard_connections` (and against
+/// `SWITCHBOARD_MAX_CONNECTIONS`) from its admission, before a WebSocket upgrade is even
+/// answered, to its end: the next request sees it at once. Given back when dropped, also
+/// when an upgrade never completes.
+pub struct ConnectionSlot(prometheus::IntGauge);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 impl Gateway {
     /// Builds the gateway: the Redis backend when `redis_url` is set, else in-memory.
     pub async fn start(config: Config) -> Result<Arc<Self>, StartError> {
@@ -135,6 +147,13 @@ impl Gateway {
             .map(|t| self.metrics.connections.with_label_values(&[*t]).get())
             .sum::<i64>()
             .max(0) as usize
+    }
+
+    /// Counts an admitted connection of transport `kind` until the slot is dropped.
+    pub fn count_connection(&self, kind: &str) -> ConnectionSlot {
+        let gauge = self.metrics.connections.with_label_values(&[kind]);
+        gauge.inc();
+        ConnectionSlot(gauge)
     }
 
     /// True when `SWITCHBOARD_MAX_CONNECTIONS` is set and reached. A soft cap: upgrades

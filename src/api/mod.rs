@@ -155,6 +155,10 @@ async fn ws_upgrade(
         st.gw.refused("pending_logins");
         return retry_later("too many connections waiting to log in");
     };
+    // Counted now, before the 101 goes out: the next upgrade already sees it.
+    let counted = st
+        .gw
+        .count_connection(<WsTransport as crate::transport::Transport>::KIND);
     let cfg = &st.gw.config;
     let hard_limit = cfg.max_frame_bytes.saturating_mul(HARD_LIMIT_FACTOR);
     let write = cfg.write_buffer_bytes;
@@ -167,8 +171,9 @@ async fn ws_upgrade(
         .on_upgrade(move |socket| {
             let transport = WsTransport::new(socket, max_frame);
             let draining = st.draining.clone();
-            st.tracker
-                .track_future(session::run(st.gw, transport, draining, pending, ip_slot))
+            st.tracker.track_future(session::run(
+                st.gw, transport, draining, pending, ip_slot, counted,
+            ))
         })
 }
 

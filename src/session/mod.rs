@@ -19,7 +19,7 @@ use crate::auth::Identity;
 use crate::backend::Replay;
 use crate::event::{Advance, Delivery, Epoch, Event, Ordered, Position};
 use crate::features::reason;
-use crate::gateway::{Gateway, PendingLogin};
+use crate::gateway::{ConnectionSlot, Gateway, PendingLogin};
 use crate::hub::SessionHandle;
 use crate::per_ip::IpSlot;
 use crate::protocol::close::CloseCode;
@@ -43,7 +43,8 @@ const ABUSE_FORGIVE_PER_S: f64 = 10.0;
 
 /// Runs a connection to its end. `draining` fires when the replica shuts down.
 /// `pending` is the connection's place among those not logged in yet, given back once
-/// the login is decided; `ip_slot` is its place in its address's count, held to the end.
+/// the login is decided; `ip_slot` is its place in its address's count and `counted` its
+/// place in the connection count, both held to the end.
 ///
 /// A plain fn returning an `async move` block: an `async fn` would copy `transport`
 /// from its parameter into a local, and this future lives as long as the connection.
@@ -54,10 +55,9 @@ pub fn run<T: Transport>(
     draining: CancellationToken,
     pending: PendingLogin,
     ip_slot: Option<IpSlot>,
+    counted: ConnectionSlot,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        let gauge = gw.metrics.connections.with_label_values(&[T::KIND]);
-        gauge.inc();
         // Phases that run once are boxed so the long-lived loop state stays small.
         let login = Box::pin(login(&gw, &mut transport, &draining)).await;
         drop(pending);
@@ -82,7 +82,7 @@ pub fn run<T: Transport>(
             .with_label_values(&[&code.to_string()])
             .inc();
         Box::pin(goodbye(&gw, &mut transport, code)).await;
-        gauge.dec();
+        drop(counted);
         drop(ip_slot);
     }
 }

@@ -144,6 +144,32 @@ async fn connection_cap_refuses_with_503_and_counts() {
     assert_eq!(c.request(json!({"type": "ping"})).await["type"], "pong");
 }
 
+/// A connection counts from the moment its upgrade is accepted, not from when its
+/// session task first runs: the request right after a 101 already sees it.
+#[tokio::test]
+async fn the_upgrade_right_after_the_cap_is_reached_is_refused() {
+    let s = TestServer::with(|c| c.max_connections = 1).await;
+    let url = format!("ws://{}/ws", s.http);
+    for round in 0..20 {
+        let (held, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: first upgrade: {e}"));
+        assert_eq!(
+            s.gw.connection_count(),
+            1,
+            "round {round}: counted by the 101"
+        );
+        match tokio_tungstenite::connect_async(&url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 503, "round {round}");
+            }
+            other => panic!("round {round}: upgrade over the cap: {other:?}"),
+        }
+        drop(held);
+        eventually("the slot back", || s.gw.connection_count() == 0).await;
+    }
+}
+
 #[tokio::test]
 async fn admin_listener_keeps_metrics_off_the_public_port() {
     let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
