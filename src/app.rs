@@ -216,7 +216,7 @@ async fn accept_tcp(
             ));
             continue;
         };
-        let counted = gw.count_connection(<TcpTransport as crate::transport::Transport>::KIND);
+        let counted = gw.count_connection::<TcpTransport>();
         tracker.spawn(session::run(
             gw.clone(),
             transport,

@@ -149,9 +149,9 @@ impl Gateway {
             .max(0) as usize
     }
 
-    /// Counts an admitted connection of transport `kind` until the slot is dropped.
-    pub fn count_connection(&self, kind: &str) -> ConnectionSlot {
-        let gauge = self.metrics.connections.with_label_values(&[kind]);
+    /// Counts an admitted connection over transport `T` until the slot is dropped.
+    pub fn count_connection<T: crate::transport::Transport>(&self) -> ConnectionSlot {
+        let gauge = self.metrics.connections.with_label_values(&[T::KIND]);
         gauge.inc();
         ConnectionSlot(gauge)
     }

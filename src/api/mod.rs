@@ -156,9 +156,7 @@ async fn ws_upgrade(
         return retry_later("too many connections waiting to log in");
     };
     // Counted now, before the 101 goes out: the next upgrade already sees it.
-    let counted = st
-        .gw
-        .count_connection(<WsTransport as crate::transport::Transport>::KIND);
+    let counted = st.gw.count_connection::<WsTransport>();
     let cfg = &st.gw.config;
     let hard_limit = cfg.max_frame_bytes.saturating_mul(HARD_LIMIT_FACTOR);
     let write = cfg.write_buffer_bytes;

@@ -27,6 +27,15 @@ struct State {
     closed: bool,
 }
 
+/// What one `take` moved out.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Taken {
+    /// Bytes of the frames taken.
+    pub bytes: usize,
+    /// Frames that were queued before the take (the queue's depth at that wake).
+    pub depth: usize,
+}
+
 /// Why a frame was not queued.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {
@@ -90,10 +99,11 @@ impl Outbox {
         }
     }
 
-    /// Moves up to `max` queued frames into `out`, oldest first; returns their bytes.
-    pub fn take(&self, out: &mut Vec<Arc<Delivery>>, max: usize) -> usize {
+    /// Moves up to `max` queued frames into `out`, oldest first.
+    pub fn take(&self, out: &mut Vec<Arc<Delivery>>, max: usize) -> Taken {
         let mut state = self.state();
-        let n = state.frames.len().min(max);
+        let depth = state.frames.len();
+        let n = depth.min(max);
         let mut bytes = 0;
         for d in state.frames.drain(..n) {
             bytes += d.frame.len();
@@ -103,7 +113,7 @@ impl Outbox {
         if state.frames.is_empty() && state.frames.capacity() > KEEP_CAPACITY {
             state.frames = VecDeque::new();
         }
-        bytes
+        Taken { bytes, depth }
     }
 
     /// Frames queued now.
@@ -156,7 +166,7 @@ mod tests {
         assert_eq!(by_bytes.push(&large), Ok(()));
         assert_eq!(by_bytes.push(&small), Err(Refused::OverBytes));
         let mut out = Vec::new();
-        assert_eq!(by_bytes.take(&mut out, 10), large.frame.len());
+        assert_eq!(by_bytes.take(&mut out, 10).bytes, large.frame.len());
         assert_eq!(by_bytes.push(&small), Ok(()));
     }
 

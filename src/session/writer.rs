@@ -33,16 +33,19 @@ impl<T: Transport> Session<'_, T> {
     /// Writes what is queued (up to a batch), then flushes once.
     pub(super) async fn write_queued(&mut self) -> Written {
         let mut batch = Vec::new();
-        let bytes = self.handle.outbox.take(&mut batch, WRITE_BATCH);
+        let taken = self.handle.outbox.take(&mut batch, WRITE_BATCH);
         if batch.is_empty() {
             return Written::Ok;
         }
         self.gw
             .metrics
             .outbound_queue_depth
-            .observe((batch.len() + self.handle.outbox.len()) as f64);
+            .observe(taken.depth as f64);
         self.gw.metrics.outbound_queued.sub(batch.len() as i64);
-        self.gw.metrics.outbound_queued_bytes.sub(bytes as i64);
+        self.gw
+            .metrics
+            .outbound_queued_bytes
+            .sub(taken.bytes as i64);
         let mut frames = Vec::with_capacity(batch.len());
         for d in &batch {
             self.admit(d, &mut frames);

@@ -115,14 +115,13 @@ impl RedisBackend {
         }
         let log = self.keys.log(topic).swap_remove(1);
         let range = vec![from.to_string(), (at.seq - 1).to_string()];
-        let read = async {
-            if !self.commands_ready().await {
-                return Err(unavailable("redis commands unavailable"));
-            }
+        let read = if self.commands_ready().await {
             self.eval::<RedisValue>(&self.scripts.range, vec![log], range)
                 .await
+        } else {
+            Err(unavailable("redis commands unavailable"))
         };
-        match read.await {
+        match read {
             Ok(value) => {
                 let events = Self::log_entries(value.into_array(), &at.epoch);
                 for event in &events {
