@@ -200,6 +200,12 @@ ws_conns() {
   curl -s --max-time 5 "127.0.0.1:$1/metrics" \
     | awk '/^switchboard_connections\{transport="ws"\}/{print $2}' | cut -d. -f1
 }
+# jemalloc's counters (switchboard_allocator_bytes) of every gateway, into $OUT/alloc-$1.
+save_alloc() {
+  local p
+  for p in "${PORTS[@]}"; do curl -s --max-time 5 "127.0.0.1:$p/metrics"; done \
+    | grep '^switchboard_allocator_bytes' >"$OUT/alloc-$1" || true
+}
 wait_line() { # pattern file pid: until the line appears (fails if pid ends first)
   until grep -q "$1" "$2"; do
     kill -0 "$3" 2>/dev/null || { echo "run: load generator ended before '$1' (see $2)" >&2; exit 1; }
@@ -286,6 +292,7 @@ idle)
   sum_rss() { local p t=0; for p in "$@"; do t=$((t + $(rss_kib "$p"))); done; echo "$t"; }
   sum_conns() { local p t=0 c; for p in "${PORTS[@]}"; do c=$(ws_conns "$p"); t=$((t + ${c:-0})); done; echo "$t"; }
   base=$(sum_rss "${GW_PIDS[@]}") kbase=$(kernel_mem)
+  save_alloc base
   cp /proc/slabinfo "$OUT/slabinfo-base" 2>/dev/null || true
   SWS=()
   for ((k = 0; k < PROCS; k++)); do
@@ -305,6 +312,7 @@ idle)
   sleep 3
   loaded=$(sum_rss "${GW_PIDS[@]}") conns=$(sum_conns) kloaded=$(kernel_mem)
   swarm_kib=$(sum_rss "${SWS[@]}")
+  save_alloc loaded
   cp /proc/slabinfo "$OUT/slabinfo-loaded" 2>/dev/null || true
   # The cost of holding them idle: CPU of the gateways and Redis, Redis commands, over
   # IDLE_WINDOW_S (15 s: one presence refresh period at the default presence TTL).
@@ -333,6 +341,7 @@ idle)
       && break
   done
   after=${SAMPLES[-1]} kafter=$(kernel_mem)
+  save_alloc after
   settle=$(awk -v t0="$t0" -v t1="$(now)" 'BEGIN{printf "%.1f", t1 - t0}')
   FIG=$(python3 - "$N" "$conns" "$base" "$loaded" "$after" "$settle" "$swarm_kib" \
     "$t0" "$t_gone" "$kbase" "$kloaded" "$kafter" "$IDLE_COST" "$OUT" "$OUT"/swarm-*.log <<'PYEOF'
@@ -363,6 +372,23 @@ def slab_top(out):
     grown = sorted(((l[k] - b.get(k, 0), k) for k in l), reverse=True)[:8]
     return {k: d for d, k in grown if d > 0}
 
+def allocator(out):
+    # KiB by kind at each point, summed over the gateways: what is in use (allocated)
+    # against what jemalloc holds (resident) tells a leak from memory the allocator keeps.
+    stages = {}
+    for stage in ("base", "loaded", "after"):
+        try:
+            rows = [l.split() for l in open(f"{out}/alloc-{stage}")]
+        except OSError:
+            return {}
+        kinds = {}
+        for name, value in rows:
+            kind = re.search(r'kind="(\w+)"', name)
+            if kind:
+                kinds[kind[1]] = kinds.get(kind[1], 0) + round(float(value) / 1024)
+        stages[stage] = kinds
+    return stages
+
 # Per connection: over the clients swarm saw logged in (N unless some failed; the
 # gateway's own count is unreadable when it is out of open files: curl cannot connect).
 per = ok or n
@@ -381,6 +407,7 @@ print(json.dumps({
     "slab_after_kib": ka[2] - kb[2],
     # The slab caches that grew most (KiB): where the kernel's share goes.
     "slab_top_kib": slab_top(out),
+    "allocator_kib": allocator(out),
     **idle_cost,
 }))
 PYEOF

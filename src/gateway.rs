@@ -59,6 +59,8 @@ pub struct Gateway {
     pub per_ip: Arc<PerIp>,
     /// Connections upgraded or accepted that have not logged in yet.
     pending_logins: AtomicUsize,
+    /// Places for sessions cleaning up in the backend (`SWITCHBOARD_MAX_TEARDOWNS`).
+    teardowns: tokio::sync::Semaphore,
 }
 
 /// A connection's place among those not logged in yet; given back when dropped.
@@ -101,7 +103,6 @@ impl Gateway {
         metrics.connection_limit.set(config.max_connections as i64);
         let per_ip = PerIp::new(config.max_connections_per_ip, config.connect_rate_per_ip);
         Ok(Arc::new(Gateway {
-            config,
             replica,
             hub,
             bus,
@@ -116,6 +117,8 @@ impl Gateway {
             accepting: AtomicBool::new(true),
             per_ip,
             pending_logins: AtomicUsize::new(0),
+            teardowns: tokio::sync::Semaphore::new(config.max_teardowns),
+            config,
         }))
     }
 
@@ -191,6 +194,21 @@ impl Gateway {
         }
         self.metrics.pending_logins.inc();
         Some(PendingLogin(self.clone()))
+    }
+
+    /// Waits for a place to clean up a closed session in the backend; counted in
+    /// `switchboard_teardowns_waiting` meanwhile. A mass disconnect then holds at most
+    /// `SWITCHBOARD_MAX_TEARDOWNS` clean-ups' Redis calls in memory at once.
+    pub async fn teardown_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        if let Ok(permit) = self.teardowns.try_acquire() {
+            return Some(permit);
+        }
+        let waiting = &self.metrics.teardowns_waiting;
+        waiting.inc();
+        // Never closed, so an error cannot happen; clean up unbounded rather than never.
+        let permit = self.teardowns.acquire().await.ok();
+        waiting.dec();
+        permit
     }
 
     /// Counts a connection turned away before its session started.

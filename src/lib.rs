@@ -23,7 +23,8 @@
 //!   one file each, shared by sessions and the API.
 //! - [`api`]: HTTP routes: `/ws`, `/api/v1`, probes; the admin router with `/metrics`.
 //! - [`matchmaking`]: the ranked matching rule.
-//! - [`metrics`]: the Prometheus registry.
+//! - [`metrics`]: the Prometheus registry (and jemalloc's counters).
+//! - [`sparse`]: maps that shrink once mostly empty (memory back after a disconnect).
 //! - [`accept`]: accepting sockets for every listener (Nagle off, backoff on errors).
 //! - [`http`]: the HTTP server loop (header deadline, graceful stop).
 //! - [`app`]: wiring, listeners and graceful drain.
@@ -51,4 +52,5 @@ pub mod metrics;
 pub mod per_ip;
 pub mod protocol;
 pub mod session;
+pub mod sparse;
 pub mod transport;

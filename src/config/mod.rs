@@ -297,6 +297,12 @@ pub struct Config {
     /// yet; past it upgrades get 503 and TCP connections close 1013 (slowloris guard).
     #[arg(long, env = "SWITCHBOARD_MAX_PENDING_LOGINS", default_value_t = 1024)]
     pub max_pending_logins: usize,
+    /// Closed sessions cleaning up in the backend at once (presence, memberships,
+    /// subscriptions); the rest wait their turn. Bounds the memory of a mass disconnect
+    /// (each clean-up holds a few KiB of Redis calls while it runs) without slowing it:
+    /// Redis serves the calls in turn either way.
+    #[arg(long, env = "SWITCHBOARD_MAX_TEARDOWNS", default_value_t = 256)]
+    pub max_teardowns: usize,
     /// How often `online.watch` feeds are flushed: at most one `online.changes` frame
     /// per watcher per interval, however many users come and go.
     #[arg(long, env = "SWITCHBOARD_ONLINE_FEED_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]

@@ -67,6 +67,7 @@ impl Config {
             ("SWITCHBOARD_OUTBOUND_QUEUE", self.outbound_queue),
             ("SWITCHBOARD_MAX_OUTBOUND_BYTES", self.max_outbound_bytes),
             ("SWITCHBOARD_MAX_PENDING_LOGINS", self.max_pending_logins),
+            ("SWITCHBOARD_MAX_TEARDOWNS", self.max_teardowns),
             (
                 "SWITCHBOARD_MAX_ROOMS_PER_SESSION",
                 self.max_rooms_per_session,

@@ -110,7 +110,9 @@ impl OnlineFeed {
     /// Stops a session's watch; true when it watched.
     pub fn unwatch(&self, session: &str) -> bool {
         let mut watchers = self.watchers.write().unwrap_or_else(|e| e.into_inner());
-        watchers.remove(session).is_some()
+        let removed = watchers.remove(session).is_some();
+        crate::sparse::shrink_when_sparse(&mut watchers);
+        removed
     }
 
     pub fn has_watchers(&self) -> bool {

@@ -9,6 +9,7 @@ use crate::event::{Delivery, Event, EventSink, LocalSnapshot, Topic};
 use crate::metrics::Metrics;
 use crate::protocol::close::{self, CloseCode};
 use crate::protocol::{GameRole, RoomId, ServerFrame, UserId};
+use crate::sparse::shrink_when_sparse;
 use feed::{Changes, OnlineFeed, Watch};
 use outbox::{Outbox, Refused};
 use std::collections::HashMap;
@@ -169,6 +170,8 @@ impl Hub {
                 reg.users.remove(&handle.user);
             }
         }
+        shrink_when_sparse(&mut reg.sessions);
+        shrink_when_sparse(&mut reg.users);
         removed
     }
 
@@ -186,8 +189,10 @@ impl Hub {
             return false;
         };
         let removed = members.remove(&handle.id).is_some();
+        shrink_when_sparse(members);
         if members.is_empty() {
             reg.rooms.remove(room);
+            shrink_when_sparse(&mut reg.rooms);
         }
         removed
     }
@@ -237,6 +242,7 @@ impl Hub {
         let removed = members.remove(&handle.id).is_some();
         if members.is_empty() {
             reg.games.remove(room);
+            shrink_when_sparse(&mut reg.games);
         }
         removed
     }

@@ -215,6 +215,7 @@ impl<'a, T: Transport> Session<'a, T> {
         let (frames, bytes) = handle.outbox.close();
         gw.metrics.outbound_queued.sub(frames as i64);
         gw.metrics.outbound_queued_bytes.sub(bytes as i64);
+        let _place = gw.teardown_permit().await;
         let rooms: Vec<RoomId> = self.rooms.keys().cloned().collect();
         Box::pin(gw.unregister(handle, &rooms)).await;
         let user = &self.identity.user;

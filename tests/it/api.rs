@@ -258,6 +258,8 @@ async fn metrics_expose_the_named_series() {
         "switchboard_deliveries_total",
         "switchboard_fanout_seconds_bucket",
         "switchboard_slow_consumer_closes_total 0",
+        "switchboard_teardowns_waiting 0",
+        "switchboard_allocator_bytes{kind=\"allocated\"}",
         "switchboard_rate_limited_frames_total 0",
         "switchboard_outbound_queued_frames",
         "switchboard_outbound_queue_depth_bucket",

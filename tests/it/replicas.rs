@@ -507,3 +507,43 @@ async fn live_sessions_and_memberships_outlast_the_presence_ttl() {
     let who = bob.request(json!({"type": "who"})).await;
     assert_eq!(who["count"], 2, "{who}");
 }
+
+/// With one clean-up place (`SWITCHBOARD_MAX_TEARDOWNS=1`), forty sessions dropping at
+/// once all leave: each waits its turn, none is forgotten, and the other replica sees
+/// the room empty and the users offline.
+#[tokio::test]
+async fn sessions_dropping_at_once_all_clean_up_through_one_teardown_place() {
+    let (_redis, r1, r2) = pair_with(|c| c.max_teardowns = 1).await;
+    let mut watcher = r2.ws("watcher").await;
+    watcher
+        .request(json!({"type": "join", "room": "crowd"}))
+        .await;
+    let mut crowd = Vec::new();
+    for i in 0..40 {
+        let mut c = r1.ws(&format!("user{i}")).await;
+        c.request(json!({"type": "join", "room": "crowd"})).await;
+        crowd.push(c);
+    }
+    let p = watcher
+        .request(json!({"type": "presence", "room": "crowd"}))
+        .await;
+    assert_eq!(p["count"], 41, "{p}");
+    drop(crowd);
+    until("the crowd to be gone", WAIT, async || {
+        let p = watcher
+            .request(json!({"type": "presence", "room": "crowd"}))
+            .await;
+        let who = watcher.request(json!({"type": "who"})).await;
+        if p["count"] == 1 && who["count"] == 1 {
+            Ok(())
+        } else {
+            Err(format!("presence {p}, who {who}"))
+        }
+    })
+    .await;
+    let (_, metrics) = http(r1.http, "GET", "/metrics", None, None).await;
+    assert!(
+        metrics.contains("switchboard_teardowns_waiting 0"),
+        "{metrics}"
+    );
+}

@@ -113,6 +113,7 @@ impl Presence for MemoryPresence {
         let count = members.len();
         if count == 0 {
             st.rooms.remove(room);
+            crate::sparse::shrink_when_sparse(&mut st.rooms);
         }
         if changed && let Some(u) = st.users.get_mut(user) {
             u.rooms.remove(room);

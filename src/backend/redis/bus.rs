@@ -415,10 +415,9 @@ impl Bus for RedisBackend {
     async fn unsubscribe(&self, topic: &Topic) -> Result<(), BackendError> {
         if !self.hub.has_interest(topic) {
             // A later subscription starts afresh: no "gap" back to this point.
-            self.last_seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(topic);
+            let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.remove(topic);
+            crate::sparse::shrink_when_sparse(&mut seen);
         }
         self.subs.change(self.keys.channel(topic), -1).await
     }

@@ -20,10 +20,11 @@ impl RedisBackend {
                 continue;
             }
             // Forget gap tracking for topics nobody here listens to any more.
-            this.last_seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|topic, _| this.hub.has_interest(topic));
+            {
+                let mut seen = this.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+                seen.retain(|topic, _| this.hub.has_interest(topic));
+                crate::sparse::shrink_when_sparse(&mut seen);
+            }
             let LocalSnapshot {
                 sessions,
                 memberships,

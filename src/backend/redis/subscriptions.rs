@@ -253,6 +253,7 @@ async fn run(
             };
             let _ = r.done.send(result);
         }
+        crate::sparse::shrink_when_sparse(&mut refs);
         count.store(refs.len(), Ordering::Relaxed);
     }
 }

@@ -1,6 +1,8 @@
 //! The Prometheus registry and every named metric. Shared by reference; no locks.
 //! Labels never carry user or room ids, so cardinality stays fixed.
 
+pub mod allocator;
+
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
@@ -34,6 +36,8 @@ pub struct Metrics {
     pub outbound_queued_bytes: IntGauge,
     /// Connections upgraded or accepted but not logged in yet.
     pub pending_logins: IntGauge,
+    /// Closed sessions waiting for a place to clean up (`SWITCHBOARD_MAX_TEARDOWNS`).
+    pub teardowns_waiting: IntGauge,
     /// Depth of a session's queue each time its writer wakes up.
     pub outbound_queue_depth: Histogram,
     /// Inbound frames answered with `error`, by code.
@@ -106,6 +110,14 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("switchboard".into()), None)
             .unwrap_or_else(|_| Registry::new());
+        match allocator::AllocatorCollector::new() {
+            Ok(collector) => {
+                if let Err(err) = registry.register(Box::new(collector)) {
+                    tracing::warn!(cause = %err, "allocator metrics unavailable");
+                }
+            }
+            Err(err) => tracing::warn!(cause = %err, "allocator metrics unavailable"),
+        }
         macro_rules! reg {
             ($m:expr) => {{
                 let m = $m.unwrap_or_else(|e| panic!("metric definition is static: {e}"));
@@ -172,6 +184,10 @@ impl Metrics {
             pending_logins: reg!(IntGauge::new(
                 "pending_logins",
                 "Connections upgraded or accepted but not logged in yet"
+            )),
+            teardowns_waiting: reg!(IntGauge::new(
+                "teardowns_waiting",
+                "Closed sessions waiting for a place to clean up in the backend"
             )),
             outbound_queue_depth: reg!(Histogram::with_opts(
                 HistogramOpts::new(
