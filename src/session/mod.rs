@@ -31,6 +31,7 @@ use crate::transport::{Inbound, Transport};
 use ratelimit::TokenBucket;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, sleep_until, timeout};
@@ -59,22 +60,8 @@ pub fn run<T: Transport>(
 ) -> impl Future<Output = ()> + Send {
     async move {
         // Phases that run once are boxed so the long-lived loop state stays small.
-        let login = Box::pin(login(&gw, &mut transport, &draining)).await;
-        drop(pending);
-        let code = match login {
-            // Two boxes: the session's long-lived future then holds the session once,
-            // not also the registration's arguments and results beside it.
-            // (The started session goes straight into its box: a match on `start`'s
-            // result would keep that result alive, and in this future, while it runs.)
-            Ok((identity, dm_since, id)) => {
-                let started = Box::pin(start(&gw, &mut transport, identity, dm_since, id))
-                    .await
-                    .map(|(session, inbox)| Box::pin(session.live(inbox)));
-                match started {
-                    Ok(session) => session.await,
-                    Err(code) => code,
-                }
-            }
+        let code = match Box::pin(begin(&gw, &mut transport, &draining, pending)).await {
+            Ok(session) => session.await,
             Err(code) => code,
         };
         gw.metrics
@@ -85,6 +72,26 @@ pub fn run<T: Transport>(
         drop(counted);
         drop(ip_slot);
     }
+}
+
+/// Logs in and registers; the session comes back boxed, ready to run. A phase of its
+/// own (boxed by the caller) so that the login's result, 160 bytes, is not kept in the
+/// connection's future for its whole life. Two boxes: the session's long-lived future
+/// then holds the session once, not also the registration's arguments and results.
+async fn begin<'a, T: Transport>(
+    gw: &'a Arc<Gateway>,
+    t: &'a mut T,
+    draining: &CancellationToken,
+    pending: PendingLogin,
+) -> Result<Pin<Box<impl Future<Output = CloseCode> + Send + 'a>>, CloseCode> {
+    let login = Box::pin(login(gw, t, draining)).await;
+    drop(pending);
+    let (identity, dm_since, id) = login?;
+    // (The started session goes straight into its box: a match on `start`'s result
+    // would keep that result alive beside it.)
+    Box::pin(start(gw, t, identity, dm_since, id))
+        .await
+        .map(|(session, inbox)| Box::pin(session.live(inbox)))
 }
 
 /// Longest a close may take: sending the close frame and waiting for the client's side.

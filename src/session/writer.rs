@@ -53,7 +53,10 @@ impl<T: Transport> Session<'_, T> {
         if frames.is_empty() {
             return Written::Ok;
         }
-        match self.write_frames(&frames).await {
+        // Boxed: its timer and select (~370 bytes) would otherwise be part of every
+        // session's long-lived future, idle or not; one allocation per write wake-up
+        // costs less than 256 bytes kept per connection.
+        match Box::pin(self.write_frames(&frames)).await {
             Ok(()) => Written::Ok,
             Err(written) => written,
         }
