@@ -23,9 +23,11 @@ pub struct Identity {
     pub user: UserId,
     pub name: String,
     pub rating: i64,
-    pub perms: Vec<String>,
+    /// (Boxed slices, not `Vec`s: an identity lives in every session, and is never
+    /// grown.)
+    pub perms: Box<[String]>,
     /// Glob patterns of rooms the user may join; `None` means any room.
-    pub rooms: Option<Vec<String>>,
+    pub rooms: Option<Box<[String]>>,
     /// The token's `exp` (Unix seconds): the session ends then unless refreshed.
     pub expires: u64,
 }

@@ -117,8 +117,8 @@ impl Verifier {
             user,
             name,
             rating: claims.rating.unwrap_or(super::DEFAULT_RATING),
-            perms: claims.perms,
-            rooms: claims.rooms,
+            perms: claims.perms.into(),
+            rooms: claims.rooms.map(Into::into),
             expires: claims.exp,
         })
     }

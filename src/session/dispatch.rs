@@ -7,9 +7,9 @@ impl<T: Transport> Session<'_, T> {
     /// Handles one inbound text frame; `Some(code)` ends the session.
     pub(super) async fn on_text(&mut self, text: &str) -> Option<CloseCode> {
         let now = std::time::Instant::now();
-        if !self.limiter.try_take(now) {
+        if !self.limiter.try_take(now, frame_rate(self.gw)) {
             self.gw.metrics.rate_limited.inc();
-            if !self.abuse.try_take(now) {
+            if !self.abuse.try_take(now, abuse_rate(self.gw)) {
                 self.error(None, ErrorCode::RateLimited, "sustained flooding, closing")
                     .await;
                 return Some(close::POLICY);
@@ -48,11 +48,11 @@ impl<T: Transport> Session<'_, T> {
     /// 4008. No error frame per refused ping: that would double the flood's traffic.
     pub(super) async fn on_control(&mut self) -> Option<CloseCode> {
         let now = std::time::Instant::now();
-        if self.limiter.try_take(now) {
+        if self.limiter.try_take(now, frame_rate(self.gw)) {
             return None;
         }
         self.gw.metrics.rate_limited.inc();
-        if self.abuse.try_take(now) {
+        if self.abuse.try_take(now, abuse_rate(self.gw)) {
             return None;
         }
         self.error(None, ErrorCode::RateLimited, "sustained flooding, closing")
@@ -361,7 +361,10 @@ impl<T: Transport> Session<'_, T> {
                     "too many rooms for one session",
                 ));
             }
-            if !self.joins.try_take(std::time::Instant::now()) {
+            if !self
+                .joins
+                .try_take(std::time::Instant::now(), join_rate(self.gw))
+            {
                 self.gw.metrics.rate_limited.inc();
                 return Err(Reply::new(
                     ErrorCode::RateLimited,

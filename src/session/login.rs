@@ -57,7 +57,7 @@ pub(super) async fn login<T: Transport>(
 ) -> Result<(Identity, Option<Position>, Option<Value>), CloseCode> {
     let deadline = Instant::now() + gw.config.login_timeout;
     // Pings before login are answered by the WebSocket layer: bounded like frames.
-    let mut pings = ratelimit::TokenBucket::new(gw.config.rate_limit, gw.config.rate_burst);
+    let mut pings = ratelimit::TokenBucket::full(super::frame_rate(gw));
     let text = loop {
         let inbound = tokio::select! {
             inbound = t.recv() => inbound,
@@ -75,7 +75,7 @@ pub(super) async fn login<T: Transport>(
             Inbound::Text(text) => break text,
             Inbound::Activity => continue,
             Inbound::Control => {
-                if pings.try_take(std::time::Instant::now()) {
+                if pings.try_take(std::time::Instant::now(), super::frame_rate(gw)) {
                     continue;
                 }
                 gw.metrics.logins.with_label_values(&["not_login"]).inc();

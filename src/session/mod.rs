@@ -28,7 +28,7 @@ use crate::protocol::{
     StreamKind, close, parse_request,
 };
 use crate::transport::{Inbound, Transport};
-use ratelimit::TokenBucket;
+use ratelimit::{Rate, TokenBucket};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -135,7 +135,8 @@ struct Session<'a, T: Transport> {
     /// Games that ended (their `game.closed` was written); let go after the write.
     ended_games: Vec<RoomId>,
     /// Set while this session's user waits in the ranked queue (joined from here).
-    ranked: Option<RankWait>,
+    /// Boxed: rarely set, and the session is part of every connection's memory.
+    ranked: Option<Box<RankWait>>,
     limiter: TokenBucket,
     /// Joins of rooms the session is not in (room churn costs memory and Redis keys).
     joins: TokenBucket,
@@ -188,13 +189,37 @@ async fn start<'a, T: Transport>(
         games: HashMap::new(),
         ended_games: Vec::new(),
         ranked: None,
-        limiter: TokenBucket::new(gw.config.rate_limit, gw.config.rate_burst),
-        joins: TokenBucket::new(gw.config.join_rate, gw.config.max_rooms_per_session as f64),
-        abuse: TokenBucket::new(ABUSE_FORGIVE_PER_S, gw.config.rate_abuse_limit),
+        limiter: TokenBucket::full(frame_rate(gw)),
+        joins: TokenBucket::full(join_rate(gw)),
+        abuse: TokenBucket::full(abuse_rate(gw)),
         last_seen: Instant::now(),
         expires_at,
     };
     Ok((session, registered.inbox))
+}
+
+/// Inbound frames per second (and burst) a session may send.
+fn frame_rate(gw: &Gateway) -> Rate {
+    Rate {
+        per_s: gw.config.rate_limit,
+        burst: gw.config.rate_burst,
+    }
+}
+
+/// Refused frames, net of those forgiven per second, before the session is closed.
+fn abuse_rate(gw: &Gateway) -> Rate {
+    Rate {
+        per_s: ABUSE_FORGIVE_PER_S,
+        burst: gw.config.rate_abuse_limit,
+    }
+}
+
+/// New rooms per second a session may join (room churn costs memory and Redis keys).
+fn join_rate(gw: &Gateway) -> Rate {
+    Rate {
+        per_s: gw.config.join_rate,
+        burst: gw.config.max_rooms_per_session as f64,
+    }
 }
 
 impl<'a, T: Transport> Session<'a, T> {

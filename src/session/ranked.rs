@@ -34,11 +34,11 @@ impl<T: Transport> Session<'_, T> {
         // Already waiting from this session: the first join's clock keeps running.
         if self.ranked.is_none() {
             let now = Instant::now();
-            self.ranked = Some(RankWait {
+            self.ranked = Some(Box::new(RankWait {
                 since_ms: player.since_ms,
                 next_status: now + gw.config.rank_status_interval,
                 deadline: now + gw.config.rank_max_wait,
-            });
+            }));
         }
         let frame = ServerFrame::RankQueued {
             id,

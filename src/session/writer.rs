@@ -53,10 +53,10 @@ impl<T: Transport> Session<'_, T> {
         if frames.is_empty() {
             return Written::Ok;
         }
-        // Boxed: its timer and select (~370 bytes) would otherwise be part of every
-        // session's long-lived future, idle or not; one allocation per write wake-up
-        // costs less than 256 bytes kept per connection.
-        match Box::pin(self.write_frames(&frames)).await {
+        // Not boxed, though its timer and select (~370 bytes) are part of every
+        // session's long-lived future: an allocation per write wake-up cost the fan-out
+        // about 0.5 ms of p99 (loadtest/RESULTS.md, "Idle memory: size classes").
+        match self.write_frames(&frames).await {
             Ok(()) => Written::Ok,
             Err(written) => written,
         }
