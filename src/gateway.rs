@@ -73,6 +73,23 @@ impl Drop for PendingLogin {
     }
 }
 
+/// Counts one waiter in a gauge for as long as it lives (also when its future is
+/// dropped while waiting).
+struct Waiting<'a>(&'a prometheus::IntGauge);
+
+impl<'a> Waiting<'a> {
+    fn count(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Waiting(gauge)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// A connection counted in `switchboard_connections` (and against
 /// `SWITCHBOARD_MAX_CONNECTIONS`) from its admission, before a WebSocket upgrade is even
 /// answered, to its end: the next request sees it at once. Given back when dropped, also
@@ -196,19 +213,27 @@ impl Gateway {
         Some(PendingLogin(self.clone()))
     }
 
-    /// Waits for a place to clean up a closed session in the backend; counted in
-    /// `switchboard_teardowns_waiting` meanwhile. A mass disconnect then holds at most
-    /// `SWITCHBOARD_MAX_TEARDOWNS` clean-ups' Redis calls in memory at once.
+    /// Waits for a place to clean up a closed session in the backend, counted in
+    /// `switchboard_teardowns_waiting` meanwhile: a mass disconnect then holds at most
+    /// `SWITCHBOARD_MAX_TEARDOWNS` clean-ups' Redis calls in memory at once. Only while
+    /// Redis answers: then the queue costs no time (Redis serves the calls in turn
+    /// anyway, and in order the first sessions finish first), but in an outage every
+    /// clean-up takes its full timeouts, and a closed session must not wait minutes for
+    /// its close frame. `None` (go ahead) on the memory backend or when Redis is down.
     pub async fn teardown_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let redis = self.redis.as_ref()?;
         if let Ok(permit) = self.teardowns.try_acquire() {
             return Some(permit);
         }
-        let waiting = &self.metrics.teardowns_waiting;
-        waiting.inc();
-        // Never closed, so an error cannot happen; clean up unbounded rather than never.
-        let permit = self.teardowns.acquire().await.ok();
-        waiting.dec();
-        permit
+        let _waiting = Waiting::count(&self.metrics.teardowns_waiting);
+        let step = self.config.redis_timeout;
+        loop {
+            match tokio::time::timeout(step, self.teardowns.acquire()).await {
+                Ok(permit) => return permit.ok(),
+                Err(_) if !redis.healthy() => return None,
+                Err(_) => {}
+            }
+        }
     }
 
     /// Counts a connection turned away before its session started.

@@ -297,10 +297,11 @@ pub struct Config {
     /// yet; past it upgrades get 503 and TCP connections close 1013 (slowloris guard).
     #[arg(long, env = "SWITCHBOARD_MAX_PENDING_LOGINS", default_value_t = 1024)]
     pub max_pending_logins: usize,
-    /// Closed sessions cleaning up in the backend at once (presence, memberships,
-    /// subscriptions); the rest wait their turn. Bounds the memory of a mass disconnect
-    /// (each clean-up holds a few KiB of Redis calls while it runs) without slowing it:
-    /// Redis serves the calls in turn either way.
+    /// Closed sessions cleaning up in Redis at once (presence, memberships,
+    /// subscriptions); the rest wait their turn, while Redis answers. Bounds the memory
+    /// of a mass disconnect (each clean-up holds ~14 KiB of Redis calls while it runs).
+    /// Each clean-up makes its calls one after another, so with a distant Redis or many
+    /// rooms per session a higher value drains a storm faster.
     #[arg(long, env = "SWITCHBOARD_MAX_TEARDOWNS", default_value_t = 256)]
     pub max_teardowns: usize,
     /// How often `online.watch` feeds are flushed: at most one `online.changes` frame

@@ -36,6 +36,10 @@ fn bad_values_name_the_setting() {
     assert!(err.contains("login-timeout"), "{err}");
     let err = parse(&["--outbound-queue", "0"]).expect_err("zero queue");
     assert!(err.contains("SWITCHBOARD_OUTBOUND_QUEUE"), "{err}");
+    for teardowns in ["0", &usize::MAX.to_string()] {
+        let err = parse(&["--max-teardowns", teardowns]).expect_err("teardowns");
+        assert!(err.contains("SWITCHBOARD_MAX_TEARDOWNS"), "{err}");
+    }
     let err = parse(&["--jwt-secret", "s", "--jwt-alg", "RS256"]).expect_err("alg");
     assert!(err.contains("SWITCHBOARD_JWT_ALG"), "{err}");
     let err = parse(&["--heartbeat", "90s"]).expect_err("idle<hb");

@@ -67,7 +67,6 @@ impl Config {
             ("SWITCHBOARD_OUTBOUND_QUEUE", self.outbound_queue),
             ("SWITCHBOARD_MAX_OUTBOUND_BYTES", self.max_outbound_bytes),
             ("SWITCHBOARD_MAX_PENDING_LOGINS", self.max_pending_logins),
-            ("SWITCHBOARD_MAX_TEARDOWNS", self.max_teardowns),
             (
                 "SWITCHBOARD_MAX_ROOMS_PER_SESSION",
                 self.max_rooms_per_session,
@@ -81,6 +80,12 @@ impl Config {
             if n == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
+        }
+        if !(1..=tokio::sync::Semaphore::MAX_PERMITS).contains(&self.max_teardowns) {
+            return Err(format!(
+                "SWITCHBOARD_MAX_TEARDOWNS must be between 1 and {}",
+                tokio::sync::Semaphore::MAX_PERMITS
+            ));
         }
         let rates = [
             ("SWITCHBOARD_RATE_LIMIT", self.rate_limit),
