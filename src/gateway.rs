@@ -226,9 +226,12 @@ impl Gateway {
             return Some(permit);
         }
         let _waiting = Waiting::count(&self.metrics.teardowns_waiting);
-        let step = self.config.redis_timeout;
+        // One acquire for the whole wait: it keeps this session's place in the queue
+        // across the health checks.
+        let acquire = self.teardowns.acquire();
+        tokio::pin!(acquire);
         loop {
-            match tokio::time::timeout(step, self.teardowns.acquire()).await {
+            match tokio::time::timeout(self.config.redis_timeout, &mut acquire).await {
                 Ok(permit) => return permit.ok(),
                 Err(_) if !redis.healthy() => return None,
                 Err(_) => {}
