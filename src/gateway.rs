@@ -73,18 +73,18 @@ impl Drop for PendingLogin {
     }
 }
 
-/// Counts one waiter in a gauge for as long as it lives (also when its future is
-/// dropped while waiting).
-struct Waiting<'a>(&'a prometheus::IntGauge);
+/// Counts one in a gauge for as long as it lives, also when the future holding it is
+/// dropped halfway.
+pub struct GaugeHold(prometheus::IntGauge);
 
-impl<'a> Waiting<'a> {
-    fn count(gauge: &'a prometheus::IntGauge) -> Self {
+impl GaugeHold {
+    fn count(gauge: prometheus::IntGauge) -> Self {
         gauge.inc();
-        Waiting(gauge)
+        GaugeHold(gauge)
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for GaugeHold {
     fn drop(&mut self) {
         self.0.dec();
     }
@@ -94,13 +94,7 @@ impl Drop for Waiting<'_> {
 /// `SWITCHBOARD_MAX_CONNECTIONS`) from its admission, before a WebSocket upgrade is even
 /// answered, to its end: the next request sees it at once. Given back when dropped, also
 /// when an upgrade never completes.
-pub struct ConnectionSlot(prometheus::IntGauge);
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
+pub type ConnectionSlot = GaugeHold;
 
 impl Gateway {
     /// Builds the gateway: the Redis backend when `redis_url` is set, else in-memory.
@@ -171,9 +165,7 @@ impl Gateway {
 
     /// Counts an admitted connection over transport `T` until the slot is dropped.
     pub fn count_connection<T: crate::transport::Transport>(&self) -> ConnectionSlot {
-        let gauge = self.metrics.connections.with_label_values(&[T::KIND]);
-        gauge.inc();
-        ConnectionSlot(gauge)
+        GaugeHold::count(self.metrics.connections.with_label_values(&[T::KIND]))
     }
 
     /// True when `SWITCHBOARD_MAX_CONNECTIONS` is set and reached. A soft cap: upgrades
@@ -225,7 +217,7 @@ impl Gateway {
         if let Ok(permit) = self.teardowns.try_acquire() {
             return Some(permit);
         }
-        let _waiting = Waiting::count(&self.metrics.teardowns_waiting);
+        let _waiting = GaugeHold::count(self.metrics.teardowns_waiting.clone());
         // One acquire for the whole wait: it keeps this session's place in the queue
         // across the health checks.
         let acquire = self.teardowns.acquire();
