@@ -249,9 +249,13 @@ async fn websocket_pings_close_codes_and_binary_frames() {
 
 #[tokio::test]
 async fn connect_errors_name_the_target() {
-    let unused = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = unused.local_addr().expect("addr");
-    drop(unused);
+    // A socket bound but never listening holds the port for the whole test, so no other
+    // test can take it, and connecting to it is refused.
+    let reserved = tokio::net::TcpSocket::new_v4().expect("socket");
+    reserved
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let addr = reserved.local_addr().expect("addr");
     for target in [format!("tcp://{addr}"), format!("ws://{addr}/ws")] {
         match Client::connect(&target).await {
             Err(ClientError::Connect { target: t, .. }) => {
@@ -264,4 +268,5 @@ async fn connect_errors_name_the_target() {
         Client::connect_ws(&format!("tcp://{addr}")).await,
         Err(ClientError::Address(_))
     ));
+    drop(reserved);
 }

@@ -342,14 +342,20 @@ pub struct TestRedis {
 }
 
 impl TestRedis {
+    /// A port found free may be taken by a parallel test before redis-server binds it:
+    /// then the server exits at once and another port is tried.
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut redis = TestRedis { port, child: None };
-        redis.restart().await;
-        redis
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let mut redis = TestRedis { port, child: None };
+            if redis.try_start().await {
+                return redis;
+            }
+        }
+        panic!("redis-server did not start on any of five free ports");
     }
 
     pub fn url(&self) -> String {
@@ -385,6 +391,15 @@ impl TestRedis {
 
     /// Starts (again) on the same port and waits until it answers.
     pub async fn restart(&mut self) {
+        assert!(
+            self.try_start().await,
+            "redis-server exited: port {} taken",
+            self.port
+        );
+    }
+
+    /// Starts on `self.port`; false if the server exited at once (port taken).
+    async fn try_start(&mut self) -> bool {
         self.kill();
         let child = std::process::Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -406,8 +421,14 @@ impl TestRedis {
                 .await
                     && &buf == b"+PONG\r\n"
                 {
-                    return;
+                    return true;
                 }
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(_)) = child.try_wait()
+            {
+                self.child = None;
+                return false;
             }
             assert!(Instant::now() < deadline, "redis-server did not start");
             tokio::time::sleep(Duration::from_millis(20)).await;
