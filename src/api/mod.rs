@@ -11,10 +11,9 @@ use crate::gateway::Gateway;
 use crate::per_ip;
 use crate::protocol::{ErrorCode, Member, MsgId, RoomId, UserId};
 use crate::session;
-use crate::transport::ws::{HARD_LIMIT_FACTOR, WsTransport};
+use crate::transport::ws::{NotAnUpgrade, Upgrade, WsTransport};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{
     ConnectInfo, DefaultBodyLimit, Extension, MatchedPath, Path, Query, Request, State,
 };
@@ -124,9 +123,25 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
 async fn ws_upgrade(
     State(st): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    mut request: Request,
 ) -> Response {
+    let upgrade = match Upgrade::from_request(&mut request) {
+        Ok(upgrade) => upgrade,
+        Err(NotAnUpgrade::Version) => {
+            let mut response =
+                ApiError::new(ErrorCode::BadRequest, NotAnUpgrade::Version.message())
+                    .into_response();
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                header::HeaderValue::from_static("13"),
+            );
+            return response;
+        }
+        Err(refusal) => {
+            return ApiError::new(ErrorCode::BadRequest, refusal.message()).into_response();
+        }
+    };
+    let headers = request.headers();
     // 503 with Retry-After: a load balancer may retry on another replica (HAProxy
     // `retry-on 503`), and any client knows to come back.
     if !st.gw.is_accepting() {
@@ -137,14 +152,14 @@ async fn ws_upgrade(
         st.gw.refused("limit");
         return retry_later("connection limit reached");
     }
-    if !origin_allowed(&st.gw.config.allowed_origins, &headers) {
+    if !origin_allowed(&st.gw.config.allowed_origins, headers) {
         return ApiError::new(ErrorCode::Forbidden, "origin not allowed").into_response();
     }
     // Held by the session task: the address's count drops when the connection ends.
     let ip_slot = match peer {
         Some(Extension(ConnectInfo(peer))) => {
             let trusted = st.gw.config.trusted_proxy_header.as_deref();
-            match st.gw.admit_ip(per_ip::client_ip(peer, &headers, trusted)) {
+            match st.gw.admit_ip(per_ip::client_ip(peer, headers, trusted)) {
                 Ok(slot) => slot,
                 Err(refusal) => return retry_later(refusal.message()),
             }
@@ -157,22 +172,22 @@ async fn ws_upgrade(
     };
     // Counted now, before the 101 goes out: the next upgrade already sees it.
     let counted = st.gw.count_connection::<WsTransport>();
-    let cfg = &st.gw.config;
-    let hard_limit = cfg.max_frame_bytes.saturating_mul(HARD_LIMIT_FACTOR);
-    let write = cfg.write_buffer_bytes;
-    let max_frame = cfg.max_frame_bytes;
-    ws.read_buffer_size(cfg.read_buffer_bytes)
-        .write_buffer_size(write)
-        .max_write_buffer_size(write.saturating_mul(64).max(hard_limit))
-        .max_message_size(hard_limit)
-        .max_frame_size(hard_limit)
-        .on_upgrade(move |socket| {
-            let transport = WsTransport::new(socket, max_frame);
-            let draining = st.draining.clone();
-            st.tracker.track_future(session::run(
-                st.gw, transport, draining, pending, ip_slot, counted,
-            ))
-        })
+    let (response, socket) = upgrade.switch();
+    let AppState {
+        gw,
+        tracker,
+        draining,
+    } = st;
+    // The connection's one task. Its future is allocated for the connection's life, so
+    // it captures only what the session needs and holds the transport once: a `let
+    // else` (an `if let` would keep its scrutinee, the transport, beside the session).
+    tracker.spawn(async move {
+        let Some(transport) = socket.socket(&gw.config).await else {
+            return;
+        };
+        session::run(gw, transport, draining, pending, ip_slot, counted).await;
+    });
+    response
 }
 
 fn retry_later(message: &str) -> Response {

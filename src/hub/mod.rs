@@ -13,10 +13,13 @@ use crate::sparse::shrink_when_sparse;
 use feed::{Changes, OnlineFeed, Watch};
 use outbox::{Outbox, Refused};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::task::{Context, Poll};
 use std::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{Notify, futures::Notified};
 
 /// The hub's view of one live session: its queue and how to close it.
 pub struct SessionHandle {
@@ -26,7 +29,9 @@ pub struct SessionHandle {
     name: Mutex<Arc<str>>,
     /// Frames on their way to the session's writer.
     pub outbox: Outbox,
-    closer: CancellationToken,
+    /// Wakes `closed()` waiters; `close_code` (0 until then) says whether it happened.
+    /// Inline, unlike a `CancellationToken`, which is an allocation of its own per session.
+    closer: Notify,
     close_code: AtomicU16,
 }
 
@@ -50,7 +55,7 @@ impl SessionHandle {
             user,
             name: Mutex::new(Arc::from(name)),
             outbox: Outbox::new(max_frames, max_bytes),
-            closer: CancellationToken::new(),
+            closer: Notify::new(),
             close_code: AtomicU16::new(0),
         })
     }
@@ -70,13 +75,18 @@ impl SessionHandle {
             .close_code
             .compare_exchange(0, code.as_u16(), Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
-        self.closer.cancel();
+        self.closer.notify_waiters();
         first
     }
 
-    /// Resolves when someone asked this session to close.
-    pub fn closed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.closer.cancelled()
+    /// Resolves when someone asked this session to close (at once if that happened).
+    pub fn closed(&self) -> Closed<'_> {
+        Closed {
+            // Created before the code is first read: `notify_waiters` after this point
+            // wakes it even before its first poll, and one before shows in the code.
+            notified: self.closer.notified(),
+            code: &self.close_code,
+        }
     }
 
     pub fn close_code(&self) -> CloseCode {
@@ -84,6 +94,28 @@ impl SessionHandle {
             0 => close::NORMAL,
             code => CloseCode::from_u16(code),
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// `SessionHandle::closed`: no bigger than the `Notified` it waits on plus a pointer
+    /// (it sits in every session's `select!`).
+    pub struct Closed<'a> {
+        #[pin]
+        notified: Notified<'a>,
+        code: &'a AtomicU16,
+    }
+}
+
+impl Future for Closed<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        if this.code.load(Ordering::Acquire) != 0 {
+            return Poll::Ready(());
+        }
+        this.notified.poll(cx)
     }
 }
 
@@ -411,5 +443,40 @@ impl EventSink for Hub {
             .fanout_seconds
             .observe(started.elapsed().as_secs_f64());
         sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn closed_wakes_waiters_and_later_callers_and_the_first_code_wins() {
+        let handle = SessionHandle::new("r-1".into(), UserId::new("u").expect("id"), "u");
+        let waiter = handle.closed();
+        // A future made before the close but first polled after it still completes.
+        let early = handle.closed();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), handle.closed())
+                .await
+                .is_err(),
+            "not closed yet"
+        );
+        let task = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.closed().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(handle.close(close::REPLACED));
+        assert!(!handle.close(close::NORMAL), "the first reason wins");
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .expect("woken")
+            .expect("task");
+        waiter.await;
+        early.await;
+        handle.closed().await;
+        assert_eq!(handle.close_code(), close::REPLACED);
     }
 }

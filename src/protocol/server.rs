@@ -4,9 +4,9 @@
 
 use super::close::CloseCode;
 use super::{ErrorCode, GameRole, GameTarget, UserId};
-use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// A user as shown in presence lists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,9 +6,9 @@ pub mod ws;
 
 use crate::protocol::Encoded;
 use crate::protocol::close::CloseCode;
-use axum::extract::ws::Utf8Bytes;
 use std::future::Future;
 use std::io;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// What a transport read from its client.
 #[derive(Debug)]

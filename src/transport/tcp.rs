@@ -4,11 +4,11 @@
 use super::{Inbound, Transport};
 use crate::protocol::close::CloseCode;
 use crate::protocol::{Encoded, ServerFrame};
-use axum::extract::ws::Utf8Bytes;
 use std::io;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Output buffers that grew past this are shrunk back after a flush.
 const KEEP_OUT_BYTES: usize = 64 * 1024;

@@ -171,3 +171,81 @@ async fn silent_http_connections_count_against_the_pending_login_cap() {
     let (status, _) = http(server.http, "GET", "/healthz", None, None).await;
     assert_eq!(status, 200);
 }
+
+/// Sends a raw request head to `/ws`; returns the whole answer (the server closes or
+/// switches protocols after it, so the head is all there is to read at first).
+async fn raw_upgrade(server: &TestServer, extra_headers: &str) -> String {
+    let mut s = TcpStream::connect(server.http).await.expect("connect");
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\n{extra_headers}\r\n",
+        server.http
+    );
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = vec![0u8; 2048];
+    let n = tokio::time::timeout(WAIT, s.read(&mut answer))
+        .await
+        .expect("answer")
+        .expect("read");
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn requests_that_are_not_upgrades_get_json_errors_naming_what_is_missing() {
+    let log = ErrorLog::capture();
+    let server = TestServer::spawn().await;
+    const KEY: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    for (headers, missing) in [
+        ("", "Connection: upgrade"),
+        (
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
+            "Upgrade: websocket",
+        ),
+        (
+            "Connection: Upgrade\r\nUpgrade: h2c\r\nSec-WebSocket-Version: 13\r\n",
+            "Upgrade: websocket",
+        ),
+        (
+            "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
+            "Sec-WebSocket-Key",
+        ),
+    ] {
+        let answer = raw_upgrade(&server, &format!("{headers}\r\n")).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{headers:?}: {answer}");
+        assert!(answer.contains("\"code\":\"bad_request\""), "{answer}");
+        assert!(
+            answer.contains(missing),
+            "{headers:?} should name {missing}: {answer}"
+        );
+    }
+    // Another protocol version: refused with the one spoken here (RFC 6455 §4.4).
+    let answer = raw_upgrade(
+        &server,
+        &format!("Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\n{KEY}"),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("sec-websocket-version: 13"),
+        "{answer}"
+    );
+    // Token lists and any letter case are upgrades too (browsers send
+    // `Connection: keep-alive, Upgrade`); the accept key is RFC 6455's example.
+    let answer = raw_upgrade(
+        &server,
+        &format!(
+            "Connection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\nSec-WebSocket-Version: 13\r\n{KEY}"
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    assert!(
+        answer.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "accept key: {answer}"
+    );
+    let (status, _) = http(server.http, "POST", "/ws", None, None).await;
+    assert_eq!(status, 405);
+    still_serving(&server).await;
+    log.assert_none();
+}
