@@ -32,7 +32,7 @@ impl Gateway {
         }
         let n = self.next_session.fetch_add(1, Ordering::Relaxed);
         let handle = SessionHandle::with_limits(
-            format!("{}-{n}", self.replica),
+            &format!("{}-{n}", self.replica),
             user.clone(),
             &identity.name,
             self.config.outbound_queue,
@@ -65,7 +65,7 @@ impl Gateway {
         if self.config.duplicate_login == DuplicateLogin::Kick {
             let kick = Event::Kick {
                 user: user.clone(),
-                except: Some(handle.id.clone()),
+                except: Some(handle.id.to_string()),
                 code: close::REPLACED,
             };
             if let Err(err) = self.bus.publish(&Topic::User(user.clone()), kick).await {

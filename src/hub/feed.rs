@@ -79,9 +79,12 @@ impl Changes {
     }
 }
 
+/// Watching sessions by session id.
+type Watchers = HashMap<Arc<str>, (Arc<SessionHandle>, Watch)>;
+
 /// This replica's watchers and the changes waiting for the next flush.
 pub struct OnlineFeed {
-    watchers: RwLock<HashMap<String, (Arc<SessionHandle>, Watch)>>,
+    watchers: RwLock<Watchers>,
     pending: Mutex<Pending>,
     batch: usize,
 }
@@ -182,7 +185,7 @@ mod tests {
 
     fn watched(batch: usize) -> OnlineFeed {
         let feed = OnlineFeed::new(batch);
-        feed.watch(&SessionHandle::new("s".into(), user("w"), "W"), Watch::All);
+        feed.watch(&SessionHandle::new("s", user("w"), "W"), Watch::All);
         feed
     }
 

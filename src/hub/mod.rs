@@ -23,8 +23,9 @@ use tokio::sync::{Notify, futures::Notified};
 
 /// The hub's view of one live session: its queue and how to close it.
 pub struct SessionHandle {
-    /// Unique across replicas: `<replica>-<n>`.
-    pub id: String,
+    /// Unique across replicas: `<replica>-<n>`. Shared, not copied, by every map
+    /// that keys the session (registry, room members, game participants, watchers).
+    pub id: Arc<str>,
     pub user: UserId,
     name: Mutex<Arc<str>>,
     /// Frames on their way to the session's writer.
@@ -37,21 +38,21 @@ pub struct SessionHandle {
 
 impl SessionHandle {
     /// A handle with an unbounded queue (tests, tools).
-    pub fn new(id: String, user: UserId, name: &str) -> Arc<Self> {
+    pub fn new(id: &str, user: UserId, name: &str) -> Arc<Self> {
         Self::with_limits(id, user, name, usize::MAX, usize::MAX)
     }
 
     /// A handle whose queue holds at most `max_frames` frames and `max_bytes` bytes
     /// (one frame larger than that still passes an empty queue).
     pub fn with_limits(
-        id: String,
+        id: &str,
         user: UserId,
         name: &str,
         max_frames: usize,
         max_bytes: usize,
     ) -> Arc<Self> {
         Arc::new(SessionHandle {
-            id,
+            id: Arc::from(id),
             user,
             name: Mutex::new(Arc::from(name)),
             outbox: Outbox::new(max_frames, max_bytes),
@@ -119,13 +120,13 @@ impl Future for Closed<'_> {
     }
 }
 
-type Participants = HashMap<String, (Arc<SessionHandle>, GameRole)>;
+type Participants = HashMap<Arc<str>, (Arc<SessionHandle>, GameRole)>;
 
 #[derive(Default)]
 struct Registry {
-    sessions: HashMap<String, Arc<SessionHandle>>,
+    sessions: HashMap<Arc<str>, Arc<SessionHandle>>,
     users: HashMap<UserId, Vec<Arc<SessionHandle>>>,
-    rooms: HashMap<RoomId, HashMap<String, Arc<SessionHandle>>>,
+    rooms: HashMap<RoomId, HashMap<Arc<str>, Arc<SessionHandle>>>,
     games: HashMap<RoomId, Participants>,
 }
 
@@ -352,7 +353,7 @@ impl EventSink for Hub {
         let sessions = reg
             .sessions
             .values()
-            .map(|h| (h.user.clone(), h.id.clone(), h.name()))
+            .map(|h| (h.user.clone(), h.id.to_string(), h.name()))
             .collect();
         let memberships = reg
             .rooms
@@ -360,7 +361,7 @@ impl EventSink for Hub {
             .flat_map(|(room, members)| {
                 members
                     .values()
-                    .map(move |h| (room.clone(), h.user.clone(), h.id.clone()))
+                    .map(move |h| (room.clone(), h.user.clone(), h.id.to_string()))
             })
             .collect();
         LocalSnapshot {
@@ -375,7 +376,7 @@ impl EventSink for Hub {
         match event {
             Event::Kick { user, except, code } => {
                 for h in reg.users.get(user).into_iter().flatten() {
-                    if except.as_deref() != Some(h.id.as_str()) {
+                    if except.as_deref() != Some(&*h.id) {
                         let _ = h.close(*code);
                     }
                 }
@@ -453,7 +454,7 @@ mod tests {
 
     #[tokio::test]
     async fn closed_wakes_waiters_and_later_callers_and_the_first_code_wins() {
-        let handle = SessionHandle::new("r-1".into(), UserId::new("u").expect("id"), "u");
+        let handle = SessionHandle::new("r-1", UserId::new("u").expect("id"), "u");
         let waiter = handle.closed();
         // A future made before the close but first polled after it still completes.
         let early = handle.closed();

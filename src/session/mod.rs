@@ -27,10 +27,10 @@ use crate::protocol::{
     ClientFrame, Encoded, ErrorCode, GameRole, OkDetail, Reply, Request, RoomId, ServerFrame,
     StreamKind, close, parse_request,
 };
+use crate::sparse::SmallMap;
 use crate::transport::{Inbound, Transport};
 use ratelimit::{Rate, TokenBucket};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,13 +125,13 @@ struct Session<'a, T: Transport> {
     handle: Arc<SessionHandle>,
     /// Joined rooms with the position of the last message written for each (drops
     /// replay overlap, notices a log that started again).
-    rooms: HashMap<RoomId, Position>,
+    rooms: SmallMap<RoomId, Position>,
     /// Last direct message written.
     dm: Position,
     /// Last direct message recorded as delivered in the backend.
     dm_marked: Position,
     /// Games this session takes part in, with its role and the last game message written.
-    games: HashMap<RoomId, (GameRole, Position)>,
+    games: SmallMap<RoomId, (GameRole, Position)>,
     /// Games that ended (their `game.closed` was written); let go after the write.
     ended_games: Vec<RoomId>,
     /// Set while this session's user waits in the ranked queue (joined from here).
@@ -183,10 +183,10 @@ async fn start<'a, T: Transport>(
         t,
         identity,
         handle,
-        rooms: HashMap::new(),
+        rooms: SmallMap::default(),
         dm: registered.dm_after.clone(),
         dm_marked: registered.dm_after,
-        games: HashMap::new(),
+        games: SmallMap::default(),
         ended_games: Vec::new(),
         ranked: None,
         limiter: TokenBucket::full(frame_rate(gw)),

@@ -95,7 +95,7 @@ fn at(seq: u64, epoch: &Epoch) -> Position {
 
 /// A local session in the hub whose queue the test reads.
 fn listener(b: &Backend, id: &str, who: &str) -> Arc<SessionHandle> {
-    let handle = SessionHandle::with_limits(id.into(), user(who), who, 64, usize::MAX);
+    let handle = SessionHandle::with_limits(id, user(who), who, 64, usize::MAX);
     b.hub.add_session(&handle);
     handle
 }
