@@ -25,7 +25,9 @@
 #                          replica (with Redis): KiB RSS per connection once all are in,
 #                          and the RSS after all disconnected (sampled every second until
 #                          5 samples in a row agree within 1%, at most SETTLE_MAX_S=20 s)
-#                          against the baseline before they came. Default 10000.
+#                          against the baseline before they came, taken after WARMUP
+#                          (200) clients came and went (WARMUP=0: from the cold start,
+#                          which counts the code the first logins page in). Default 10000.
 #                          Also: swarm's RSS per client, the connect time, kernel socket
 #                          memory (TCP buffer pages, slab growth). For large N: checks the
 #                          open-file limit and the kernel settings N connections need
@@ -291,6 +293,30 @@ idle)
   sleep 1
   sum_rss() { local p t=0; for p in "$@"; do t=$((t + $(rss_kib "$p"))); done; echo "$t"; }
   sum_conns() { local p t=0 c; for p in "${PORTS[@]}"; do c=$(ws_conns "$p"); t=$((t + ${c:-0})); done; echo "$t"; }
+  # Warm-up: WARMUP clients per gateway (default 200) log in, join, stay a second and
+  # leave before the baseline is taken, so that the figures are per connection and
+  # "after" compares like with like: the first connections also page in the code of the
+  # connection path and fill each worker's allocator cache, a one-time cost of ~1 MiB
+  # that is not any connection's (`cold_baseline_kib` keeps the RSS before it; WARMUP=0
+  # measures from the cold start).
+  cold=$(sum_rss "${GW_PIDS[@]}")
+  WARMUP=${WARMUP:-200}
+  if [ "$WARMUP" -gt 0 ]; then
+    WSW=()
+    for ((k = 0; k < PROCS; k++)); do
+      "$SWARM" --url "ws://127.0.0.1:${PORTS[k]}/ws" --secret "$SECRET" --mode idle --conns "$WARMUP" \
+        --rooms "$(((WARMUP + 9) / 10))" --room "warm$k" --user-prefix "w${k}u" \
+        --seconds 86400 --connect-parallel "$PARALLEL" >"$OUT/warmup-$k.log" 2>&1 &
+      WSW+=($!)
+      PIDS+=($!)
+    done
+    for ((k = 0; k < PROCS; k++)); do wait_line '^connected' "$OUT/warmup-$k.log" "${WSW[k]}"; done
+    sleep 1
+    for sw in "${WSW[@]}"; do kill "$sw"; wait "$sw" 2>/dev/null || true; done
+    for _ in $(seq 1 100); do [ "$(sum_conns)" = 0 ] && break; sleep 0.2; done
+    # jemalloc hands freed pages back within about a second (dirty_decay_ms:1000).
+    sleep 4
+  fi
   base=$(sum_rss "${GW_PIDS[@]}") kbase=$(kernel_mem)
   save_alloc base
   cp /proc/slabinfo "$OUT/slabinfo-base" 2>/dev/null || true
@@ -343,9 +369,9 @@ idle)
   after=${SAMPLES[-1]} kafter=$(kernel_mem)
   save_alloc after
   settle=$(awk -v t0="$t0" -v t1="$(now)" 'BEGIN{printf "%.1f", t1 - t0}')
-  FIG=$(python3 - "$N" "$conns" "$base" "$loaded" "$after" "$settle" "$swarm_kib" \
+  FIG=$(COLD="$cold" WARMUP="$WARMUP" python3 - "$N" "$conns" "$base" "$loaded" "$after" "$settle" "$swarm_kib" \
     "$t0" "$t_gone" "$kbase" "$kloaded" "$kafter" "$IDLE_COST" "$OUT" "$OUT"/swarm-*.log <<'PYEOF'
-import json, re, sys
+import json, os, re, sys
 a = sys.argv[1:]
 idle_cost, out = json.loads(a[12]), a[13]
 del a[12:14]
@@ -395,6 +421,7 @@ per = ok or n
 print(json.dumps({
     "connected": conns, "swarm_connected": ok, "failed": failed, "closed_early": closed,
     "connect_s": secs, "connect_per_s": round(ok / secs) if secs else 0,
+    "warmup_clients": int(os.environ["WARMUP"]), "cold_baseline_kib": int(os.environ["COLD"]),
     "baseline_kib": base, "loaded_kib": loaded, "per_conn_kib": round((loaded - base) / per, 2),
     "after_kib": after, "after_minus_baseline_kib": after - base,
     "after_ratio": round(after / base, 2), "after_per_conn_kib": round((after - base) / per, 2),

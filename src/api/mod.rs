@@ -69,7 +69,9 @@ pub fn router(state: AppState) -> Router {
     let public = if state.gw.config.admin_listen.is_some() {
         public
     } else {
-        public.route("/metrics", get(metrics))
+        public
+            .route("/metrics", get(metrics))
+            .route("/debug/allocator", get(allocator_stats))
     };
     public.nest("/api/v1", api).with_state(state)
 }
@@ -78,6 +80,7 @@ pub fn router(state: AppState) -> Router {
 pub fn admin_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/debug/allocator", get(allocator_stats))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(state)
@@ -90,6 +93,15 @@ async fn readyz(State(st): State<AppState>) -> Response {
         (StatusCode::SERVICE_UNAVAILABLE, "backend unavailable").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    }
+}
+
+/// The allocator's full statistics (JSON), beside the metrics and on the same listener:
+/// where memory goes, by size class, when the gauges are not enough.
+async fn allocator_stats() -> Response {
+    match crate::metrics::allocator::stats_json() {
+        Some(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        None => ApiError::new(ErrorCode::NotFound, "not built with jemalloc").into_response(),
     }
 }
 

@@ -65,6 +65,24 @@ pub fn read() -> Vec<(&'static str, usize)> {
     Vec::new()
 }
 
+/// jemalloc's full statistics as JSON (`malloc_stats_print`): live regions per size
+/// class, per arena, per thread cache. Two of them, taken before and under a load, list
+/// exactly what each connection allocates (loadtest/size_classes.py). None without
+/// jemalloc.
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+pub fn stats_json() -> Option<Vec<u8>> {
+    use tikv_jemalloc_ctl::stats_print::{Options, stats_print};
+    let mut out = Vec::new();
+    let mut options = Options::default();
+    options.json_format = true;
+    stats_print(&mut out, options).ok().map(|()| out)
+}
+
+#[cfg(not(all(feature = "jemalloc", not(target_env = "msvc"))))]
+pub fn stats_json() -> Option<Vec<u8>> {
+    None
+}
+
 #[cfg(all(test, feature = "jemalloc", not(target_env = "msvc")))]
 mod tests {
     #[test]
@@ -74,5 +92,14 @@ mod tests {
             kinds,
             ["allocated", "active", "resident", "metadata", "retained"]
         );
+    }
+
+    #[test]
+    fn the_full_statistics_are_json_with_size_classes() {
+        let json = super::stats_json().expect("stats");
+        let stats: serde_json::Value = serde_json::from_slice(&json).expect("json");
+        let classes = &stats["jemalloc"]["arenas"]["bin"];
+        assert!(classes.as_array().is_some_and(|b| !b.is_empty()), "{classes}");
+        assert!(stats["jemalloc"]["stats.arenas"].is_object());
     }
 }

@@ -185,6 +185,17 @@ async fn admin_listener_keeps_metrics_off_the_public_port() {
         assert_eq!(status(admin_port, path).await, 200, "{path}");
         assert_eq!(status(s.http, path).await, 200, "{path}");
     }
+    // The allocator's statistics follow the metrics.
+    assert_eq!(status(s.http, "/debug/allocator").await, 404);
+    let (code, body) = http(admin_port, "GET", "/debug/allocator", None, None).await;
+    assert_eq!(code, 200);
+    let stats: serde_json::Value =
+        serde_json::from_str(&body).expect("allocator statistics are JSON");
+    assert!(
+        stats["jemalloc"]["arenas"]["bin"].is_array()
+            && stats["jemalloc"]["stats.arenas"].is_object(),
+        "size classes and arena counts: {body:.300}"
+    );
     // The admin port serves nothing else.
     assert_eq!(status(admin_port, "/api/v1/online").await, 404);
 }
