@@ -34,24 +34,39 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds every configured listener; the error names the setting and the address.
+    /// Binds every configured listener with `SWITCHBOARD_LISTEN_BACKLOG`; the error
+    /// names the setting and the address.
     pub async fn bind(config: &Config) -> Result<Self, String> {
-        async fn one(addr: SocketAddr, setting: &str) -> Result<TcpListener, String> {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr} ({setting}): {e}"))
-        }
-        let http = one(config.listen_addr(), "SWITCHBOARD_LISTEN").await?;
+        let backlog = config.listen_backlog;
+        let one = |addr: SocketAddr, setting: &str| {
+            listen(addr, backlog).map_err(|e| format!("cannot listen on {addr} ({setting}): {e}"))
+        };
+        let http = one(config.listen_addr(), "SWITCHBOARD_LISTEN")?;
         let admin = match config.admin_listen {
-            Some(addr) => Some(one(addr, "SWITCHBOARD_ADMIN_LISTEN").await?),
+            Some(addr) => Some(one(addr, "SWITCHBOARD_ADMIN_LISTEN")?),
             None => None,
         };
         let tcp = match config.tcp_listen {
-            Some(addr) => Some(one(addr, "SWITCHBOARD_TCP_LISTEN").await?),
+            Some(addr) => Some(one(addr, "SWITCHBOARD_TCP_LISTEN")?),
             None => None,
         };
         Ok(Listeners { http, admin, tcp })
     }
+}
+
+/// A listening socket as `TcpListener::bind` makes one (`SO_REUSEADDR` on Unix, so a
+/// restarted replica can bind while old connections linger in TIME_WAIT), but with our
+/// backlog instead of tokio's fixed 1024.
+pub fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Serves until `shutdown` resolves, then drains and returns.
@@ -225,5 +240,35 @@ async fn accept_tcp(
             ip_slot,
             counted,
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Connections completed within `wait` of `n` attempts, none accepted.
+    async fn completed(listener: &TcpListener, n: usize, wait: Duration) -> usize {
+        let addr = listener.local_addr().expect("addr");
+        let attempts =
+            (0..n).map(|_| tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr)));
+        let results = futures_util::future::join_all(attempts).await;
+        results
+            .into_iter()
+            .filter(|r| matches!(r, Ok(Ok(_))))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn the_backlog_bounds_connections_waiting_to_be_accepted() {
+        let loopback: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        // Linux queues backlog + 1 completed connections and drops further SYNs (the
+        // client would retry after a second).
+        let small = listen(loopback, 2).expect("listen");
+        let done = completed(&small, 12, Duration::from_millis(300)).await;
+        assert!((2..=4).contains(&done), "backlog 2 let {done} of 12 in");
+        let large = listen(loopback, 64).expect("listen");
+        assert_eq!(completed(&large, 12, Duration::from_millis(300)).await, 12);
     }
 }

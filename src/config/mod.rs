@@ -76,6 +76,12 @@ pub struct Config {
     /// Raw TCP transport address (newline-delimited JSON); off when unset.
     #[arg(long, env = "SWITCHBOARD_TCP_LISTEN")]
     pub tcp_listen: Option<SocketAddr>,
+    /// Connections the kernel completes and queues for each listener before the gateway
+    /// accepts them (`listen(2)` backlog; the kernel caps it at `net.core.somaxconn`).
+    /// A reconnect storm after a replica loss arrives all at once: past the queue,
+    /// clients wait for SYN retries (1 s, 3 s, ...).
+    #[arg(long, env = "SWITCHBOARD_LISTEN_BACKLOG", default_value_t = 4096)]
+    pub listen_backlog: u32,
 
     /// HMAC secret for HS256/384/512 tokens (in dev mode it also signs `/dev/token`).
     /// Without a secret or public key the gateway refuses to start unless it is in dev

@@ -40,6 +40,10 @@ fn bad_values_name_the_setting() {
         let err = parse(&["--max-teardowns", teardowns]).expect_err("teardowns");
         assert!(err.contains("SWITCHBOARD_MAX_TEARDOWNS"), "{err}");
     }
+    for backlog in ["0", "65536"] {
+        let err = parse(&["--listen-backlog", backlog]).expect_err("backlog");
+        assert!(err.contains("SWITCHBOARD_LISTEN_BACKLOG"), "{err}");
+    }
     let err = parse(&["--jwt-secret", "s", "--jwt-alg", "RS256"]).expect_err("alg");
     assert!(err.contains("SWITCHBOARD_JWT_ALG"), "{err}");
     let err = parse(&["--heartbeat", "90s"]).expect_err("idle<hb");

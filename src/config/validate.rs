@@ -81,6 +81,9 @@ impl Config {
                 return Err(format!("{name} must be at least 1"));
             }
         }
+        if !(1..=65_535).contains(&self.listen_backlog) {
+            return Err("SWITCHBOARD_LISTEN_BACKLOG must be between 1 and 65535".into());
+        }
         if !(1..=tokio::sync::Semaphore::MAX_PERMITS).contains(&self.max_teardowns) {
             return Err(format!(
                 "SWITCHBOARD_MAX_TEARDOWNS must be between 1 and {}",

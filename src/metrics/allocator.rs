@@ -99,7 +99,10 @@ mod tests {
         let json = super::stats_json().expect("stats");
         let stats: serde_json::Value = serde_json::from_slice(&json).expect("json");
         let classes = &stats["jemalloc"]["arenas"]["bin"];
-        assert!(classes.as_array().is_some_and(|b| !b.is_empty()), "{classes}");
+        assert!(
+            classes.as_array().is_some_and(|b| !b.is_empty()),
+            "{classes}"
+        );
         assert!(stats["jemalloc"]["stats.arenas"].is_object());
     }
 }
