@@ -299,20 +299,31 @@ idle)
   # connection path and fill each worker's allocator cache, a one-time cost of ~1 MiB
   # that is not any connection's (`cold_baseline_kib` keeps the RSS before it; WARMUP=0
   # measures from the cold start).
+  # idle_swarms LOG ROOM USERS TOTAL ROOMS ADDRESSES: one idle swarm per gateway, sharing
+  # TOTAL clients in ROOMS rooms, spread over ADDRESSES loopback addresses; their pids in
+  # SWARMS. Returns once every swarm has all its clients in or gave up on some (it prints
+  # `connected` once each client has either logged in or failed).
+  idle_swarms() {
+    local log=$1 room=$2 users=$3 total=$4 rooms=$5 addrs=$6 k a urls n
+    local per=$(((total + PROCS - 1) / PROCS))
+    SWARMS=()
+    for ((k = 0; k < PROCS; k++)); do
+      urls=$(for ((a = 1; a <= addrs; a++)); do printf 'ws://127.0.0.%d:%s/ws,' "$a" "${PORTS[k]}"; done)
+      n=$((k < PROCS - 1 ? per : total - per * (PROCS - 1)))
+      "$SWARM" --url "${urls%,}" --secret "$SECRET" --mode idle --conns "$n" \
+        --rooms "$(((rooms + PROCS - 1) / PROCS))" --room "$room$k" --user-prefix "$users${k}u" \
+        --seconds 86400 --connect-parallel "$PARALLEL" >"$OUT/$log-$k.log" 2>&1 &
+      SWARMS+=($!)
+      PIDS+=($!)
+    done
+    for ((k = 0; k < PROCS; k++)); do wait_line '^connected' "$OUT/$log-$k.log" "${SWARMS[k]}"; done
+  }
   cold=$(sum_rss "${GW_PIDS[@]}")
   WARMUP=${WARMUP:-200}
   if [ "$WARMUP" -gt 0 ]; then
-    WSW=()
-    for ((k = 0; k < PROCS; k++)); do
-      "$SWARM" --url "ws://127.0.0.1:${PORTS[k]}/ws" --secret "$SECRET" --mode idle --conns "$WARMUP" \
-        --rooms "$(((WARMUP + 9) / 10))" --room "warm$k" --user-prefix "w${k}u" \
-        --seconds 86400 --connect-parallel "$PARALLEL" >"$OUT/warmup-$k.log" 2>&1 &
-      WSW+=($!)
-      PIDS+=($!)
-    done
-    for ((k = 0; k < PROCS; k++)); do wait_line '^connected' "$OUT/warmup-$k.log" "${WSW[k]}"; done
+    idle_swarms warmup warm w $((WARMUP * PROCS)) $(((WARMUP * PROCS + 9) / 10)) 1
     sleep 1
-    for sw in "${WSW[@]}"; do kill "$sw"; wait "$sw" 2>/dev/null || true; done
+    for sw in "${SWARMS[@]}"; do kill "$sw"; wait "$sw" 2>/dev/null || true; done
     for _ in $(seq 1 100); do [ "$(sum_conns)" = 0 ] && break; sleep 0.2; done
     # jemalloc hands freed pages back within about a second (dirty_decay_ms:1000).
     sleep 4
@@ -320,20 +331,8 @@ idle)
   base=$(sum_rss "${GW_PIDS[@]}") kbase=$(kernel_mem)
   save_alloc base
   cp /proc/slabinfo "$OUT/slabinfo-base" 2>/dev/null || true
-  SWS=()
-  for ((k = 0; k < PROCS; k++)); do
-    port=${PORTS[k]}
-    urls=$(for ((a = 1; a <= ADDRS; a++)); do printf 'ws://127.0.0.%d:%s/ws,' "$a" "$port"; done)
-    n=$((k < PROCS - 1 ? PER : N - PER * (PROCS - 1)))
-    "$SWARM" --url "${urls%,}" --secret "$SECRET" --mode idle --conns "$n" \
-      --rooms "$(((ROOMS + PROCS - 1) / PROCS))" --room "idle$k" --user-prefix "p${k}u" \
-      --seconds 86400 --connect-parallel "$PARALLEL" >"$OUT/swarm-$k.log" 2>&1 &
-    SWS+=($!)
-    PIDS+=($!)
-  done
-  # Until every swarm has all its clients in or gave up on some (it prints `connected`
-  # once each client has either logged in or failed).
-  for ((k = 0; k < PROCS; k++)); do wait_line '^connected' "$OUT/swarm-$k.log" "${SWS[k]}"; done
+  idle_swarms swarm idle p "$N" "$ROOMS" "$ADDRS"
+  SWS=("${SWARMS[@]}")
   for _ in $(seq 1 20); do [ "$(sum_conns)" -ge "$N" ] && break; sleep 0.5; done
   sleep 3
   loaded=$(sum_rss "${GW_PIDS[@]}") conns=$(sum_conns) kloaded=$(kernel_mem)
