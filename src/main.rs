@@ -20,7 +20,25 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Token(args)) => print_token(&args),
         Some(Command::Chat(args)) => switchboard::chat::main(args),
-        None => serve(cli.config),
+        None => serve_on_runtime(cli.config),
+    }
+}
+
+/// tokio's multi-threaded runtime as `#[tokio::main]` builds it (workers from
+/// `TOKIO_WORKER_THREADS` or one per core), plus a park hook: a worker going idle gives
+/// its allocator cache back (at most once a second), so memory freed by a burst leaves
+/// the process even when the worker has nothing more to do.
+fn serve_on_runtime(config: Config) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(switchboard::metrics::allocator::trim_thread_cache)
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(serve(config)),
+        Err(err) => {
+            eprintln!("switchboard: cannot start the runtime: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -79,7 +97,6 @@ fn capped<S: tracing::Subscriber>(
     env.and(cap)
 }
 
-#[tokio::main]
 async fn serve(config: Config) -> ExitCode {
     init_tracing(config.log_format);
     let shutdown = shutdown_signal();
