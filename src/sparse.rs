@@ -14,10 +14,15 @@ const MIN_CAPACITY: usize = 64;
 /// each shrink halves the capacity at least, so over a run of removals the rehashing
 /// costs O(1) per removal, and growing back costs what it did the first time.
 pub fn shrink_when_sparse<K: Eq + Hash, V, S: BuildHasher>(map: &mut HashMap<K, V, S>) {
-    let capacity = map.capacity();
-    if capacity > MIN_CAPACITY && map.len() < capacity / 4 {
-        map.shrink_to(map.len() * 2);
+    if let Some(target) = shrunk_capacity(map.len(), map.capacity(), MIN_CAPACITY) {
+        map.shrink_to(target);
     }
+}
+
+/// The capacity to shrink to (twice the length) once a collection above `min` capacity
+/// uses less than a quarter of it; `None` to leave it.
+fn shrunk_capacity(len: usize, capacity: usize, min: usize) -> Option<usize> {
+    (capacity > min && len < capacity / 4).then_some(len * 2)
 }
 
 /// Entries up to which a `SmallMap` grows one slot at a time.
@@ -100,19 +105,16 @@ impl<K: Ord, V> SmallMap<K, V> {
     {
         let at = self.find(key).ok()?;
         let (_, value) = self.entries.remove(at);
-        let capacity = self.entries.capacity();
-        if capacity > SMALL_EXACT && self.entries.len() < capacity / 4 {
-            self.entries.shrink_to(self.entries.len() * 2);
+        if let Some(target) =
+            shrunk_capacity(self.entries.len(), self.entries.capacity(), SMALL_EXACT)
+        {
+            self.entries.shrink_to(target);
         }
         Some(value)
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &K> {
         self.entries.iter().map(|(k, _)| k)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.into_iter()
     }
 }
 
@@ -141,7 +143,7 @@ mod tests {
         assert_eq!(map.len(), 4);
         assert!(map.contains_key("x") && !map.contains_key("b"));
         *map.get_mut("a").expect("a") += 10;
-        let all: Vec<(&String, &u32)> = map.iter().collect();
+        let all: Vec<(&String, &u32)> = (&map).into_iter().collect();
         let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["a", "c", "m", "x"], "kept sorted");
         assert_eq!(*all[0].1, 13);

@@ -139,18 +139,17 @@ async fn ws_upgrade(
 ) -> Response {
     let upgrade = match Upgrade::from_request(&mut request) {
         Ok(upgrade) => upgrade,
-        Err(NotAnUpgrade::Version) => {
-            let mut response =
-                ApiError::new(ErrorCode::BadRequest, NotAnUpgrade::Version.message())
-                    .into_response();
-            response.headers_mut().insert(
-                header::SEC_WEBSOCKET_VERSION,
-                header::HeaderValue::from_static("13"),
-            );
-            return response;
-        }
         Err(refusal) => {
-            return ApiError::new(ErrorCode::BadRequest, refusal.message()).into_response();
+            let mut response =
+                ApiError::new(ErrorCode::BadRequest, refusal.message()).into_response();
+            if refusal == NotAnUpgrade::Version {
+                // RFC 6455 §4.4: name the version spoken here.
+                response.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    header::HeaderValue::from_static("13"),
+                );
+            }
+            return response;
         }
     };
     let headers = request.headers();

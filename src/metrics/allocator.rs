@@ -1,5 +1,6 @@
 //! jemalloc's own counters as `switchboard_allocator_bytes{kind}`: RSS alone cannot tell
-//! memory the gateway uses from memory the allocator keeps after a burst.
+//! memory the gateway uses from memory the allocator keeps after a burst. Also its full
+//! statistics (`/debug/allocator`) and the idle workers' cache trim.
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -77,16 +78,11 @@ pub fn trim_thread_cache() {
     use std::time::Instant;
     thread_local!(static LAST: Cell<Option<Instant>> = const { Cell::new(None) });
     let now = Instant::now();
-    let due = LAST.with(|last| {
-        let due = last
-            .get()
-            .is_none_or(|at| now.duration_since(at) >= TRIM_EVERY);
-        if due {
-            last.set(Some(now));
-        }
-        due
-    });
-    if due {
+    if LAST
+        .get()
+        .is_none_or(|at| now.duration_since(at) >= TRIM_EVERY)
+    {
+        LAST.set(Some(now));
         flush_thread_cache();
     }
 }

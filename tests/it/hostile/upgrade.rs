@@ -60,19 +60,12 @@ async fn half_open_upgrades_past_the_cap_get_503_and_tcp_1013() {
     let (status, body) = http(server.http, "GET", "/ws", None, None).await;
     // A plain GET is not an upgrade; send a real one.
     assert_ne!(status, 101, "{body}");
-    let mut s = TcpStream::connect(server.http).await.expect("connect");
-    let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        server.http
-    );
-    s.write_all(request.as_bytes()).await.expect("write");
-    let mut answer = vec![0u8; 1024];
-    let n = tokio::time::timeout(WAIT, s.read(&mut answer))
-        .await
-        .expect("answer")
-        .expect("read");
-    let answer = String::from_utf8_lossy(&answer[..n]);
+    let answer = raw_upgrade(
+        &server,
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(
         answer.to_ascii_lowercase().contains("retry-after: 1"),
